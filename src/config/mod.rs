@@ -1,0 +1,161 @@
+//! The experiment file: its types (serde + schemars) and its loading.
+//!
+//! Every field carries a `///` comment: it becomes the description in
+//! `schemas/experiment.schema.json`.
+
+mod load;
+
+pub use load::{load, parse_set, ConfigError, SetArg};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::behaviour::Source;
+use crate::registry::{BehaviourConfig, EnvConfig, ObjectiveConfig, PolicyConfig};
+
+/// One experiment: a composition of named components and the settings of the
+/// training loop. `runner FILE` trains it; the resolved form is written next to
+/// the results as `config.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Name of the experiment; results go to `<out>/<name>/<run_id>/`.
+    pub name: String,
+    /// Seed of every random stream of the run (weights, sampling, evaluation).
+    #[serde(default)]
+    pub seed: u64,
+    /// Compute device: `cpu` (default) or `cuda` (needs a build with the `cuda` feature).
+    #[serde(default)]
+    pub device: DeviceKind,
+    /// Environment: `kind` and its parameters.
+    pub env: EnvConfig,
+    /// Policy network: `kind` and its parameters.
+    pub policy: PolicyConfig,
+    /// Training objective: `kind` and its parameters.
+    pub objective: ObjectiveConfig,
+    /// Behaviour policy (source of the training batches): `kind` and its parameters.
+    pub behaviour: BehaviourConfig,
+    /// Training-loop settings.
+    #[serde(default)]
+    pub train: TrainConfig,
+    /// Evaluation settings.
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+/// Where tensors live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    /// The CPU (bit-for-bit reproducible).
+    #[default]
+    Cpu,
+    /// The first CUDA GPU (requires building with `--features cuda`).
+    Cuda,
+}
+
+/// Settings of the training loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Number of training steps (one batch and one optimisation step each).
+    /// Unset: the paper's budget for the environment (spec/grid.md "Budgets");
+    /// the resolved `config.toml` records the number used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u64>,
+    /// Trajectories per training batch.
+    pub batch_size: usize,
+    /// Number of evaluations over training (evenly spaced; one more at step 0).
+    pub n_evals: usize,
+    /// The `loss` column is the mean training loss over this many last steps.
+    pub loss_window: usize,
+    /// Show a progress bar on stderr while training (only when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: None,
+            batch_size: 16,
+            n_evals: 5,
+            loss_window: 100,
+            progress: true,
+        }
+    }
+}
+
+/// Settings of the evaluations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Fresh student samples (epsilon = 0) drawn at each evaluation for `eval_empirical_l1`.
+    pub samples: usize,
+    /// Rollouts per network call while drawing evaluation samples (memory/speed only).
+    pub batch_size: usize,
+    /// Number of most recent training samples behind `empirical_l1`. Unset: the
+    /// environment's default (grid: 10000 for d=2,H<=256 and d=4,H<=16, else 20000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            samples: 100_000,
+            batch_size: 10_000,
+            window: None,
+        }
+    }
+}
+
+impl Experiment {
+    /// The training-batch schedule of the behaviour, one entry per step, cycled.
+    pub fn schedule(&self) -> Vec<Source> {
+        match &self.behaviour {
+            BehaviourConfig::OnPolicy(_) => vec![Source::Student],
+            BehaviourConfig::Teacher(t) => t.schedule.clone(),
+        }
+    }
+
+    /// Checks that serde cannot express: value ranges and cross-component rules.
+    /// Returns `(key path, message)` for the first violation.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let err = |k: &str, m: String| Err((k.to_string(), m));
+        match &self.env {
+            EnvConfig::Grid(g) => g.check()?,
+        }
+        match &self.policy {
+            PolicyConfig::Mlp(p) => p.check()?,
+        }
+        match &self.objective {
+            ObjectiveConfig::Tb(o) => o.check()?,
+        }
+        match &self.behaviour {
+            BehaviourConfig::OnPolicy(b) => b.check()?,
+            BehaviourConfig::Teacher(b) => b.check()?,
+        }
+        if self.train.batch_size == 0 {
+            return err("train.batch_size", "must be at least 1".into());
+        }
+        if self.train.steps == Some(0) {
+            return err("train.steps", "must be at least 1".into());
+        }
+        if self.train.n_evals == 0 {
+            return err("train.n_evals", "must be at least 1".into());
+        }
+        if self.train.loss_window == 0 {
+            return err("train.loss_window", "must be at least 1".into());
+        }
+        if self.eval.samples == 0 || self.eval.batch_size == 0 {
+            return err(
+                "eval",
+                "`samples` and `batch_size` must be at least 1".into(),
+            );
+        }
+        if self.eval.window == Some(0) {
+            return err("eval.window", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,451 @@
+//! The deceptive gridworld (spec/grid.md "Environment `grid`").
+//!
+//! States are integer vectors s in {0..H-1}^d starting at 0. Action i < d
+//! increments coordinate i, action d stops. An episode ends at the stop action
+//! or as soon as a coordinate reaches H-1.
+
+use candle_core::{Device, Tensor};
+use rand::Rng as _;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Trajectories;
+use crate::objective::{LogPb, PackedBatch, MASKED_LOGIT};
+use crate::policy::mlp::Mlp;
+use crate::rng::Rng;
+
+/// Largest grid (H^d states) whose terminal set we enumerate for the exact metrics.
+pub const MAX_STATES: usize = 1 << 26;
+
+/// Deceptive gridworld: reward high in a ring of small cells near every corner,
+/// a deceptive plateau in the middle (spec/grid.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GridConfig {
+    /// Number of dimensions d.
+    pub ndim: usize,
+    /// Side length H: coordinates run over 0..H-1.
+    pub horizon: usize,
+    /// Reward exponent beta: the reward is R(s)^beta.
+    #[serde(default = "default_beta")]
+    pub beta: f64,
+}
+
+fn default_beta() -> f64 {
+    1.0
+}
+
+impl GridConfig {
+    /// Range checks; `(key, message)` on failure.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let err = |k: &str, m: String| Err((k.to_string(), m));
+        if self.ndim == 0 {
+            return err("env.ndim", "must be at least 1".into());
+        }
+        if self.horizon < 2 || self.horizon > u16::MAX as usize {
+            return err("env.horizon", format!("must be in 2..={}", u16::MAX));
+        }
+        let states = (self.horizon as f64).powi(self.ndim as i32);
+        if states > MAX_STATES as f64 {
+            return err(
+                "env",
+                format!(
+                    "a grid of H^d = {states:e} states is too large to enumerate for the exact metrics (limit {MAX_STATES})"
+                ),
+            );
+        }
+        if !self.beta.is_finite() || self.beta <= 0.0 {
+            return err("env.beta", "must be a positive number".into());
+        }
+        Ok(())
+    }
+
+    /// The paper's training budget before the x1.5 (no local search) and x2
+    /// (buffer) factors: spec/grid.md "Budgets".
+    pub fn base_steps(&self) -> u64 {
+        match self.ndim {
+            2 if self.horizon <= 256 => 4000,
+            2 => 8000,
+            4 if self.horizon <= 16 => 4000,
+            4 => 16000,
+            _ => 4000,
+        }
+    }
+
+    /// Default number of recent training samples behind `empirical_l1` (spec "Metrics").
+    pub fn default_window(&self) -> usize {
+        match (self.ndim, self.horizon) {
+            (2, h) if h <= 256 => 10_000,
+            (4, h) if h <= 16 => 10_000,
+            _ => 20_000,
+        }
+    }
+}
+
+/// The gridworld with its enumerated terminal set.
+pub struct Grid {
+    /// Number of dimensions d.
+    pub ndim: usize,
+    /// Side length H.
+    pub horizon: usize,
+    /// Reward exponent.
+    pub beta: f64,
+    /// Dense state index -> index in the terminal set (`u32::MAX`: not terminal-reachable).
+    terminal_index: Vec<u32>,
+    /// Unnormalised reward R(x) of every state of the terminal set.
+    pub terminal_reward: Vec<f64>,
+    /// p(x) = R(x) / sum R over the terminal set.
+    pub true_density: Vec<f64>,
+    /// Dense state index -> is a goal (reward at its maximum).
+    is_goal: Vec<bool>,
+    /// Number of goals.
+    pub n_goals: usize,
+}
+
+impl Grid {
+    /// Build the grid and enumerate its terminal set (all states with at most
+    /// one coordinate at H-1).
+    pub fn new(cfg: &GridConfig) -> Self {
+        let (d, h) = (cfg.ndim, cfg.horizon);
+        let n = h.pow(d as u32);
+        let mut grid = Grid {
+            ndim: d,
+            horizon: h,
+            beta: cfg.beta,
+            terminal_index: vec![u32::MAX; n],
+            terminal_reward: Vec::new(),
+            true_density: Vec::new(),
+            is_goal: vec![false; n],
+            n_goals: 0,
+        };
+        let mut s = vec![0u16; d];
+        let mut rewards = Vec::with_capacity(n);
+        for idx in 0..n {
+            let mut rest = idx;
+            for c in s.iter_mut() {
+                *c = (rest % h) as u16;
+                rest /= h;
+            }
+            rewards.push(grid.reward(&s));
+            let at_edge = s.iter().filter(|&&c| c as usize == h - 1).count();
+            if at_edge < 2 {
+                grid.terminal_index[idx] = grid.terminal_reward.len() as u32;
+                grid.terminal_reward.push(rewards[idx]);
+            }
+        }
+        // Goals: reward at its maximum over all states (as the reference).
+        let max = rewards.iter().cloned().fold(f64::MIN, f64::max);
+        for (g, r) in grid.is_goal.iter_mut().zip(&rewards) {
+            *g = *r >= max;
+        }
+        grid.n_goals = grid.is_goal.iter().filter(|&&g| g).count();
+        let z: f64 = grid.terminal_reward.iter().sum();
+        grid.true_density = grid.terminal_reward.iter().map(|r| r / z).collect();
+        grid
+    }
+
+    /// R(s) = (-0.1 prod[u_i > 0.2] + 2 prod[0.6 < u_i < 0.8] + 0.1 + 1e-5)^beta,
+    /// u_i = |2 s_i / (H-1) - 1|.
+    pub fn reward(&self, s: &[u16]) -> f64 {
+        let (mut outer, mut ring) = (true, true);
+        for &c in s {
+            let u = (c as f64 / (self.horizon - 1) as f64 * 2.0 - 1.0).abs();
+            outer &= u > 0.2;
+            ring &= u > 0.6 && u < 0.8;
+        }
+        let r = -0.1 * (outer as u8 as f64) + 2.0 * (ring as u8 as f64) + 0.1 + 1e-5;
+        r.powf(self.beta)
+    }
+
+    /// Size of the observation: d one-hot vectors of length H.
+    pub fn obs_dim(&self) -> usize {
+        self.ndim * self.horizon
+    }
+
+    /// Forward actions: d increments and stop.
+    pub fn n_forward_actions(&self) -> usize {
+        self.ndim + 1
+    }
+
+    /// Backward actions: d decrements.
+    pub fn n_backward_actions(&self) -> usize {
+        self.ndim
+    }
+
+    /// Dense index of a state (coordinate 0 varies fastest).
+    pub fn dense(&self, s: &[u16]) -> usize {
+        s.iter()
+            .rev()
+            .fold(0, |acc, &c| acc * self.horizon + c as usize)
+    }
+
+    /// Index of `s` in the terminal set, if it belongs to it.
+    pub fn terminal_index(&self, s: &[u16]) -> Option<usize> {
+        let i = self.terminal_index[self.dense(s)];
+        (i != u32::MAX).then_some(i as usize)
+    }
+
+    /// Whether `s` is a goal (maximal reward).
+    pub fn is_goal(&self, s: &[u16]) -> bool {
+        self.is_goal[self.dense(s)]
+    }
+
+    /// Write the one-hot observation of `s` into `out` (length d*H, zeroed).
+    fn write_obs(&self, s: &[u16], out: &mut [f32]) {
+        for (i, &c) in s.iter().enumerate() {
+            out[i * self.horizon + c as usize] = 1.0;
+        }
+    }
+
+    /// Valid backward actions (parents) of `s`: decrement i where s_i > 0,
+    /// except that a state with a coordinate j at H-1 has only the parent
+    /// s - e_j (any other parent would itself have been terminal).
+    fn parent_mask(&self, s: &[u16], out: &mut [bool]) {
+        let edge = s.iter().position(|&c| c as usize == self.horizon - 1);
+        for (i, (o, &c)) in out.iter_mut().zip(s).enumerate() {
+            *o = c > 0 && edge.is_none_or(|j| j == i);
+        }
+    }
+
+    /// Number of parents of `s` (uniform P_B is 1 / this).
+    pub fn n_parents(&self, s: &[u16]) -> usize {
+        let mut mask = vec![false; self.ndim];
+        self.parent_mask(s, &mut mask);
+        mask.iter().filter(|&&m| m).count()
+    }
+
+    /// Sample `n` complete trajectories from `policy` (forward logits are its
+    /// first d+1 outputs), mixing its action distribution with uniform:
+    /// p = (1 - eps) softmax + eps / (d+1). One network call per time step for
+    /// all unfinished trajectories: `[n_active, d*H] -> [n_active, out]`.
+    pub fn rollout(
+        &self,
+        policy: &Mlp,
+        n: usize,
+        eps: f64,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> candle_core::Result<Trajectories> {
+        let (d, a_dim, obs_dim) = (self.ndim, self.n_forward_actions(), self.obs_dim());
+        let mut states: Vec<Vec<u16>> = vec![vec![0; d]; n];
+        let mut actions: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut current = vec![0u16; n * d];
+        let mut active: Vec<usize> = (0..n).collect();
+        let mut obs = Vec::new();
+        let mut probs = vec![0f64; a_dim];
+        while !active.is_empty() {
+            let na = active.len();
+            obs.clear();
+            obs.resize(na * obs_dim, 0f32);
+            for (k, &b) in active.iter().enumerate() {
+                self.write_obs(
+                    &current[b * d..(b + 1) * d],
+                    &mut obs[k * obs_dim..(k + 1) * obs_dim],
+                );
+            }
+            let x = Tensor::from_slice(&obs, (na, obs_dim), device)?;
+            // [na, out] -> forward logits [na, d+1] on the host
+            let logits: Vec<f32> = policy
+                .forward(&x)?
+                .narrow(1, 0, a_dim)?
+                .contiguous()?
+                .flatten_all()?
+                .to_vec1()?;
+            let mut still = Vec::with_capacity(na);
+            for (k, &b) in active.iter().enumerate() {
+                let s = &mut current[b * d..(b + 1) * d];
+                let row = &logits[k * a_dim..(k + 1) * a_dim];
+                // Masked softmax: increments of a coordinate at H-1 are invalid.
+                let mut max = f64::MIN;
+                for (i, p) in probs.iter_mut().enumerate() {
+                    let valid = i == d || (s[i] as usize) < self.horizon - 1;
+                    *p = if valid { row[i] as f64 } else { f64::NEG_INFINITY };
+                    max = max.max(*p);
+                }
+                let mut z = 0.0;
+                for p in probs.iter_mut() {
+                    *p = (*p - max).exp();
+                    z += *p;
+                }
+                let u: f64 = rng.random();
+                let mut acc = 0.0;
+                let mut action = a_dim - 1;
+                for (i, p) in probs.iter().enumerate() {
+                    acc += (1.0 - eps) * p / z + eps / a_dim as f64;
+                    if u < acc {
+                        action = i;
+                        break;
+                    }
+                }
+                actions[b].push(action as u32);
+                let done = if action == d {
+                    true
+                } else {
+                    s[action] += 1;
+                    s[action] as usize == self.horizon - 1
+                };
+                states[b].extend_from_slice(s);
+                if !done {
+                    still.push(b);
+                }
+            }
+            active = still;
+        }
+        let mut out = Trajectories {
+            state_dim: d,
+            ..Default::default()
+        };
+        for (st, ac) in states.iter().zip(&actions) {
+            let reward = self.reward(&st[st.len() - d..]);
+            out.push(st, ac, reward);
+        }
+        Ok(out)
+    }
+
+    /// Tensors of a batch for the objectives: one row per state of the packed
+    /// batch, forward-action masks, gather indices and segment matrices.
+    pub fn pack(
+        &self,
+        trajs: &Trajectories,
+        learn_pb: bool,
+        device: &Device,
+    ) -> candle_core::Result<PackedBatch> {
+        let (d, a_dim, obs_dim) = (self.ndim, self.n_forward_actions(), self.obs_dim());
+        let (bsz, n) = (trajs.len(), trajs.n_states());
+        let mut obs = vec![0f32; n * obs_dim];
+        let mut fwd_mask = vec![0f32; n * a_dim];
+        let mut bwd_mask = vec![0f32; n * d];
+        let mut parents = vec![false; d];
+        for i in 0..n {
+            let s = trajs.state(i);
+            self.write_obs(s, &mut obs[i * obs_dim..(i + 1) * obs_dim]);
+            for (j, &c) in s.iter().enumerate() {
+                if c as usize == self.horizon - 1 {
+                    fwd_mask[i * a_dim + j] = MASKED_LOGIT;
+                }
+            }
+            self.parent_mask(s, &mut parents);
+            for (j, &p) in parents.iter().enumerate() {
+                if !p {
+                    bwd_mask[i * d + j] = MASKED_LOGIT;
+                }
+            }
+        }
+        let m = trajs.actions.len();
+        let mut pf_index = Vec::with_capacity(m);
+        let mut pf_segment = vec![0f32; bsz * m];
+        let mut pb_index = Vec::with_capacity(m);
+        let mut pb_rows = Vec::with_capacity(m);
+        let mut pb_fixed = vec![0f32; bsz];
+        for b in 0..bsz {
+            let start = trajs.offsets[b];
+            for (t, &a) in trajs.actions_of(b).iter().enumerate() {
+                let row = start + t;
+                pf_segment[b * m + pf_index.len()] = 1.0;
+                pf_index.push((row * a_dim) as u32 + a);
+                // The backward step of the stop action has probability 1.
+                if a as usize != d {
+                    pb_index.push(((row + 1) * d) as u32 + a);
+                    pb_rows.push(b);
+                    pb_fixed[b] -= (self.n_parents(trajs.state(row + 1)) as f32).ln();
+                }
+            }
+        }
+        let log_pb = if learn_pb {
+            let mut segment = vec![0f32; bsz * pb_index.len()];
+            for (k, &b) in pb_rows.iter().enumerate() {
+                segment[b * pb_index.len() + k] = 1.0;
+            }
+            LogPb::Learned {
+                mask: Tensor::from_vec(bwd_mask, (n, d), device)?,
+                index: Tensor::from_vec(pb_index.clone(), pb_index.len(), device)?,
+                segment: Tensor::from_vec(segment, (bsz, pb_index.len()), device)?,
+            }
+        } else {
+            LogPb::Fixed(Tensor::from_vec(pb_fixed, bsz, device)?)
+        };
+        Ok(PackedBatch {
+            batch: bsz,
+            obs: Tensor::from_vec(obs, (n, obs_dim), device)?,
+            fwd_mask: Tensor::from_vec(fwd_mask, (n, a_dim), device)?,
+            pf_index: Tensor::from_vec(pf_index, m, device)?,
+            pf_segment: Tensor::from_vec(pf_segment, (bsz, m), device)?,
+            log_pb,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(d: usize, h: usize) -> Grid {
+        Grid::new(&GridConfig {
+            ndim: d,
+            horizon: h,
+            beta: 1.0,
+        })
+    }
+
+    /// Goal counts of spec/grid.md "Environment `grid`".
+    #[test]
+    fn goal_counts_match_spec() {
+        for (d, h, goals) in [(2, 32, 36), (2, 64, 144), (2, 256, 2601), (4, 16, 81), (4, 32, 1296)] {
+            assert_eq!(grid(d, h).n_goals, goals, "d={d} H={h}");
+        }
+    }
+
+    /// Hand-computed rewards on d=2, H=32 (u = |2 s/31 - 1|).
+    #[test]
+    fn reward_values() {
+        let g = grid(2, 32);
+        // s = (0,0): u = 1 > 0.2 both -> -0.1 + 0.1 + 1e-5.
+        assert!((g.reward(&[0, 0]) - 1e-5).abs() < 1e-12);
+        // s = (15,15): u = 1/31 < 0.2 -> 0.1 + 1e-5 (the deceptive middle).
+        assert!((g.reward(&[15, 15]) - 0.10001).abs() < 1e-12);
+        // s = (4,4): u = 23/31 = 0.742 in (0.6, 0.8) -> -0.1 + 2 + 0.1 + 1e-5 = 2.00001.
+        assert!((g.reward(&[4, 4]) - 2.00001).abs() < 1e-12);
+        assert!(g.is_goal(&[4, 4]) && !g.is_goal(&[15, 15]));
+        // Mixed: (4, 15) -> only the middle term: 0.10001.
+        assert!((g.reward(&[4, 15]) - 0.10001).abs() < 1e-12);
+        // beta = 2 squares it.
+        let g2 = Grid::new(&GridConfig { ndim: 2, horizon: 32, beta: 2.0 });
+        assert!((g2.reward(&[4, 4]) - 2.00001f64.powi(2)).abs() < 1e-9);
+    }
+
+    /// Terminal set: states with at most one coordinate at H-1; density sums to 1.
+    #[test]
+    fn terminal_set_and_density() {
+        let g = grid(2, 8);
+        assert_eq!(g.terminal_reward.len(), 64 - 1); // only (7,7) excluded
+        assert!(g.terminal_index(&[7, 7]).is_none());
+        assert!(g.terminal_index(&[7, 3]).is_some());
+        let total: f64 = g.true_density.iter().sum();
+        assert!((total - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn parents() {
+        let g = grid(3, 8);
+        assert_eq!(g.n_parents(&[0, 0, 0]), 0);
+        assert_eq!(g.n_parents(&[1, 0, 2]), 2);
+        // A coordinate at H-1: the only parent decrements it.
+        assert_eq!(g.n_parents(&[7, 3, 2]), 1);
+    }
+
+    #[test]
+    fn pack_hand_trajectory() {
+        // d=2, H=4: (0,0) -a0-> (1,0) -a1-> (1,1) -stop-> (1,1).
+        let g = grid(2, 4);
+        let mut t = Trajectories { state_dim: 2, ..Default::default() };
+        t.push(&[0, 0, 1, 0, 1, 1, 1, 1], &[0, 1, 2], g.reward(&[1, 1]));
+        let p = g.pack(&t, false, &Device::Cpu).unwrap();
+        assert_eq!(p.obs.dims(), &[4, 8]);
+        let idx: Vec<u32> = p.pf_index.to_vec1().unwrap();
+        assert_eq!(idx, vec![0, 3 + 1, 6 + 2]);
+        // log P_B: (1,0) has 1 parent, (1,1) has 2, stop step has prob 1.
+        let LogPb::Fixed(pb) = p.log_pb else { panic!() };
+        let pb: Vec<f32> = pb.to_vec1().unwrap();
+        assert!((pb[0] + 2f32.ln()).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,67 @@
+//! Environments: state spaces, rewards and batched rollouts.
+
+pub mod grid;
+
+/// A batch of complete trajectories, packed without padding.
+///
+/// Trajectory `b` owns the states `offsets[b]..offsets[b+1]` (s_0 .. s_n, the
+/// terminal state included; a trajectory that ended with the stop action
+/// repeats its last state, as the reference does) and the `n = len - 1`
+/// actions starting at `offsets[b] - b`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Trajectories {
+    /// Coordinates per state.
+    pub state_dim: usize,
+    /// `[n_states, state_dim]`, row-major.
+    pub states: Vec<u16>,
+    /// `[n_states - batch]`: the forward action taken from each non-final state.
+    pub actions: Vec<u32>,
+    /// `[batch + 1]`: state ranges of the trajectories.
+    pub offsets: Vec<usize>,
+    /// `[batch]`: reward R(x) of each terminal state.
+    pub reward: Vec<f64>,
+}
+
+impl Trajectories {
+    /// Number of trajectories.
+    pub fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// True when the batch holds no trajectory.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of states (rows of the packed batch).
+    pub fn n_states(&self) -> usize {
+        self.states.len() / self.state_dim.max(1)
+    }
+
+    /// State `i` of the packed batch.
+    pub fn state(&self, i: usize) -> &[u16] {
+        &self.states[i * self.state_dim..(i + 1) * self.state_dim]
+    }
+
+    /// The terminal state x of trajectory `b`.
+    pub fn terminal(&self, b: usize) -> &[u16] {
+        self.state(self.offsets[b + 1] - 1)
+    }
+
+    /// Actions of trajectory `b`.
+    pub fn actions_of(&self, b: usize) -> &[u32] {
+        &self.actions[self.offsets[b] - b..self.offsets[b + 1] - b - 1]
+    }
+
+    /// Append one trajectory given its states (flattened) and actions.
+    pub fn push(&mut self, states: &[u16], actions: &[u32], reward: f64) {
+        debug_assert_eq!(states.len(), (actions.len() + 1) * self.state_dim);
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        self.states.extend_from_slice(states);
+        self.actions.extend_from_slice(actions);
+        self.offsets.push(self.n_states());
+        self.reward.push(reward);
+    }
+}

@@ -1,0 +1,23 @@
+//! Reference experiment runner for amortized samplers trained as GFlowNets,
+//! the system of "Adaptive Teachers for Amortized Samplers" (ICLR 2025).
+//!
+//! An experiment file composes components from the [`registry`]; [`train::run`]
+//! trains any combination with one loop; results are CSV files (see README).
+
+pub mod behaviour;
+pub mod config;
+pub mod envs;
+pub mod metrics;
+pub mod objective;
+pub mod optim;
+pub mod output;
+pub mod policy;
+pub mod registry;
+pub mod rng;
+pub mod train;
+
+/// JSON Schema of the experiment file, generated from the Rust types.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(config::Experiment);
+    serde_json::to_string_pretty(&schema).expect("schema serializes") + "\n"
+}

@@ -1,0 +1,148 @@
+//! Trajectory balance (TB, arXiv 2201.13259):
+//! delta(tau) = log R(x) + sum log P_B - log Z - sum log P_F, loss = mean delta^2.
+
+use candle_core::{Result, Tensor, D};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{LogPb, PackedBatch};
+
+/// Trajectory balance with its own learning rate for log Z (spec/grid.md "Policy `mlp`").
+/// The teacher, when there is one, is trained with the same settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TbConfig {
+    /// Adam learning rate of the policy network.
+    pub lr: f64,
+    /// Adam learning rate of log Z.
+    pub log_z_lr: f64,
+    /// Initial value of log Z.
+    pub log_z_init: f64,
+    /// Clip the global gradient norm (network and log Z together) to this; 0 disables clipping.
+    pub clip_grad_norm: f64,
+}
+
+impl Default for TbConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            log_z_lr: 1e-1,
+            log_z_init: 0.0,
+            clip_grad_norm: 1.0,
+        }
+    }
+}
+
+impl TbConfig {
+    /// Range checks; `(key, message)` on failure.
+    pub fn check(&self) -> std::result::Result<(), (String, String)> {
+        for (k, v) in [("objective.lr", self.lr), ("objective.log_z_lr", self.log_z_lr)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err((k.into(), "must be a positive number".into()));
+            }
+        }
+        if !(self.clip_grad_norm.is_finite() && self.clip_grad_norm >= 0.0) {
+            return Err((
+                "objective.clip_grad_norm".into(),
+                "must be >= 0 (0 disables clipping)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Per-trajectory TB residuals `[B]`.
+///
+/// `out`: `[N, out]` network outputs for the packed states (forward logits
+/// first, then backward logits); `log_z`: scalar; `log_reward`: `[B]`.
+pub fn tb_delta(
+    out: &Tensor,
+    batch: &PackedBatch,
+    log_z: &Tensor,
+    log_reward: &Tensor,
+) -> Result<Tensor> {
+    let a_dim = batch.fwd_mask.dim(1)?;
+    // [N, A] -> log-softmax over valid actions -> [N*A] -> [M] -> [B]
+    let log_pf = candle_nn::ops::log_softmax(&(out.narrow(1, 0, a_dim)? + &batch.fwd_mask)?, D::Minus1)?;
+    let sum_pf = segment_sum(&log_pf, &batch.pf_index, &batch.pf_segment)?;
+    let sum_pb = match &batch.log_pb {
+        LogPb::Fixed(t) => t.clone(),
+        LogPb::Learned {
+            mask,
+            index,
+            segment,
+        } => {
+            let b_dim = mask.dim(1)?;
+            let log_pb = candle_nn::ops::log_softmax(&(out.narrow(1, a_dim, b_dim)? + mask)?, D::Minus1)?;
+            segment_sum(&log_pb, index, segment)?
+        }
+    };
+    // delta = log R + sum log P_B - log Z - sum log P_F
+    (log_reward + sum_pb)?
+        .broadcast_sub(log_z)?
+        .sub(&sum_pf)
+}
+
+/// Gather `values.flatten()[index]` `[M]` and sum per trajectory with `segment` `[B, M]` -> `[B]`.
+fn segment_sum(values: &Tensor, index: &Tensor, segment: &Tensor) -> Result<Tensor> {
+    let picked = values.flatten_all()?.index_select(index, 0)?; // [M]
+    segment.matmul(&picked.unsqueeze(1)?)?.squeeze(1) // [B]
+}
+
+/// TB loss: mean of delta^2 over the batch.
+pub fn tb_loss(delta: &Tensor) -> Result<Tensor> {
+    delta.sqr()?.mean_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envs::grid::{Grid, GridConfig};
+    use crate::envs::Trajectories;
+    use candle_core::Device;
+
+    /// TB on a hand-built trajectory with hand-picked logits.
+    /// d=2, H=4: (0,0) -a0-> (1,0) -a1-> (1,1) -stop-> (1,1).
+    /// Network output = zeros except logit 2 (stop) = ln 2 in every row:
+    /// softmax over 3 actions = (1/4, 1/4, 1/2), so
+    /// sum log P_F = ln(1/4) + ln(1/4) + ln(1/2) = -5 ln 2.
+    /// Uniform P_B: (1,0) has 1 parent, (1,1) has 2, stop step 1: sum = -ln 2.
+    /// R(1,1): u = |2/3 - 1| = 1/3 > 0.2 in both coords, not in (0.6,0.8):
+    /// R = -0.1 + 0.1 + 1e-5 = 1e-5; log R uses R + 1e-8.
+    /// delta = ln(1e-5 + 1e-8) - ln 2 - log Z + 5 ln 2, with log Z = 0.5.
+    #[test]
+    fn tb_delta_hand_trajectory() {
+        let dev = Device::Cpu;
+        let g = Grid::new(&GridConfig { ndim: 2, horizon: 4, beta: 1.0 });
+        let mut t = Trajectories { state_dim: 2, ..Default::default() };
+        t.push(&[0, 0, 1, 0, 1, 1, 1, 1], &[0, 1, 2], g.reward(&[1, 1]));
+        let p = g.pack(&t, false, &dev).unwrap();
+        let ln2 = 2f32.ln();
+        let out = Tensor::new(&[[0f32, 0.0, ln2, 0.0, 0.0]; 4], &dev).unwrap();
+        let log_z = Tensor::new(0.5f32, &dev).unwrap();
+        let log_r = Tensor::new(&[(1e-5f64 + 1e-8).ln() as f32], &dev).unwrap();
+        let delta: Vec<f32> = tb_delta(&out, &p, &log_z, &log_r).unwrap().to_vec1().unwrap();
+        let expected = (1e-5f64 + 1e-8).ln() - 2f64.ln() - 0.5 + 5.0 * 2f64.ln();
+        assert!((delta[0] as f64 - expected).abs() < 1e-5, "{delta:?} vs {expected}");
+        let loss: f32 = tb_loss(&Tensor::new(&[1f32, -3.0], &dev).unwrap()).unwrap().to_scalar().unwrap();
+        assert_eq!(loss, 5.0);
+    }
+
+    /// A learned P_B with zero backward logits equals the uniform P_B.
+    #[test]
+    fn learned_pb_with_flat_logits_is_uniform() {
+        let dev = Device::Cpu;
+        let g = Grid::new(&GridConfig { ndim: 2, horizon: 4, beta: 1.0 });
+        let mut t = Trajectories { state_dim: 2, ..Default::default() };
+        t.push(&[0, 0, 1, 0, 1, 1, 2, 1, 3, 1], &[0, 1, 0, 0], g.reward(&[3, 1]));
+        t.push(&[0, 0, 0, 0], &[2], g.reward(&[0, 0]));
+        let out = Tensor::zeros((t.n_states(), 5), candle_core::DType::F32, &dev).unwrap();
+        let z = Tensor::new(0f32, &dev).unwrap();
+        let r = Tensor::new(&[0f32, 0.0], &dev).unwrap();
+        let fixed: Vec<f32> = tb_delta(&out, &g.pack(&t, false, &dev).unwrap(), &z, &r).unwrap().to_vec1().unwrap();
+        let learned: Vec<f32> = tb_delta(&out, &g.pack(&t, true, &dev).unwrap(), &z, &r).unwrap().to_vec1().unwrap();
+        for (a, b) in fixed.iter().zip(&learned) {
+            assert!((a - b).abs() < 1e-5, "{fixed:?} {learned:?}");
+        }
+    }
+}

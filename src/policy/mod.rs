@@ -1,0 +1,3 @@
+//! Policy networks.
+
+pub mod mlp;

@@ -1,0 +1,92 @@
+//! The component registry: one internally tagged enum per component kind.
+//!
+//! The `kind` key of a component table selects the variant; every variant wraps
+//! its own `XConfig` struct (`#[serde(deny_unknown_fields)]`, documented
+//! fields), which lives next to the component it builds. Adding a component is
+//! adding one line here plus its config struct: the compiler then checks every
+//! `match`, and the JSON schema picks it up.
+//!
+//! Serde loses the key path of errors inside internally tagged enums (it
+//! buffers the table first), so each enum also gets `check_table`, which
+//! deserializes the selected variant's struct on its own; `config::load` uses
+//! it to report `env.horizon`-precise errors.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::behaviour::{OnPolicyConfig, TeacherConfig};
+use crate::envs::grid::GridConfig;
+use crate::objective::tb::TbConfig;
+use crate::policy::mlp::MlpConfig;
+
+macro_rules! registry {
+    (
+        $(#[$meta:meta])*
+        $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident($cfg:ty) = $kind:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(tag = "kind")]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $kind)] $variant($cfg), )+
+        }
+
+        impl $name {
+            /// Every accepted value of `kind`.
+            pub const KINDS: &'static [&'static str] = &[$($kind),+];
+
+            /// The `kind` of this component.
+            pub fn kind(&self) -> &'static str {
+                match self { $( Self::$variant(_) => $kind, )+ }
+            }
+
+            /// Deserialize a table (without its `kind` key) as the config of
+            /// `kind`; `None` for an unknown kind.
+            pub(crate) fn check_table(
+                kind: &str,
+                table: &figment::Figment,
+            ) -> Option<Result<(), figment::Error>> {
+                match kind {
+                    $( $kind => Some(table.extract::<$cfg>().map(|_| ())), )+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    /// The environment (reward and state space) to sample from.
+    EnvConfig {
+        /// Deceptive gridworld (spec/grid.md).
+        Grid(GridConfig) = "grid",
+    }
+}
+
+registry! {
+    /// The policy network of the student (and of the teacher, which has the same shape).
+    PolicyConfig {
+        /// Multi-layer perceptron on the one-hot observation.
+        Mlp(MlpConfig) = "mlp",
+    }
+}
+
+registry! {
+    /// The training objective of the student (the teacher uses the same one).
+    ObjectiveConfig {
+        /// Trajectory balance with a learned log Z.
+        Tb(TbConfig) = "tb",
+    }
+}
+
+registry! {
+    /// The behaviour policy: which sampler produces each training batch.
+    BehaviourConfig {
+        /// The student's own samples, optionally epsilon-uniform.
+        OnPolicy(OnPolicyConfig) = "on_policy",
+        /// The adaptive Teacher: a second sampler trained on the student's loss.
+        Teacher(TeacherConfig) = "teacher",
+    }
+}
