@@ -79,6 +79,12 @@ fn parse_sets(raw: &[String]) -> anyhow::Result<Vec<SetArg>> {
 }
 
 fn main() -> ExitCode {
+    // One thread per matrix product: the networks are small, so candle's
+    // multi-threaded gemm costs more than it gains; a teacher run uses a second
+    // thread for the teacher's step instead. Set RAYON_NUM_THREADS to override.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Schema) => {
@@ -173,13 +179,16 @@ fn bench(files: &[PathBuf], steps: u64, warmup: u64, common: &Common) -> anyhow:
         let s = train::run(&exp, &opts)?;
         let secs = t0.elapsed().as_secs_f64();
         println!(
-            "{}: {:.1} training steps/s ({} steps in {:.2}s; goals found {})",
+            "{}: {:.1} training steps/s ({} steps in {:.2}s; {:.0} states per batch; goals found {})",
             exp.name,
             steps as f64 / secs,
             steps,
             secs,
+            s.mean_batch_states,
             s.n_goals_found
         );
     }
     Ok(())
 }
+
+

@@ -71,11 +71,10 @@ impl Adam {
         for group in &mut self.groups {
             for (i, var) in group.vars.iter().enumerate() {
                 let Some(g) = grads.get(var) else { continue };
-                let g = if scale < 1.0 {
-                    g.affine(scale, 0.0)?
-                } else {
-                    g.clone()
-                };
+                // Detached: a gradient built from variables records its graph,
+                // and the moments would otherwise keep every step's graph alive.
+                let g = g.detach();
+                let g = if scale < 1.0 { g.affine(scale, 0.0)? } else { g };
                 let m = ((&group.m[i] * BETA1)? + (&g * (1.0 - BETA1))?)?;
                 let v = ((&group.v[i] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
                 let denom = ((&v * (1.0 / bc2))?.sqrt()? + EPS)?;

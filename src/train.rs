@@ -17,6 +17,7 @@ use crate::config::{DeviceKind, Experiment};
 use crate::envs::grid::Grid;
 use crate::metrics::{empirical_l1, GridDiscovery};
 use crate::objective::tb::{tb_delta, tb_loss, TbConfig};
+use crate::objective::PackedBatch;
 use crate::optim::Adam;
 use crate::output::{fmt_f64, progress_bar, write_atomic, CsvTable};
 use crate::policy::mlp::{Mlp, MlpConfig};
@@ -88,7 +89,7 @@ impl Sampler {
         let clip = (tb.clip_grad_norm > 0.0).then_some(tb.clip_grad_norm);
         let opt = Adam::new(
             vec![
-                (net.vars().to_vec(), tb.lr),
+                (net.vars(), tb.lr),
                 (vec![log_z.clone()], tb.log_z_lr),
             ],
             clip,
@@ -96,14 +97,15 @@ impl Sampler {
         Ok(Self { net, log_z, opt })
     }
 
-    /// One TB step on `packed` towards `log_reward` `[B]`; returns (loss, residuals `[B]` detached).
-    fn train_step(
-        &mut self,
-        packed: &crate::objective::PackedBatch,
+    /// The TB loss graph on `packed` towards `log_reward` `[B]`: (loss, its
+    /// value, the residuals `[B]` detached). Fails on a non-finite loss.
+    fn residuals(
+        &self,
+        packed: &PackedBatch,
         log_reward: &Tensor,
         which: &'static str,
         step: u64,
-    ) -> Result<(f32, Tensor), RunError> {
+    ) -> Result<(Tensor, f32, Tensor), RunError> {
         let out = self.net.forward(&packed.obs)?; // [N, out]
         let delta = tb_delta(&out, packed, self.log_z.as_tensor(), log_reward)?; // [B]
         let loss = tb_loss(&delta)?;
@@ -111,9 +113,27 @@ impl Sampler {
         if !value.is_finite() {
             return Err(RunError::NonFiniteLoss { which, value, step });
         }
+        Ok((loss, value, delta.detach()))
+    }
+
+    /// Backpropagate `loss` and take one optimiser step.
+    fn update(&mut self, loss: &Tensor) -> Result<(), RunError> {
         let grads = loss.backward()?;
         self.opt.step(&grads)?;
-        Ok((value, delta.detach()))
+        Ok(())
+    }
+
+    /// One TB step on `packed`; returns the loss value.
+    fn train_step(
+        &mut self,
+        packed: &PackedBatch,
+        log_reward: &Tensor,
+        which: &'static str,
+        step: u64,
+    ) -> Result<f32, RunError> {
+        let (loss, value, _) = self.residuals(packed, log_reward, which, step)?;
+        self.update(&loss)?;
+        Ok(value)
     }
 }
 
@@ -130,6 +150,8 @@ pub struct RunSummary {
     pub eval_empirical_l1: f64,
     /// Wall time of the whole run, seconds.
     pub wall_s: f64,
+    /// Mean number of states per training batch (the cost driver).
+    pub mean_batch_states: f64,
 }
 
 /// Columns of the grid `metrics.csv`.
@@ -212,6 +234,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
     let mut losses: Vec<f32> = Vec::with_capacity(steps as usize);
     let mut teacher_losses: Vec<f32> = Vec::new();
     let mut n_reward_calls: u64 = 0;
+    let mut total_states: u64 = 0;
     let interval = (steps / exp.train.n_evals as u64).max(1);
     let mut last_eval_l1 = f64::NAN;
 
@@ -271,24 +294,36 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
         };
         let trajs = grid.rollout(behaviour_net, batch_size, epsilon, &mut sampling_rng, &device)?;
         n_reward_calls += trajs.len() as u64;
+        total_states += trajs.n_states() as u64;
         discovery.record(&grid, &trajs);
 
         let packed = grid.pack(&trajs, mlp_cfg.learn_pb, &device)?;
         let log_r: Vec<f32> = trajs.reward.iter().map(|r| (r + 1e-8).ln() as f32).collect();
         let log_r = Tensor::from_vec(log_r, trajs.len(), &device)?; // [B]
-        let (loss, delta) = student.train_step(&packed, &log_r, "student", i)?;
-        losses.push(loss);
-
-        if let (Some(t), Some(cfg)) = (teacher.as_mut(), teacher_cfg) {
-            let delta: Vec<f32> = delta.to_vec1()?;
-            let log_rt: Vec<f32> = delta
-                .iter()
-                .zip(&trajs.reward)
-                .map(|(&d, &r)| cfg.teacher_log_reward(d as f64, r) as f32)
-                .collect();
-            let log_rt = Tensor::from_vec(log_rt, trajs.len(), &device)?; // [B]
-            let (tloss, _) = t.train_step(&packed, &log_rt, "teacher", i)?;
-            teacher_losses.push(tloss);
+        let (loss, value, delta) = student.residuals(&packed, &log_r, "student", i)?;
+        losses.push(value);
+        match (teacher.as_mut(), teacher_cfg) {
+            (Some(t), Some(cfg)) => {
+                let delta: Vec<f32> = delta.to_vec1()?;
+                let log_rt: Vec<f32> = delta
+                    .iter()
+                    .zip(&trajs.reward)
+                    .map(|(&d, &r)| cfg.teacher_log_reward(d as f64, r) as f32)
+                    .collect();
+                let log_rt = Tensor::from_vec(log_rt, trajs.len(), &device)?; // [B]
+                // The student's update and the teacher's step are independent
+                // given the student's residuals: run them on two threads.
+                // The student's update and the teacher's step are independent
+                // given the student's residuals: run them on two threads.
+                let tloss = std::thread::scope(|scope| {
+                    let teacher_step =
+                        scope.spawn(|| t.train_step(&packed, &log_rt, "teacher", i));
+                    student.update(&loss)?;
+                    teacher_step.join().expect("teacher step panicked")
+                })?;
+                teacher_losses.push(tloss);
+            }
+            _ => student.update(&loss)?,
         }
 
         bar.inc(1);
@@ -313,6 +348,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
         n_goals_found: discovery.n_goals_found(),
         eval_empirical_l1: last_eval_l1,
         wall_s: start.elapsed().as_secs_f64(),
+        mean_batch_states: total_states as f64 / steps as f64,
     })
 }
 

@@ -190,10 +190,11 @@ impl Grid {
         self.is_goal[self.dense(s)]
     }
 
-    /// Write the one-hot observation of `s` into `out` (length d*H, zeroed).
-    fn write_obs(&self, s: &[u16], out: &mut [f32]) {
-        for (i, &c) in s.iter().enumerate() {
-            out[i * self.horizon + c as usize] = 1.0;
+    /// The observation of `s` (d one-hot vectors of length H, concatenated)
+    /// as the positions of its d ones: `out[i] = i * H + s_i`.
+    fn write_obs(&self, s: &[u16], out: &mut [u32]) {
+        for (i, (o, &c)) in out.iter_mut().zip(s).enumerate() {
+            *o = (i * self.horizon) as u32 + c as u32;
         }
     }
 
@@ -226,7 +227,7 @@ impl Grid {
         rng: &mut Rng,
         device: &Device,
     ) -> candle_core::Result<Trajectories> {
-        let (d, a_dim, obs_dim) = (self.ndim, self.n_forward_actions(), self.obs_dim());
+        let (d, a_dim) = (self.ndim, self.n_forward_actions());
         let mut states: Vec<Vec<u16>> = vec![vec![0; d]; n];
         let mut actions: Vec<Vec<u32>> = vec![Vec::new(); n];
         let mut current = vec![0u16; n * d];
@@ -236,14 +237,11 @@ impl Grid {
         while !active.is_empty() {
             let na = active.len();
             obs.clear();
-            obs.resize(na * obs_dim, 0f32);
+            obs.resize(na * d, 0u32);
             for (k, &b) in active.iter().enumerate() {
-                self.write_obs(
-                    &current[b * d..(b + 1) * d],
-                    &mut obs[k * obs_dim..(k + 1) * obs_dim],
-                );
+                self.write_obs(&current[b * d..(b + 1) * d], &mut obs[k * d..(k + 1) * d]);
             }
-            let x = Tensor::from_slice(&obs, (na, obs_dim), device)?;
+            let x = Tensor::from_slice(&obs, (na, d), device)?; // one-hot positions [na, d]
             // [na, out] -> forward logits [na, d+1] on the host
             let logits: Vec<f32> = policy
                 .forward(&x)?
@@ -310,15 +308,15 @@ impl Grid {
         learn_pb: bool,
         device: &Device,
     ) -> candle_core::Result<PackedBatch> {
-        let (d, a_dim, obs_dim) = (self.ndim, self.n_forward_actions(), self.obs_dim());
+        let (d, a_dim) = (self.ndim, self.n_forward_actions());
         let (bsz, n) = (trajs.len(), trajs.n_states());
-        let mut obs = vec![0f32; n * obs_dim];
+        let mut obs = vec![0u32; n * d];
         let mut fwd_mask = vec![0f32; n * a_dim];
         let mut bwd_mask = vec![0f32; n * d];
         let mut parents = vec![false; d];
         for i in 0..n {
             let s = trajs.state(i);
-            self.write_obs(s, &mut obs[i * obs_dim..(i + 1) * obs_dim]);
+            self.write_obs(s, &mut obs[i * d..(i + 1) * d]);
             for (j, &c) in s.iter().enumerate() {
                 if c as usize == self.horizon - 1 {
                     fwd_mask[i * a_dim + j] = MASKED_LOGIT;
@@ -366,7 +364,7 @@ impl Grid {
         };
         Ok(PackedBatch {
             batch: bsz,
-            obs: Tensor::from_vec(obs, (n, obs_dim), device)?,
+            obs: Tensor::from_vec(obs, (n, d), device)?,
             fwd_mask: Tensor::from_vec(fwd_mask, (n, a_dim), device)?,
             pf_index: Tensor::from_vec(pf_index, m, device)?,
             pf_segment: Tensor::from_vec(pf_segment, (bsz, m), device)?,
@@ -440,7 +438,9 @@ mod tests {
         let mut t = Trajectories { state_dim: 2, ..Default::default() };
         t.push(&[0, 0, 1, 0, 1, 1, 1, 1], &[0, 1, 2], g.reward(&[1, 1]));
         let p = g.pack(&t, false, &Device::Cpu).unwrap();
-        assert_eq!(p.obs.dims(), &[4, 8]);
+        assert_eq!(p.obs.dims(), &[4, 2]);
+        let obs: Vec<u32> = p.obs.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(obs, vec![0, 4, 1, 4, 1, 5, 1, 5]); // i * H + s_i
         let idx: Vec<u32> = p.pf_index.to_vec1().unwrap();
         assert_eq!(idx, vec![0, 3 + 1, 6 + 2]);
         // log P_B: (1,0) has 1 parent, (1,1) has 2, stop step has prob 1.

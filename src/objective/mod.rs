@@ -14,7 +14,8 @@ pub const MASKED_LOGIT: f32 = -1e9;
 pub struct PackedBatch {
     /// Number of trajectories B.
     pub batch: usize,
-    /// `[N, obs_dim]` network input of every state.
+    /// Network input of every state: `[N, obs_dim]` f32, or `[N, k]` u32
+    /// positions of the ones of a one-hot observation (see `Mlp::forward`).
     pub obs: Tensor,
     /// `[N, A]` additive mask of invalid forward actions (0 or `MASKED_LOGIT`).
     pub fwd_mask: Tensor,
