@@ -1,6 +1,6 @@
 //! `runner`: the command line. Everything else lives in the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -114,12 +114,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(file: &PathBuf, common: &Common, out: &PathBuf) -> anyhow::Result<()> {
+fn run(file: &Path, common: &Common, out: &Path) -> anyhow::Result<()> {
     let exp = config::load(file, &parse_sets(&common.sets)?)?;
     let summary = train::run(
         &exp,
         &RunOptions {
-            out: out.clone(),
+            out: out.to_path_buf(),
             train_only: false,
         },
     )
@@ -190,5 +190,3 @@ fn bench(files: &[PathBuf], steps: u64, warmup: u64, common: &Common) -> anyhow:
     }
     Ok(())
 }
-
-

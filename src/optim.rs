@@ -74,7 +74,11 @@ impl Adam {
                 // Detached: a gradient built from variables records its graph,
                 // and the moments would otherwise keep every step's graph alive.
                 let g = g.detach();
-                let g = if scale < 1.0 { g.affine(scale, 0.0)? } else { g };
+                let g = if scale < 1.0 {
+                    g.affine(scale, 0.0)?
+                } else {
+                    g
+                };
                 let m = ((&group.m[i] * BETA1)? + (&g * (1.0 - BETA1))?)?;
                 let v = ((&group.v[i] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
                 let denom = ((&v * (1.0 / bc2))?.sqrt()? + EPS)?;
@@ -108,6 +112,9 @@ mod tests {
         let norm = adam.step(&grads).unwrap();
         assert!((norm - 5.0).abs() < 1e-6, "norm {norm}"); // sqrt(3^2 + 4^2)
         let after: Vec<f32> = x.as_tensor().to_vec1().unwrap();
-        assert!((after[0] - 0.9).abs() < 1e-6 && (after[1] + 2.1).abs() < 1e-6, "{after:?}");
+        assert!(
+            (after[0] - 0.9).abs() < 1e-6 && (after[1] + 2.1).abs() < 1e-6,
+            "{after:?}"
+        );
     }
 }

@@ -88,10 +88,7 @@ impl Sampler {
         let log_z = Var::from_tensor(&Tensor::new(tb.log_z_init as f32, device)?)?;
         let clip = (tb.clip_grad_norm > 0.0).then_some(tb.clip_grad_norm);
         let opt = Adam::new(
-            vec![
-                (net.vars(), tb.lr),
-                (vec![log_z.clone()], tb.log_z_lr),
-            ],
+            vec![(net.vars(), tb.lr), (vec![log_z.clone()], tb.log_z_lr)],
             clip,
         )?;
         Ok(Self { net, log_z, opt })
@@ -292,13 +289,23 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
             (Source::Teacher, Some(t)) => &t.net,
             _ => &student.net,
         };
-        let trajs = grid.rollout(behaviour_net, batch_size, epsilon, &mut sampling_rng, &device)?;
+        let trajs = grid.rollout(
+            behaviour_net,
+            batch_size,
+            epsilon,
+            &mut sampling_rng,
+            &device,
+        )?;
         n_reward_calls += trajs.len() as u64;
         total_states += trajs.n_states() as u64;
         discovery.record(&grid, &trajs);
 
         let packed = grid.pack(&trajs, mlp_cfg.learn_pb, &device)?;
-        let log_r: Vec<f32> = trajs.reward.iter().map(|r| (r + 1e-8).ln() as f32).collect();
+        let log_r: Vec<f32> = trajs
+            .reward
+            .iter()
+            .map(|r| (r + 1e-8).ln() as f32)
+            .collect();
         let log_r = Tensor::from_vec(log_r, trajs.len(), &device)?; // [B]
         let (loss, value, delta) = student.residuals(&packed, &log_r, "student", i)?;
         losses.push(value);
@@ -311,13 +318,12 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
                     .map(|(&d, &r)| cfg.teacher_log_reward(d as f64, r) as f32)
                     .collect();
                 let log_rt = Tensor::from_vec(log_rt, trajs.len(), &device)?; // [B]
-                // The student's update and the teacher's step are independent
-                // given the student's residuals: run them on two threads.
-                // The student's update and the teacher's step are independent
-                // given the student's residuals: run them on two threads.
+                                                                              // The student's update and the teacher's step are independent
+                                                                              // given the student's residuals: run them on two threads.
+                                                                              // The student's update and the teacher's step are independent
+                                                                              // given the student's residuals: run them on two threads.
                 let tloss = std::thread::scope(|scope| {
-                    let teacher_step =
-                        scope.spawn(|| t.train_step(&packed, &log_rt, "teacher", i));
+                    let teacher_step = scope.spawn(|| t.train_step(&packed, &log_rt, "teacher", i));
                     student.update(&loss)?;
                     teacher_step.join().expect("teacher step panicked")
                 })?;

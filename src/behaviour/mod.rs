@@ -76,7 +76,12 @@ impl Default for TeacherConfig {
             alpha: 0.0,
             log: true,
             beta_teacher: 1.0,
-            schedule: vec![Source::Student, Source::Student, Source::Teacher, Source::Teacher],
+            schedule: vec![
+                Source::Student,
+                Source::Student,
+                Source::Teacher,
+                Source::Teacher,
+            ],
         }
     }
 }
@@ -132,11 +137,18 @@ mod tests {
         let expected = (5.001f64.ln() + 1e-8).ln();
         assert!((t.teacher_log_reward(-2.0, 5.0) - expected).abs() < 1e-12);
         // alpha = 1 multiplies by R; beta_teacher scales the log.
-        let t2 = TeacherConfig { alpha: 1.0, beta_teacher: 2.0, ..TeacherConfig::default() };
+        let t2 = TeacherConfig {
+            alpha: 1.0,
+            beta_teacher: 2.0,
+            ..TeacherConfig::default()
+        };
         let expected = 2.0 * (81.001f64.ln() * 5.0 + 1e-8).ln();
         assert!((t2.teacher_log_reward(2.0, 5.0) - expected).abs() < 1e-12);
         // log off: raw weighted square.
-        let t3 = TeacherConfig { log: false, ..TeacherConfig::default() };
+        let t3 = TeacherConfig {
+            log: false,
+            ..TeacherConfig::default()
+        };
         assert!((t3.teacher_log_reward(2.0, 1.0) - (80.0f64 + 1e-8).ln()).abs() < 1e-12);
         // delta = 0 gives the floor log(log(1.001)).
         assert!((t.teacher_log_reward(0.0, 1.0) - (1.001f64.ln() + 1e-8).ln()).abs() < 1e-12);

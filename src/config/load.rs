@@ -46,7 +46,10 @@ pub enum ConfigError {
     BadSet { arg: String, why: String },
     /// Keys, types or values that do not fit the experiment schema.
     #[error("invalid experiment {path}:\n{}", messages.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
-    Invalid { path: PathBuf, messages: Vec<String> },
+    Invalid {
+        path: PathBuf,
+        messages: Vec<String>,
+    },
 }
 
 /// One `--set KEY=VALUE` override (dotted key path, TOML value syntax; a value
@@ -65,7 +68,9 @@ pub fn parse_set(arg: &str) -> Result<SetArg, ConfigError> {
         arg: arg.to_string(),
         why: why.to_string(),
     };
-    let (key, raw) = arg.split_once('=').ok_or_else(|| bad("expected KEY=VALUE"))?;
+    let (key, raw) = arg
+        .split_once('=')
+        .ok_or_else(|| bad("expected KEY=VALUE"))?;
     let key = key.trim();
     let valid_key = !key.is_empty()
         && key.split('.').all(|part| {
@@ -149,11 +154,12 @@ fn source_of(fig: &Figment, key: &str) -> String {
             let keys: Vec<String> = key.split('.').map(str::to_string).collect();
             return match &md.source {
                 Some(figment::Source::File(p)) => format!("{}: ", p.display()),
-                _ => match md.interpolate(&Profile::Default, &keys) {
-                    s if md.name.starts_with("--set") => format!("--set {s}: "),
-                    s if md.name.contains("environment") => format!("environment variable {s}: "),
-                    _ => format!("{}: ", md.name),
-                },
+                _ if md.name.starts_with("--set") => format!("{}: ", md.name),
+                _ if md.name.contains("environment") => format!(
+                    "environment variable RUNNER_{}: ",
+                    keys.join("__").to_uppercase()
+                ),
+                _ => format!("{}: ", md.name),
             };
         }
         match key.rsplit_once('.') {
@@ -168,10 +174,7 @@ fn source_of(fig: &Figment, key: &str) -> String {
 /// selected variant's own struct to recover the exact key (see `registry`).
 fn describe(fig: &Figment, err: figment::Error) -> String {
     let first = err.path.first().cloned().unwrap_or_default();
-    let in_component = matches!(
-        first.as_str(),
-        "env" | "policy" | "objective" | "behaviour"
-    );
+    let in_component = matches!(first.as_str(), "env" | "policy" | "objective" | "behaviour");
     let is_kind_error = err.path.len() == 2 && err.path[1] == "kind";
     if in_component && !is_kind_error {
         if let Some(msgs) = diagnose_component(fig, &first) {
@@ -206,7 +209,10 @@ fn sentence(fig: &Figment, path: &[String], kind: &Kind) -> String {
             )
         }
         Kind::UnknownVariant(v, allowed) => {
-            format!("{src}unknown value `{v}` for `{key}`; allowed: {}", list(allowed))
+            format!(
+                "{src}unknown value `{v}` for `{key}`; allowed: {}",
+                list(allowed)
+            )
         }
         Kind::InvalidType(actual, expected) => {
             format!("{src}wrong type for `{key}`: found {actual}, expected {expected}")
@@ -246,7 +252,11 @@ fn diagnose_component(fig: &Figment, key: &str) -> Option<String> {
         ));
     };
     let kind = match table.remove("kind") {
-        None => return Some(format!("{src}missing key `{key}.kind`; allowed kinds: {allowed}")),
+        None => {
+            return Some(format!(
+                "{src}missing key `{key}.kind`; allowed kinds: {allowed}"
+            ))
+        }
         Some(Value::String(_, k)) => k,
         Some(other) => {
             return Some(format!(

@@ -242,7 +242,7 @@ impl Grid {
                 self.write_obs(&current[b * d..(b + 1) * d], &mut obs[k * d..(k + 1) * d]);
             }
             let x = Tensor::from_slice(&obs, (na, d), device)?; // one-hot positions [na, d]
-            // [na, out] -> forward logits [na, d+1] on the host
+                                                                // [na, out] -> forward logits [na, d+1] on the host
             let logits: Vec<f32> = policy
                 .forward(&x)?
                 .narrow(1, 0, a_dim)?
@@ -257,7 +257,11 @@ impl Grid {
                 let mut max = f64::MIN;
                 for (i, p) in probs.iter_mut().enumerate() {
                     let valid = i == d || (s[i] as usize) < self.horizon - 1;
-                    *p = if valid { row[i] as f64 } else { f64::NEG_INFINITY };
+                    *p = if valid {
+                        row[i] as f64
+                    } else {
+                        f64::NEG_INFINITY
+                    };
                     max = max.max(*p);
                 }
                 let mut z = 0.0;
@@ -388,7 +392,13 @@ mod tests {
     /// Goal counts of spec/grid.md "Environment `grid`".
     #[test]
     fn goal_counts_match_spec() {
-        for (d, h, goals) in [(2, 32, 36), (2, 64, 144), (2, 256, 2601), (4, 16, 81), (4, 32, 1296)] {
+        for (d, h, goals) in [
+            (2, 32, 36),
+            (2, 64, 144),
+            (2, 256, 2601),
+            (4, 16, 81),
+            (4, 32, 1296),
+        ] {
             assert_eq!(grid(d, h).n_goals, goals, "d={d} H={h}");
         }
     }
@@ -407,7 +417,11 @@ mod tests {
         // Mixed: (4, 15) -> only the middle term: 0.10001.
         assert!((g.reward(&[4, 15]) - 0.10001).abs() < 1e-12);
         // beta = 2 squares it.
-        let g2 = Grid::new(&GridConfig { ndim: 2, horizon: 32, beta: 2.0 });
+        let g2 = Grid::new(&GridConfig {
+            ndim: 2,
+            horizon: 32,
+            beta: 2.0,
+        });
         assert!((g2.reward(&[4, 4]) - 2.00001f64.powi(2)).abs() < 1e-9);
     }
 
@@ -435,7 +449,10 @@ mod tests {
     fn pack_hand_trajectory() {
         // d=2, H=4: (0,0) -a0-> (1,0) -a1-> (1,1) -stop-> (1,1).
         let g = grid(2, 4);
-        let mut t = Trajectories { state_dim: 2, ..Default::default() };
+        let mut t = Trajectories {
+            state_dim: 2,
+            ..Default::default()
+        };
         t.push(&[0, 0, 1, 0, 1, 1, 1, 1], &[0, 1, 2], g.reward(&[1, 1]));
         let p = g.pack(&t, false, &Device::Cpu).unwrap();
         assert_eq!(p.obs.dims(), &[4, 2]);

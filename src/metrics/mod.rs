@@ -29,7 +29,9 @@ impl GridDiscovery {
     pub fn record(&mut self, grid: &Grid, trajs: &Trajectories) {
         for b in 0..trajs.len() {
             let x = trajs.terminal(b);
-            let Some(i) = grid.terminal_index(x) else { continue };
+            let Some(i) = grid.terminal_index(x) else {
+                continue;
+            };
             if grid.is_goal(x) && !self.found[i] {
                 self.found[i] = true;
                 self.n_found += 1;
@@ -66,7 +68,11 @@ pub fn empirical_l1(grid: &Grid, samples: impl Iterator<Item = usize>) -> (f64, 
         return (f64::NAN, f64::NAN);
     }
     let (mut l1, mut wl1) = (0.0, 0.0);
-    for ((&c, &p), &r) in counts.iter().zip(&grid.true_density).zip(&grid.terminal_reward) {
+    for ((&c, &p), &r) in counts
+        .iter()
+        .zip(&grid.true_density)
+        .zip(&grid.terminal_reward)
+    {
         let diff = (c as f64 / n as f64 - p).abs();
         l1 += diff;
         wl1 += diff * r;
@@ -84,7 +90,11 @@ mod tests {
     /// (u = 1, 0, 1: the outer term cancels the 0.1 at both ends).
     #[test]
     fn l1_hand_case() {
-        let g = Grid::new(&GridConfig { ndim: 1, horizon: 3, beta: 1.0 });
+        let g = Grid::new(&GridConfig {
+            ndim: 1,
+            horizon: 3,
+            beta: 1.0,
+        });
         let z: f64 = 0.10001 + 2e-5;
         let p: [f64; 3] = [1e-5 / z, 0.10001 / z, 1e-5 / z];
         // Samples: two of state 0, two of state 1 -> p_hat = (0.5, 0.5, 0).
@@ -98,9 +108,16 @@ mod tests {
 
     #[test]
     fn discovery_counts_distinct_goals_and_windows() {
-        let g = Grid::new(&GridConfig { ndim: 2, horizon: 32, beta: 1.0 });
+        let g = Grid::new(&GridConfig {
+            ndim: 2,
+            horizon: 32,
+            beta: 1.0,
+        });
         let mut d = GridDiscovery::new(&g, 2);
-        let mut t = Trajectories { state_dim: 2, ..Default::default() };
+        let mut t = Trajectories {
+            state_dim: 2,
+            ..Default::default()
+        };
         // Two trajectories ending (by stop) at goal (4,4) and one at (0,0).
         for _ in 0..2 {
             // The path (0,0)->(1,0)->(1,1)->...->(4,4), then stop.

@@ -36,7 +36,10 @@ impl Default for TbConfig {
 impl TbConfig {
     /// Range checks; `(key, message)` on failure.
     pub fn check(&self) -> std::result::Result<(), (String, String)> {
-        for (k, v) in [("objective.lr", self.lr), ("objective.log_z_lr", self.log_z_lr)] {
+        for (k, v) in [
+            ("objective.lr", self.lr),
+            ("objective.log_z_lr", self.log_z_lr),
+        ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err((k.into(), "must be a positive number".into()));
             }
@@ -63,7 +66,8 @@ pub fn tb_delta(
 ) -> Result<Tensor> {
     let a_dim = batch.fwd_mask.dim(1)?;
     // [N, A] -> log-softmax over valid actions -> [N*A] -> [M] -> [B]
-    let log_pf = candle_nn::ops::log_softmax(&(out.narrow(1, 0, a_dim)? + &batch.fwd_mask)?, D::Minus1)?;
+    let log_pf =
+        candle_nn::ops::log_softmax(&(out.narrow(1, 0, a_dim)? + &batch.fwd_mask)?, D::Minus1)?;
     let sum_pf = segment_sum(&log_pf, &batch.pf_index, &batch.pf_segment)?;
     let sum_pb = match &batch.log_pb {
         LogPb::Fixed(t) => t.clone(),
@@ -73,14 +77,13 @@ pub fn tb_delta(
             segment,
         } => {
             let b_dim = mask.dim(1)?;
-            let log_pb = candle_nn::ops::log_softmax(&(out.narrow(1, a_dim, b_dim)? + mask)?, D::Minus1)?;
+            let log_pb =
+                candle_nn::ops::log_softmax(&(out.narrow(1, a_dim, b_dim)? + mask)?, D::Minus1)?;
             segment_sum(&log_pb, index, segment)?
         }
     };
     // delta = log R + sum log P_B - log Z - sum log P_F
-    (log_reward + sum_pb)?
-        .broadcast_sub(log_z)?
-        .sub(&sum_pf)
+    (log_reward + sum_pb)?.broadcast_sub(log_z)?.sub(&sum_pf)
 }
 
 /// Gather `values.flatten()[index]` `[M]` and sum per trajectory with `segment` `[B, M]` -> `[B]`.
@@ -113,18 +116,34 @@ mod tests {
     #[test]
     fn tb_delta_hand_trajectory() {
         let dev = Device::Cpu;
-        let g = Grid::new(&GridConfig { ndim: 2, horizon: 4, beta: 1.0 });
-        let mut t = Trajectories { state_dim: 2, ..Default::default() };
+        let g = Grid::new(&GridConfig {
+            ndim: 2,
+            horizon: 4,
+            beta: 1.0,
+        });
+        let mut t = Trajectories {
+            state_dim: 2,
+            ..Default::default()
+        };
         t.push(&[0, 0, 1, 0, 1, 1, 1, 1], &[0, 1, 2], g.reward(&[1, 1]));
         let p = g.pack(&t, false, &dev).unwrap();
         let ln2 = 2f32.ln();
         let out = Tensor::new(&[[0f32, 0.0, ln2, 0.0, 0.0]; 4], &dev).unwrap();
         let log_z = Tensor::new(0.5f32, &dev).unwrap();
         let log_r = Tensor::new(&[(1e-5f64 + 1e-8).ln() as f32], &dev).unwrap();
-        let delta: Vec<f32> = tb_delta(&out, &p, &log_z, &log_r).unwrap().to_vec1().unwrap();
+        let delta: Vec<f32> = tb_delta(&out, &p, &log_z, &log_r)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let expected = (1e-5f64 + 1e-8).ln() - 2f64.ln() - 0.5 + 5.0 * 2f64.ln();
-        assert!((delta[0] as f64 - expected).abs() < 1e-5, "{delta:?} vs {expected}");
-        let loss: f32 = tb_loss(&Tensor::new(&[1f32, -3.0], &dev).unwrap()).unwrap().to_scalar().unwrap();
+        assert!(
+            (delta[0] as f64 - expected).abs() < 1e-5,
+            "{delta:?} vs {expected}"
+        );
+        let loss: f32 = tb_loss(&Tensor::new(&[1f32, -3.0], &dev).unwrap())
+            .unwrap()
+            .to_scalar()
+            .unwrap();
         assert_eq!(loss, 5.0);
     }
 
@@ -132,15 +151,32 @@ mod tests {
     #[test]
     fn learned_pb_with_flat_logits_is_uniform() {
         let dev = Device::Cpu;
-        let g = Grid::new(&GridConfig { ndim: 2, horizon: 4, beta: 1.0 });
-        let mut t = Trajectories { state_dim: 2, ..Default::default() };
-        t.push(&[0, 0, 1, 0, 1, 1, 2, 1, 3, 1], &[0, 1, 0, 0], g.reward(&[3, 1]));
+        let g = Grid::new(&GridConfig {
+            ndim: 2,
+            horizon: 4,
+            beta: 1.0,
+        });
+        let mut t = Trajectories {
+            state_dim: 2,
+            ..Default::default()
+        };
+        t.push(
+            &[0, 0, 1, 0, 1, 1, 2, 1, 3, 1],
+            &[0, 1, 0, 0],
+            g.reward(&[3, 1]),
+        );
         t.push(&[0, 0, 0, 0], &[2], g.reward(&[0, 0]));
         let out = Tensor::zeros((t.n_states(), 5), candle_core::DType::F32, &dev).unwrap();
         let z = Tensor::new(0f32, &dev).unwrap();
         let r = Tensor::new(&[0f32, 0.0], &dev).unwrap();
-        let fixed: Vec<f32> = tb_delta(&out, &g.pack(&t, false, &dev).unwrap(), &z, &r).unwrap().to_vec1().unwrap();
-        let learned: Vec<f32> = tb_delta(&out, &g.pack(&t, true, &dev).unwrap(), &z, &r).unwrap().to_vec1().unwrap();
+        let fixed: Vec<f32> = tb_delta(&out, &g.pack(&t, false, &dev).unwrap(), &z, &r)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let learned: Vec<f32> = tb_delta(&out, &g.pack(&t, true, &dev).unwrap(), &z, &r)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         for (a, b) in fixed.iter().zip(&learned) {
             assert!((a - b).abs() < 1e-5, "{fixed:?} {learned:?}");
         }

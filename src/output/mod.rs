@@ -84,7 +84,10 @@ mod tests {
         let mut t = CsvTable::new(path.clone(), &["a", "b"]);
         t.push(&["1".into(), fmt_f64(f64::NAN)]).unwrap();
         t.push(&["2".into(), fmt_f64(0.25)]).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a,b\n1,nan\n2,0.25\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "a,b\n1,nan\n2,0.25\n"
+        );
         // No temporary file left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }

@@ -136,16 +136,37 @@ mod tests {
         let dev = Device::Cpu;
         let mut rng = stream(0, Stream::InitStudent);
         let mlp = Mlp::new(&[8, 16, 3], &dev, &mut rng).unwrap();
-        let y = mlp.forward(&Tensor::ones((5, 8), DType::F32, &dev).unwrap()).unwrap();
+        let y = mlp
+            .forward(&Tensor::ones((5, 8), DType::F32, &dev).unwrap())
+            .unwrap();
         assert_eq!(y.dims(), &[5, 3]);
         let w: Vec<f32> = mlp.vars()[0].flatten_all().unwrap().to_vec1().unwrap();
         let bound = 1.0 / 8f32.sqrt();
         assert!(w.iter().all(|x| x.abs() <= bound));
         // One-hot indices give the same output as the dense one-hot input.
-        let dense = Tensor::new(&[[0f32, 1., 0., 0., 0., 0., 1., 0.], [1., 0., 0., 0., 0., 0., 0., 1.]], &dev).unwrap();
+        let dense = Tensor::new(
+            &[
+                [0f32, 1., 0., 0., 0., 0., 1., 0.],
+                [1., 0., 0., 0., 0., 0., 0., 1.],
+            ],
+            &dev,
+        )
+        .unwrap();
         let idx = Tensor::new(&[[1u32, 6], [0, 7]], &dev).unwrap();
-        let a: Vec<f32> = mlp.forward(&dense).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        let b: Vec<f32> = mlp.forward(&idx).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let a: Vec<f32> = mlp
+            .forward(&dense)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let b: Vec<f32> = mlp
+            .forward(&idx)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-5);
         }
@@ -154,6 +175,9 @@ mod tests {
         let y = leaky_relu(x.as_tensor()).unwrap();
         assert_eq!(y.to_vec1::<f32>().unwrap(), vec![-0.02, 3.0]);
         let g = y.sum_all().unwrap().backward().unwrap();
-        assert_eq!(g.get(&x).unwrap().to_vec1::<f32>().unwrap(), vec![0.01, 1.0]);
+        assert_eq!(
+            g.get(&x).unwrap().to_vec1::<f32>().unwrap(),
+            vec![0.01, 1.0]
+        );
     }
 }

@@ -1,0 +1,360 @@
+//! End-to-end tests of the `runner` binary on tiny configs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn runner() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.env_remove("RUNNER_ENV__HORIZON");
+    c
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// A tiny teacher experiment: d=2, H=8, 24 steps, 2 evaluations of 500 samples.
+const TINY: &str = r#"
+name = "tiny"
+seed = 5
+
+[env]
+kind = "grid"
+ndim = 2
+horizon = 8
+
+[policy]
+kind = "mlp"
+hidden = 16
+
+[objective]
+kind = "tb"
+
+[behaviour]
+kind = "teacher"
+
+[train]
+steps = 24
+n_evals = 2
+progress = false
+
+[eval]
+samples = 500
+batch_size = 250
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn experiment_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_experiment_file_validates() {
+    let files = experiment_files();
+    assert!(files.len() >= 5, "expected the grid experiment files");
+    let out = runner().arg("validate").args(&files).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("ok ")).count(),
+        files.len()
+    );
+    // The paper budget for d=4, H=32 without local search: 16000 x 1.5.
+    assert!(
+        text.contains("grid_d4_h32_teacher.toml: tb on grid, behaviour teacher, 24000 steps"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_errors_name_file_key_and_allowed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        // (replace, with, expected fragments)
+        (
+            "horizon = 8",
+            "horizn = 8",
+            vec![
+                "unknown key `env.horizn`",
+                "allowed keys here: `ndim`, `horizon`, `beta`",
+            ],
+        ),
+        (
+            "kind = \"grid\"",
+            "kind = \"grd\"",
+            vec!["unknown value `grd` for `env.kind`; allowed: `grid`"],
+        ),
+        (
+            "ndim = 2",
+            "ndim = \"two\"",
+            vec!["wrong type for `env.ndim`", "expected usize"],
+        ),
+        (
+            "kind = \"teacher\"",
+            "kind = \"teacher\"\nschedul = []",
+            vec!["unknown key `behaviour.schedul`", "`schedule`"],
+        ),
+        ("[train]", "[trian]", vec!["unknown key `trian`", "`train`"]),
+        ("steps = 24", "steps = -3", vec!["`train.steps`"]),
+        (
+            "kind = \"teacher\"",
+            "kind = \"teacher\"\nepsilon = 2.0",
+            vec!["`behaviour.epsilon`: must be in [0, 1]"],
+        ),
+    ];
+    for (from, to, expected) in cases {
+        assert!(TINY.contains(from), "{from}");
+        let path = write(dir.path(), "bad.toml", &TINY.replacen(from, to, 1));
+        let out = runner().arg("validate").arg(&path).output().unwrap();
+        assert!(!out.status.success(), "{to} should fail");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&path.display().to_string()),
+            "file not named: {err}"
+        );
+        for e in expected {
+            assert!(err.contains(e), "expected `{e}` in:\n{err}");
+        }
+    }
+    // Missing kind, a missing file, bad TOML.
+    let path = write(
+        dir.path(),
+        "nokind.toml",
+        &TINY.replacen("kind = \"grid\"\n", "", 1),
+    );
+    let err = stderr(&runner().arg("validate").arg(&path).output().unwrap());
+    assert!(
+        err.contains("missing key `env.kind`; allowed kinds: `grid`"),
+        "{err}"
+    );
+    let err = stderr(
+        &runner()
+            .args(["validate", "no/such.toml"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("cannot read experiment file no/such.toml"),
+        "{err}"
+    );
+    let path = write(dir.path(), "syntax.toml", "name = \n");
+    let err = stderr(&runner().arg("validate").arg(&path).output().unwrap());
+    assert!(err.contains("is not valid TOML"), "{err}");
+}
+
+#[test]
+fn overrides_name_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "tiny.toml", TINY);
+    let out = runner()
+        .arg("validate")
+        .arg(&path)
+        .args(["--set", "env.ndim=oops"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("--set env.ndim") && err.contains("wrong type for `env.ndim`"),
+        "{err}"
+    );
+    let out = runner()
+        .arg("validate")
+        .arg(&path)
+        .env("RUNNER_ENV__HORIZN", "3")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("RUNNER_ENV__HORIZN") && err.contains("unknown key `env.horizn`"),
+        "{err}"
+    );
+    // Unrelated RUNNER_* variables (RUNNER_DATASETS, CI runners' RUNNER_OS) are ignored.
+    let out = runner()
+        .arg("validate")
+        .arg(&path)
+        .env("RUNNER_OS", "Linux")
+        .env("RUNNER_DATASETS", "/nowhere")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+fn run_tiny(out_dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> PathBuf {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "tiny.toml", TINY);
+    let mut cmd = runner();
+    cmd.arg(&path).arg("--out").arg(out_dir).args(extra);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    out_dir.join("tiny")
+}
+
+fn metrics_without_wall(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn tiny_run_writes_config_and_metrics() {
+    let out = tempfile::tempdir().unwrap();
+    let exp_dir = run_tiny(out.path(), &[], &[]);
+    let run = exp_dir.join("seed=5");
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    for col in [
+        "step",
+        "loss",
+        "n_goals_found",
+        "empirical_l1",
+        "eval_empirical_l1",
+        "n_reward_calls",
+        "wall_s",
+    ] {
+        assert!(header.contains(&col), "missing column {col}");
+    }
+    // Rows at step 0, 12 and 24 (n_evals = 2).
+    let steps: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(steps, vec!["0", "12", "24"]);
+    let last: Vec<&str> = lines[3].split(',').collect();
+    let col = |name: &str| last[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(col("n_reward_calls"), "384"); // 24 steps x 16 trajectories
+    assert_eq!(col("n_grad_steps"), "24");
+    let l1: f64 = col("eval_empirical_l1").parse().unwrap();
+    assert!(l1.is_finite() && l1 > 0.0);
+    // The resolved config is runnable as is.
+    let cfg = run.join("config.toml");
+    let v = runner().arg("validate").arg(&cfg).output().unwrap();
+    assert!(v.status.success(), "{}", stderr(&v));
+    assert!(std::fs::read_to_string(&cfg)
+        .unwrap()
+        .contains("window = 10000"));
+}
+
+#[test]
+fn same_seed_same_bytes_and_overrides_apply() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ra = run_tiny(a.path(), &[], &[]).join("seed=5/metrics.csv");
+    let rb = run_tiny(b.path(), &[], &[]).join("seed=5/metrics.csv");
+    assert_eq!(metrics_without_wall(&ra), metrics_without_wall(&rb));
+    // --set beats the environment, which beats the file.
+    let c = tempfile::tempdir().unwrap();
+    let rc = run_tiny(
+        c.path(),
+        &["--set", "seed=6", "--set", "env.horizon=6"],
+        &[
+            ("RUNNER_ENV__HORIZON", "7"),
+            ("RUNNER_TRAIN__BATCH_SIZE", "4"),
+        ],
+    );
+    let cfg = std::fs::read_to_string(rc.join("seed=6/config.toml")).unwrap();
+    assert!(
+        cfg.contains("horizon = 6") && cfg.contains("batch_size = 4"),
+        "{cfg}"
+    );
+    assert_ne!(
+        metrics_without_wall(&ra),
+        metrics_without_wall(&rc.join("seed=6/metrics.csv"))
+    );
+}
+
+#[test]
+fn non_finite_loss_is_a_clear_error() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "tiny.toml", TINY);
+    let o = runner()
+        .arg(&path)
+        .arg("--out")
+        .arg(out.path())
+        .args(["--set", "objective.log_z_init=1e39"]) // inf as f32
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("non-finite student loss"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn cuda_without_the_feature_is_a_clear_error() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "tiny.toml", TINY);
+    let o = runner()
+        .arg(&path)
+        .arg("--out")
+        .arg(out.path())
+        .args(["--set", "device=cuda"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("built with the `cuda` feature"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn schema_file_is_current_and_fully_described() {
+    let generated = runner::schema_json();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/experiment.schema.json");
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == generated,
+        "schemas/experiment.schema.json is stale: run `cargo run --release -- schema > schemas/experiment.schema.json`"
+    );
+    // Every property of every object has a description.
+    let v: serde_json::Value = serde_json::from_str(&generated).unwrap();
+    let mut missing = Vec::new();
+    fn walk(v: &serde_json::Value, path: &str, missing: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Object(props)) = m.get("properties") {
+                    for (k, p) in props {
+                        if k != "kind" && p.get("description").is_none() {
+                            missing.push(format!("{path}.{k}"));
+                        }
+                    }
+                }
+                for (k, x) in m {
+                    walk(x, &format!("{path}/{k}"), missing);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, path, missing)),
+            _ => {}
+        }
+    }
+    walk(&v, "", &mut missing);
+    assert!(
+        missing.is_empty(),
+        "fields without a description: {missing:?}"
+    );
+}
