@@ -5,6 +5,7 @@
 //! trains any combination with one loop; results are CSV files (see README).
 
 pub mod behaviour;
+pub mod buffer;
 pub mod config;
 pub mod envs;
 pub mod metrics;

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Trajectories;
-use crate::objective::{LogPb, PackedBatch, MASKED_LOGIT};
+use crate::objective::{PackedBatch, TransitionIndex, TransitionRow, MASKED_LOGIT};
 use crate::policy::mlp::Mlp;
 use crate::rng::Rng;
 
@@ -215,10 +215,7 @@ impl Grid {
         mask.iter().filter(|&&m| m).count()
     }
 
-    /// Sample `n` complete trajectories from `policy` (forward logits are its
-    /// first d+1 outputs), mixing its action distribution with uniform:
-    /// p = (1 - eps) softmax + eps / (d+1). One network call per time step for
-    /// all unfinished trajectories: `[n_active, d*H] -> [n_active, out]`.
+    /// Sample `n` complete trajectories from `policy` starting at s0 (see `rollout_from`).
     pub fn rollout(
         &self,
         policy: &Mlp,
@@ -227,10 +224,33 @@ impl Grid {
         rng: &mut Rng,
         device: &Device,
     ) -> candle_core::Result<Trajectories> {
+        let origin = Prefix {
+            states: vec![0; self.ndim],
+            actions: Vec::new(),
+        };
+        self.rollout_from(policy, vec![origin; n], eps, rng, device)
+    }
+
+    /// Complete partial trajectories with `policy` (forward logits are its
+    /// first d+1 outputs), mixing its action distribution with uniform:
+    /// p = (1 - eps) softmax + eps / (d+1). One network call per time step for
+    /// all unfinished trajectories: `[n_active, d] -> [n_active, out]`.
+    pub fn rollout_from(
+        &self,
+        policy: &Mlp,
+        prefixes: Vec<Prefix>,
+        eps: f64,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> candle_core::Result<Trajectories> {
         let (d, a_dim) = (self.ndim, self.n_forward_actions());
-        let mut states: Vec<Vec<u16>> = vec![vec![0; d]; n];
-        let mut actions: Vec<Vec<u32>> = vec![Vec::new(); n];
-        let mut current = vec![0u16; n * d];
+        let n = prefixes.len();
+        let mut current = Vec::with_capacity(n * d);
+        for p in &prefixes {
+            current.extend_from_slice(&p.states[p.states.len() - d..]);
+        }
+        let (mut states, mut actions): (Vec<Vec<u16>>, Vec<Vec<u32>>) =
+            prefixes.into_iter().map(|p| (p.states, p.actions)).unzip();
         let mut active: Vec<usize> = (0..n).collect();
         let mut obs = Vec::new();
         let mut probs = vec![0f64; a_dim];
@@ -304,8 +324,45 @@ impl Grid {
         Ok(out)
     }
 
+    /// A trajectory from s0 to the terminal state `x` drawn backwards from the
+    /// uniform P_B: a stop action last if x has no coordinate at H-1, then
+    /// uniformly chosen parents down to 0 (spec "Backward trajectory generation").
+    pub fn sample_backward(&self, x: &[u16], rng: &mut Rng) -> Prefix {
+        let d = self.ndim;
+        let mut rev_states: Vec<u16> = x.to_vec();
+        let mut rev_actions: Vec<u32> = Vec::new();
+        if x.iter().all(|&c| (c as usize) < self.horizon - 1) {
+            rev_states.extend_from_slice(x);
+            rev_actions.push(d as u32);
+        }
+        let mut s = x.to_vec();
+        let mut mask = vec![false; d];
+        while s.iter().any(|&c| c > 0) {
+            self.parent_mask(&s, &mut mask);
+            let n = mask.iter().filter(|&&m| m).count();
+            let pick = rng.random_range(0..n);
+            let i = mask
+                .iter()
+                .enumerate()
+                .filter(|(_, &m)| m)
+                .nth(pick)
+                .map(|(i, _)| i)
+                .expect("a non-zero state has a parent");
+            s[i] -= 1;
+            rev_states.extend_from_slice(&s);
+            rev_actions.push(i as u32);
+        }
+        // Reverse the order of the states (d-sized chunks) and of the actions.
+        let states = rev_states.chunks(d).rev().flatten().copied().collect();
+        rev_actions.reverse();
+        Prefix {
+            states,
+            actions: rev_actions,
+        }
+    }
+
     /// Tensors of a batch for the objectives: one row per state of the packed
-    /// batch, forward-action masks, gather indices and segment matrices.
+    /// batch, forward-action masks, and per-transition gather indices.
     pub fn pack(
         &self,
         trajs: &Trajectories,
@@ -334,47 +391,51 @@ impl Grid {
             }
         }
         let m = trajs.actions.len();
-        let mut pf_index = Vec::with_capacity(m);
-        let mut pf_segment = vec![0f32; bsz * m];
-        let mut pb_index = Vec::with_capacity(m);
-        let mut pb_rows = Vec::with_capacity(m);
-        let mut pb_fixed = vec![0f32; bsz];
+        let mut t = TransitionIndex::with_capacity(bsz, m);
         for b in 0..bsz {
             let start = trajs.offsets[b];
-            for (t, &a) in trajs.actions_of(b).iter().enumerate() {
-                let row = start + t;
-                pf_segment[b * m + pf_index.len()] = 1.0;
-                pf_index.push((row * a_dim) as u32 + a);
+            let acts = trajs.actions_of(b);
+            for (k, &a) in acts.iter().enumerate() {
+                let row = start + k;
+                let last = k + 1 == acts.len();
+                let stop = a as usize == d;
                 // The backward step of the stop action has probability 1.
-                if a as usize != d {
-                    pb_index.push(((row + 1) * d) as u32 + a);
-                    pb_rows.push(b);
-                    pb_fixed[b] -= (self.n_parents(trajs.state(row + 1)) as f32).ln();
-                }
+                let log_pb = if stop {
+                    0.0
+                } else {
+                    -(self.n_parents(trajs.state(row + 1)) as f32).ln()
+                };
+                t.push(TransitionRow {
+                    traj: b,
+                    row,
+                    action: a,
+                    a_dim,
+                    b_dim: d,
+                    stop,
+                    log_pb,
+                    ends_entry: last && trajs.terminated[b],
+                    // GAFN augments the backward factor into every state but
+                    // the final state of an edge-terminated trajectory.
+                    augmentable: !(stop || last && trajs.terminated[b]),
+                });
             }
         }
-        let log_pb = if learn_pb {
-            let mut segment = vec![0f32; bsz * pb_index.len()];
-            for (k, &b) in pb_rows.iter().enumerate() {
-                segment[b * pb_index.len() + k] = 1.0;
-            }
-            LogPb::Learned {
-                mask: Tensor::from_vec(bwd_mask, (n, d), device)?,
-                index: Tensor::from_vec(pb_index.clone(), pb_index.len(), device)?,
-                segment: Tensor::from_vec(segment, (bsz, pb_index.len()), device)?,
-            }
-        } else {
-            LogPb::Fixed(Tensor::from_vec(pb_fixed, bsz, device)?)
-        };
-        Ok(PackedBatch {
-            batch: bsz,
-            obs: Tensor::from_vec(obs, (n, d), device)?,
-            fwd_mask: Tensor::from_vec(fwd_mask, (n, a_dim), device)?,
-            pf_index: Tensor::from_vec(pf_index, m, device)?,
-            pf_segment: Tensor::from_vec(pf_segment, (bsz, m), device)?,
-            log_pb,
-        })
+        t.into_packed(
+            Tensor::from_vec(obs, (n, d), device)?,
+            Tensor::from_vec(fwd_mask, (n, a_dim), device)?,
+            learn_pb.then_some((bwd_mask, n, d)),
+            device,
+        )
     }
+}
+
+/// The start of a trajectory: its states (flattened, s0 first) and actions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prefix {
+    /// `[len, d]` flattened states, s0 first.
+    pub states: Vec<u16>,
+    /// The `len - 1` actions between them.
+    pub actions: Vec<u32>,
 }
 
 #[cfg(test)]
@@ -461,8 +522,13 @@ mod tests {
         let idx: Vec<u32> = p.pf_index.to_vec1().unwrap();
         assert_eq!(idx, vec![0, 3 + 1, 6 + 2]);
         // log P_B: (1,0) has 1 parent, (1,1) has 2, stop step has prob 1.
-        let LogPb::Fixed(pb) = p.log_pb else { panic!() };
+        let crate::objective::LogPb::Fixed(pb) = &p.log_pb else {
+            panic!()
+        };
         let pb: Vec<f32> = pb.to_vec1().unwrap();
-        assert!((pb[0] + 2f32.ln()).abs() < 1e-6);
+        assert_eq!(pb[0], 0.0);
+        assert!((pb[1] + 2f32.ln()).abs() < 1e-6 && pb[2] == 0.0);
+        let ends: Vec<f32> = p.ends_entry.to_vec1().unwrap();
+        assert_eq!(ends, vec![0.0, 0.0, 1.0]);
     }
 }

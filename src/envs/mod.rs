@@ -18,8 +18,13 @@ pub struct Trajectories {
     pub actions: Vec<u32>,
     /// `[batch + 1]`: state ranges of the trajectories.
     pub offsets: Vec<usize>,
-    /// `[batch]`: reward R(x) of each terminal state.
+    /// `[batch]`: reward R(x) of each terminal state (0 for a replayed
+    /// transition into a non-terminal state).
     pub reward: Vec<f64>,
+    /// `[batch]`: whether the entry's last state is its terminal state: true for
+    /// every complete trajectory, false for a replayed DB transition that
+    /// does not end an episode.
+    pub terminated: Vec<bool>,
 }
 
 impl Trajectories {
@@ -53,8 +58,13 @@ impl Trajectories {
         &self.actions[self.offsets[b] - b..self.offsets[b + 1] - b - 1]
     }
 
-    /// Append one trajectory given its states (flattened) and actions.
+    /// Append one complete trajectory given its states (flattened) and actions.
     pub fn push(&mut self, states: &[u16], actions: &[u32], reward: f64) {
+        self.push_entry(states, actions, reward, true);
+    }
+
+    /// Append one entry; `terminated` says whether its last state is terminal.
+    pub fn push_entry(&mut self, states: &[u16], actions: &[u32], reward: f64, terminated: bool) {
         debug_assert_eq!(states.len(), (actions.len() + 1) * self.state_dim);
         if self.offsets.is_empty() {
             self.offsets.push(0);
@@ -63,5 +73,6 @@ impl Trajectories {
         self.actions.extend_from_slice(actions);
         self.offsets.push(self.n_states());
         self.reward.push(reward);
+        self.terminated.push(terminated);
     }
 }

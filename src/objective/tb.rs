@@ -1,11 +1,11 @@
 //! Trajectory balance (TB, arXiv 2201.13259):
 //! delta(tau) = log R(x) + sum log P_B - log Z - sum log P_F, loss = mean delta^2.
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{Result, Tensor};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{LogPb, PackedBatch};
+use super::PackedBatch;
 
 /// Trajectory balance with its own learning rate for log Z (spec/grid.md "Policy `mlp`").
 /// The teacher, when there is one, is trained with the same settings.
@@ -64,32 +64,10 @@ pub fn tb_delta(
     log_z: &Tensor,
     log_reward: &Tensor,
 ) -> Result<Tensor> {
-    let a_dim = batch.fwd_mask.dim(1)?;
-    // [N, A] -> log-softmax over valid actions -> [N*A] -> [M] -> [B]
-    let log_pf =
-        candle_nn::ops::log_softmax(&(out.narrow(1, 0, a_dim)? + &batch.fwd_mask)?, D::Minus1)?;
-    let sum_pf = segment_sum(&log_pf, &batch.pf_index, &batch.pf_segment)?;
-    let sum_pb = match &batch.log_pb {
-        LogPb::Fixed(t) => t.clone(),
-        LogPb::Learned {
-            mask,
-            index,
-            segment,
-        } => {
-            let b_dim = mask.dim(1)?;
-            let log_pb =
-                candle_nn::ops::log_softmax(&(out.narrow(1, a_dim, b_dim)? + mask)?, D::Minus1)?;
-            segment_sum(&log_pb, index, segment)?
-        }
-    };
+    // sum over each trajectory of log P_F - log P_B: [M] -> [B]
+    let balance = batch.per_entry(&(batch.log_pf(out)? - batch.log_pb(out)?)?)?;
     // delta = log R + sum log P_B - log Z - sum log P_F
-    (log_reward + sum_pb)?.broadcast_sub(log_z)?.sub(&sum_pf)
-}
-
-/// Gather `values.flatten()[index]` `[M]` and sum per trajectory with `segment` `[B, M]` -> `[B]`.
-fn segment_sum(values: &Tensor, index: &Tensor, segment: &Tensor) -> Result<Tensor> {
-    let picked = values.flatten_all()?.index_select(index, 0)?; // [M]
-    segment.matmul(&picked.unsqueeze(1)?)?.squeeze(1) // [B]
+    (log_reward - balance)?.broadcast_sub(log_z)
 }
 
 /// TB loss: mean of delta^2 over the batch.
