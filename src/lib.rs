@@ -15,6 +15,7 @@ pub mod output;
 pub mod policy;
 pub mod registry;
 pub mod rng;
+pub mod search;
 pub mod train;
 
 /// JSON Schema of the experiment file, generated from the Rust types.

@@ -14,10 +14,13 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::behaviour::{OnPolicyConfig, TeacherConfig};
+use crate::behaviour::{GafnConfig, OnPolicyConfig, TeacherConfig};
+use crate::buffer::{TerminalBufferConfig, TransitionBufferConfig};
 use crate::envs::grid::GridConfig;
+use crate::objective::db::DbConfig;
 use crate::objective::tb::TbConfig;
 use crate::policy::mlp::MlpConfig;
+use crate::search::BackAndForthConfig;
 
 macro_rules! registry {
     (
@@ -78,6 +81,8 @@ registry! {
     ObjectiveConfig {
         /// Trajectory balance with a learned log Z.
         Tb(TbConfig) = "tb",
+        /// Detailed balance with a learned state flow log F(s).
+        Db(DbConfig) = "db",
     }
 }
 
@@ -88,5 +93,25 @@ registry! {
         OnPolicy(OnPolicyConfig) = "on_policy",
         /// The adaptive Teacher: a second sampler trained on the student's loss.
         Teacher(TeacherConfig) = "teacher",
+        /// GAFN: intrinsic rewards from random network distillation.
+        Gafn(GafnConfig) = "gafn",
+    }
+}
+
+registry! {
+    /// The replay buffer (optional).
+    BufferConfig {
+        /// Terminal states, replayed with fresh backward trajectories (TB, GAFN excluded).
+        Terminal(TerminalBufferConfig) = "terminal",
+        /// Transitions (DB).
+        Transition(TransitionBufferConfig) = "transition",
+    }
+}
+
+registry! {
+    /// Local search (optional); the schedule's `+ls` sources say when it runs.
+    LocalSearchConfig {
+        /// Back-and-forth: destroy the end of a trajectory, rebuild it, keep the better.
+        BackAndForth(BackAndForthConfig) = "back_and_forth",
     }
 }

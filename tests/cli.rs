@@ -358,3 +358,76 @@ fn schema_file_is_current_and_fully_described() {
         "fields without a description: {missing:?}"
     );
 }
+
+/// Every experiment file runs a few steps on a small grid (the components and
+/// schedules it names all work together).
+#[test]
+fn every_experiment_file_runs_a_few_steps() {
+    let out = tempfile::tempdir().unwrap();
+    for file in experiment_files() {
+        let o = runner()
+            .arg(&file)
+            .arg("--out")
+            .arg(out.path())
+            .args([
+                "--set",
+                "env.ndim=2",
+                "--set",
+                "env.horizon=8",
+                "--set",
+                "train.steps=34",
+                "--set",
+                "train.n_evals=1",
+                "--set",
+                "eval.samples=200",
+                "--set",
+                "policy.hidden=16",
+                "--set",
+                "train.progress=false",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}: {}", file.display(), stderr(&o));
+    }
+    // 34 steps cover the 16-step schedules twice; plots were written.
+    let plots = out.path().join("grid_d4_h32_teacher_ls_per/seed=0/plots");
+    assert!(plots.join("target_density.png").exists());
+    assert!(plots.join("empirical_density_step000034.png").exists());
+}
+
+#[test]
+fn composition_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[train]",
+            "[buffer]\nkind = \"transition\"\n[train]",
+            "a `transition` buffer needs objective `db`",
+        ),
+        (
+            "kind = \"teacher\"",
+            "kind = \"on_policy\"\nschedule = [\"student\", \"buffer\"]",
+            "`buffer` sources need a `[buffer]` table",
+        ),
+        (
+            "kind = \"teacher\"",
+            "kind = \"on_policy\"\nschedule = [\"teacher\"]",
+            "`teacher` sources need",
+        ),
+        (
+            "kind = \"teacher\"",
+            "kind = \"teacher\"\nschedule = [\"student\", \"teacher+ls\"]",
+            "`+ls` sources need a `[local_search]` table",
+        ),
+        (
+            "[train]",
+            "[buffer]\nkind = \"terminal\"\npriority = \"rewrd\"\n[train]",
+            "unknown value `rewrd` for `buffer.priority`",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let path = write(dir.path(), "bad.toml", &TINY.replacen(from, to, 1));
+        let err = stderr(&runner().arg("validate").arg(&path).output().unwrap());
+        assert!(err.contains(expected), "expected `{expected}` in:\n{err}");
+    }
+}

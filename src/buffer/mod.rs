@@ -33,6 +33,10 @@
 //! amortised; uniform `sample` is O(N + n) at worst (no sorting); prioritised
 //! `sample` is O(N log N + n log N).
 
+mod config;
+
+pub use config::{Priority, TerminalBufferConfig, TransitionBufferConfig};
+
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 

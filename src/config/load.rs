@@ -14,7 +14,9 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
 use super::Experiment;
-use crate::registry::{BehaviourConfig, EnvConfig, ObjectiveConfig, PolicyConfig};
+use crate::registry::{
+    BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
+};
 
 /// Top-level keys of an experiment file (also the keys read from `RUNNER_*`).
 pub const TOP_LEVEL_KEYS: &[&str] = &[
@@ -25,6 +27,8 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "policy",
     "objective",
     "behaviour",
+    "buffer",
+    "local_search",
     "train",
     "eval",
 ];
@@ -174,7 +178,7 @@ fn source_of(fig: &Figment, key: &str) -> String {
 /// selected variant's own struct to recover the exact key (see `registry`).
 fn describe(fig: &Figment, err: figment::Error) -> String {
     let first = err.path.first().cloned().unwrap_or_default();
-    let in_component = matches!(first.as_str(), "env" | "policy" | "objective" | "behaviour");
+    let in_component = component_kinds(&first).is_some();
     let is_kind_error = err.path.len() == 2 && err.path[1] == "kind";
     if in_component && !is_kind_error {
         if let Some(msgs) = diagnose_component(fig, &first) {
@@ -232,14 +236,22 @@ fn sentence(fig: &Figment, path: &[String], kind: &Kind) -> String {
     }
 }
 
-/// Re-check the component table `key` against its selected variant alone.
-fn diagnose_component(fig: &Figment, key: &str) -> Option<String> {
-    let kinds: &[&str] = match key {
+/// The accepted kinds of the component table `key` (`None`: not a component).
+fn component_kinds(key: &str) -> Option<&'static [&'static str]> {
+    Some(match key {
         "env" => EnvConfig::KINDS,
         "policy" => PolicyConfig::KINDS,
         "objective" => ObjectiveConfig::KINDS,
-        _ => BehaviourConfig::KINDS,
-    };
+        "behaviour" => BehaviourConfig::KINDS,
+        "buffer" => BufferConfig::KINDS,
+        "local_search" => LocalSearchConfig::KINDS,
+        _ => return None,
+    })
+}
+
+/// Re-check the component table `key` against its selected variant alone.
+fn diagnose_component(fig: &Figment, key: &str) -> Option<String> {
+    let kinds = component_kinds(key)?;
     let allowed = kinds
         .iter()
         .map(|k| format!("`{k}`"))
@@ -266,12 +278,14 @@ fn diagnose_component(fig: &Figment, key: &str) -> Option<String> {
             ))
         }
     };
-    let sub = Figment::from(Serialized::defaults(table));
+    let sub = Figment::from(Serialized::defaults(table.clone()));
     let checked = match key {
         "env" => EnvConfig::check_table(&kind, &sub),
         "policy" => PolicyConfig::check_table(&kind, &sub),
         "objective" => ObjectiveConfig::check_table(&kind, &sub),
-        _ => BehaviourConfig::check_table(&kind, &sub),
+        "behaviour" => BehaviourConfig::check_table(&kind, &sub),
+        "buffer" => BufferConfig::check_table(&kind, &sub),
+        _ => LocalSearchConfig::check_table(&kind, &sub),
     };
     match checked {
         None => Some(format!(
@@ -284,6 +298,16 @@ fn diagnose_component(fig: &Figment, key: &str) -> Option<String> {
                 .map(|e| {
                     let mut path = vec![key.to_string()];
                     path.extend(e.path.iter().cloned());
+                    // figment reports a bad unit-variant string without its
+                    // key; recover the key holding that string.
+                    if let (true, Kind::UnknownVariant(v, _)) = (e.path.is_empty(), &e.kind) {
+                        let holder = table
+                            .iter()
+                            .find(|(_, val)| matches!(val, Value::String(_, s) if s == v));
+                        if let Some((k, _)) = holder {
+                            path.push(k.clone());
+                        }
+                    }
                     sentence(fig, &path, &e.kind)
                 })
                 .collect::<Vec<_>>()

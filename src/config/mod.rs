@@ -10,8 +10,10 @@ pub use load::{load, parse_set, ConfigError, SetArg};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::behaviour::Source;
-use crate::registry::{BehaviourConfig, EnvConfig, ObjectiveConfig, PolicyConfig};
+use crate::behaviour::{paper_schedule, Source, TeacherConfig};
+use crate::registry::{
+    BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
+};
 
 /// One experiment: a composition of named components and the settings of the
 /// training loop. `runner FILE` trains it; the resolved form is written next to
@@ -35,6 +37,12 @@ pub struct Experiment {
     pub objective: ObjectiveConfig,
     /// Behaviour policy (source of the training batches): `kind` and its parameters.
     pub behaviour: BehaviourConfig,
+    /// Replay buffer (optional): `kind` and its parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<BufferConfig>,
+    /// Local search (optional): `kind` and its parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_search: Option<LocalSearchConfig>,
     /// Training-loop settings.
     #[serde(default)]
     pub train: TrainConfig,
@@ -97,6 +105,10 @@ pub struct EvalConfig {
     /// environment's default (grid: 10000 for d=2,H<=256 and d=4,H<=16, else 20000).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<usize>,
+    /// Write PNG heatmaps of the target density and of each evaluation's
+    /// empirical density to `plots/` in the run directory (even d only; 4-d
+    /// grids are folded to 2-d as the paper does).
+    pub plot: bool,
 }
 
 impl Default for EvalConfig {
@@ -105,16 +117,35 @@ impl Default for EvalConfig {
             samples: 100_000,
             batch_size: 10_000,
             window: None,
+            plot: true,
         }
     }
 }
 
 impl Experiment {
-    /// The training-batch schedule of the behaviour, one entry per step, cycled.
+    /// The training-batch schedule: the behaviour's `schedule`, or the
+    /// paper's for the configured behaviour, buffer and local search.
     pub fn schedule(&self) -> Vec<Source> {
-        match &self.behaviour {
-            BehaviourConfig::OnPolicy(_) => vec![Source::Student],
+        let explicit = match &self.behaviour {
+            BehaviourConfig::OnPolicy(b) => b.schedule.clone(),
             BehaviourConfig::Teacher(t) => t.schedule.clone(),
+            BehaviourConfig::Gafn(_) => None,
+        };
+        explicit.unwrap_or_else(|| {
+            paper_schedule(
+                matches!(self.behaviour, BehaviourConfig::Teacher(_)),
+                self.buffer.is_some(),
+                self.local_search.is_some(),
+            )
+        })
+    }
+
+    /// The teacher-reward settings: the teacher's, or (for PER without a
+    /// teacher) the paper's defaults C = 19, alpha = 0, log.
+    pub fn teacher_reward(&self) -> TeacherConfig {
+        match &self.behaviour {
+            BehaviourConfig::Teacher(t) => t.clone(),
+            _ => TeacherConfig::default(),
         }
     }
 
@@ -130,11 +161,23 @@ impl Experiment {
         }
         match &self.objective {
             ObjectiveConfig::Tb(o) => o.check()?,
+            ObjectiveConfig::Db(o) => o.check()?,
         }
         match &self.behaviour {
             BehaviourConfig::OnPolicy(b) => b.check()?,
             BehaviourConfig::Teacher(b) => b.check()?,
+            BehaviourConfig::Gafn(b) => b.check()?,
         }
+        match &self.buffer {
+            Some(BufferConfig::Terminal(b)) => b.check()?,
+            Some(BufferConfig::Transition(b)) => b.check()?,
+            None => {}
+        }
+        match &self.local_search {
+            Some(LocalSearchConfig::BackAndForth(l)) => l.check()?,
+            None => {}
+        }
+        self.check_composition()?;
         if self.train.batch_size == 0 {
             return err("train.batch_size", "must be at least 1".into());
         }
@@ -155,6 +198,76 @@ impl Experiment {
         }
         if self.eval.window == Some(0) {
             return err("eval.window", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+impl Experiment {
+    /// Rules across components: which buffer goes with which objective, what
+    /// the schedule may name.
+    fn check_composition(&self) -> Result<(), (String, String)> {
+        let err = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
+        let db = matches!(self.objective, ObjectiveConfig::Db(_));
+        match (&self.buffer, db) {
+            (Some(BufferConfig::Terminal(_)), true) => {
+                return err(
+                    "buffer.kind",
+                    "objective `db` replays transitions: use `kind = \"transition\"`",
+                )
+            }
+            (Some(BufferConfig::Transition(_)), false) => {
+                return err(
+                    "buffer.kind",
+                    "a `transition` buffer needs objective `db`; use `kind = \"terminal\"`",
+                )
+            }
+            _ => {}
+        }
+        if let BehaviourConfig::Gafn(_) = self.behaviour {
+            if db {
+                return err(
+                    "objective.kind",
+                    "behaviour `gafn` trains with edge-augmented TB: use objective `tb`",
+                );
+            }
+            if self.buffer.is_some() || self.local_search.is_some() {
+                return err(
+                    "behaviour.kind",
+                    "behaviour `gafn` uses no `[buffer]` and no `[local_search]`",
+                );
+            }
+        }
+        let schedule = self.schedule();
+        if schedule.is_empty() {
+            return err("behaviour.schedule", "must list at least one source");
+        }
+        let teacher = matches!(self.behaviour, BehaviourConfig::Teacher(_));
+        for s in &schedule {
+            if s.teacher() && !teacher {
+                return err(
+                    "behaviour.schedule",
+                    "`teacher` sources need `behaviour.kind = \"teacher\"`",
+                );
+            }
+            if *s == Source::Buffer && self.buffer.is_none() {
+                return err(
+                    "behaviour.schedule",
+                    "`buffer` sources need a `[buffer]` table",
+                );
+            }
+            if s.local_search() && self.local_search.is_none() {
+                return err(
+                    "behaviour.schedule",
+                    "`+ls` sources need a `[local_search]` table",
+                );
+            }
+        }
+        if !schedule.iter().any(|s| s.is_fresh()) {
+            return err(
+                "behaviour.schedule",
+                "needs at least one sampling source besides `buffer`",
+            );
         }
         Ok(())
     }

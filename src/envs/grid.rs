@@ -72,6 +72,12 @@ impl GridConfig {
         }
     }
 
+    /// Default replay capacity: int(0.1 (H-1+d) (H-1)^(d-1)) (spec "Replay buffer").
+    pub fn default_buffer_size(&self) -> usize {
+        let h1 = (self.horizon - 1) as f64;
+        ((0.1 * (h1 + self.ndim as f64) * h1.powi(self.ndim as i32 - 1)) as usize).max(1)
+    }
+
     /// Default number of recent training samples behind `empirical_l1` (spec "Metrics").
     pub fn default_window(&self) -> usize {
         match (self.ndim, self.horizon) {
@@ -183,6 +189,21 @@ impl Grid {
     pub fn terminal_index(&self, s: &[u16]) -> Option<usize> {
         let i = self.terminal_index[self.dense(s)];
         (i != u32::MAX).then_some(i as usize)
+    }
+
+    /// The states of the terminal set, in the order of `true_density`.
+    pub fn terminal_states(&self) -> impl Iterator<Item = Vec<u16>> + '_ {
+        (0..self.terminal_index.len())
+            .filter(|&i| self.terminal_index[i] != u32::MAX)
+            .map(|mut i| {
+                (0..self.ndim)
+                    .map(|_| {
+                        let c = (i % self.horizon) as u16;
+                        i /= self.horizon;
+                        c
+                    })
+                    .collect()
+            })
     }
 
     /// Whether `s` is a goal (maximal reward).

@@ -344,6 +344,73 @@ pub fn heatmap_png(
     written
 }
 
+/// Where a grid state lands on the 2-D picture: d coordinates folded as the
+/// reference does (`reshape(H^(d/2), H^(d/2))`): the first d/2 coordinates
+/// index the row (s_0 most significant), the rest the column. `None` for odd d.
+fn fold(grid: &crate::envs::grid::Grid, s: &[u16]) -> Option<(usize, usize)> {
+    let d = grid.ndim;
+    if !d.is_multiple_of(2) {
+        return None;
+    }
+    let index = |cs: &[u16]| cs.iter().fold(0, |acc, &c| acc * grid.horizon + c as usize);
+    Some((index(&s[..d / 2]), index(&s[d / 2..])))
+}
+
+/// Draw a density over the grid's terminal set (indexed like `true_density`).
+fn grid_density(
+    grid: &crate::envs::grid::Grid,
+    density: &[f64],
+    path: &Path,
+    title: &str,
+) -> Result<(), PlotError> {
+    let side = grid.horizon.pow((grid.ndim / 2) as u32);
+    let mut values = vec![0.0; side * side];
+    let vmax = grid.true_density.iter().cloned().fold(0.0, f64::max);
+    for (i, s) in grid.terminal_states().enumerate() {
+        if let Some((r, c)) = fold(grid, &s) {
+            values[r * side + c] = density[i];
+        }
+    }
+    heatmap_png(path, &values, side, side, title, vmax)
+}
+
+/// `plots/target_density.png`: p(x) folded to 2-D (skipped for odd d).
+pub fn target_density(grid: &crate::envs::grid::Grid, dir: &Path) -> Result<(), PlotError> {
+    if !grid.ndim.is_multiple_of(2) {
+        return Ok(());
+    }
+    grid_density(
+        grid,
+        &grid.true_density,
+        &dir.join("target_density.png"),
+        "target density",
+    )
+}
+
+/// `plots/empirical_density_step<step>.png`: the empirical distribution of
+/// evaluation samples (terminal-set indices), on the target's colour scale.
+pub fn empirical_density(
+    grid: &crate::envs::grid::Grid,
+    samples: &[usize],
+    step: u64,
+    dir: &Path,
+) -> Result<(), PlotError> {
+    if !grid.ndim.is_multiple_of(2) || samples.is_empty() {
+        return Ok(());
+    }
+    let mut density = vec![0.0; grid.true_density.len()];
+    for &i in samples {
+        density[i] += 1.0 / samples.len() as f64;
+    }
+    let path = dir.join(format!("empirical_density_step{step:06}.png"));
+    grid_density(
+        grid,
+        &density,
+        &path,
+        &format!("empirical density, step {step}"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
