@@ -136,8 +136,7 @@ pub fn rnd_loss(errors: &Tensor, row_weight: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envs::grid::{Grid, GridConfig};
-    use crate::envs::Trajectories;
+    use crate::envs::grid::fixtures::{batch, grid_2x4, STOPPED};
     use crate::objective::tb::tb_delta;
     use crate::rng::{stream, Stream};
 
@@ -183,17 +182,8 @@ mod tests {
     #[test]
     fn zero_intrinsic_reward_is_plain_tb() {
         let dev = Device::Cpu;
-        let g = Grid::new(&GridConfig {
-            ndim: 2,
-            horizon: 4,
-            beta: 1.0,
-        });
-        let mut t = Trajectories {
-            state_dim: 2,
-            ..Default::default()
-        };
-        t.push(&[0, 0, 1, 0, 1, 1, 1, 1], &[0, 1, 2], g.reward(&[1, 1]));
-        t.push(&[0, 0, 1, 0, 2, 0, 3, 0], &[0, 0, 0], g.reward(&[3, 0]));
+        let g = grid_2x4();
+        let t = batch(&g, &[STOPPED, (&[0, 0, 1, 0, 2, 0, 3, 0], &[0, 0, 0])]);
         let p = g.pack(&t, false, &dev).unwrap();
         let n = t.n_states();
         let vals: Vec<f32> = (0..n * 6)

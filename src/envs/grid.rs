@@ -459,6 +459,39 @@ pub struct Prefix {
     pub actions: Vec<u32>,
 }
 
+/// Hand-built batches shared by the unit tests of the objectives.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{Grid, GridConfig};
+    use crate::envs::Trajectories;
+
+    /// The d=2, H=4 grid.
+    pub fn grid_2x4() -> Grid {
+        Grid::new(&GridConfig {
+            ndim: 2,
+            horizon: 4,
+            beta: 1.0,
+        })
+    }
+
+    /// A batch of the given trajectories `(states, actions)` on `grid_2x4`.
+    pub fn batch(grid: &Grid, trajs: &[(&[u16], &[u32])]) -> Trajectories {
+        let mut t = Trajectories {
+            state_dim: 2,
+            ..Default::default()
+        };
+        for (states, actions) in trajs {
+            t.push(states, actions, grid.reward(&states[states.len() - 2..]));
+        }
+        t
+    }
+
+    /// (0,0) -a0-> (1,0) -a1-> (1,1) -stop-> (1,1).
+    pub const STOPPED: (&[u16], &[u32]) = (&[0, 0, 1, 0, 1, 1, 1, 1], &[0, 1, 2]);
+    /// (0,0) -a0-> (1,0) -a1-> (1,1) -a0-> (2,1) -a0-> (3,1): ends at the edge.
+    pub const EDGE: (&[u16], &[u32]) = (&[0, 0, 1, 0, 1, 1, 2, 1, 3, 1], &[0, 1, 0, 0]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,8 +75,7 @@ pub fn db_loss(delta: &Tensor, batch: &PackedBatch) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envs::grid::{Grid, GridConfig};
-    use crate::envs::Trajectories;
+    use crate::envs::grid::fixtures::{batch, grid_2x4, STOPPED};
     use candle_core::Device;
 
     /// DB on a hand-built trajectory. d=2, H=4:
@@ -91,16 +90,8 @@ mod tests {
     #[test]
     fn db_delta_hand_trajectory() {
         let dev = Device::Cpu;
-        let g = Grid::new(&GridConfig {
-            ndim: 2,
-            horizon: 4,
-            beta: 1.0,
-        });
-        let mut t = Trajectories {
-            state_dim: 2,
-            ..Default::default()
-        };
-        t.push(&[0, 0, 1, 0, 1, 1, 1, 1], &[0, 1, 2], g.reward(&[1, 1]));
+        let g = grid_2x4();
+        let t = batch(&g, &[STOPPED]);
         let p = g.pack(&t, false, &dev).unwrap();
         let ln2 = 2f32.ln();
         let rows: Vec<f32> = (1..=4)

@@ -78,8 +78,7 @@ pub fn tb_loss(delta: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envs::grid::{Grid, GridConfig};
-    use crate::envs::Trajectories;
+    use crate::envs::grid::fixtures::{batch, grid_2x4, EDGE, STOPPED};
     use candle_core::Device;
 
     /// TB on a hand-built trajectory with hand-picked logits.
@@ -94,16 +93,8 @@ mod tests {
     #[test]
     fn tb_delta_hand_trajectory() {
         let dev = Device::Cpu;
-        let g = Grid::new(&GridConfig {
-            ndim: 2,
-            horizon: 4,
-            beta: 1.0,
-        });
-        let mut t = Trajectories {
-            state_dim: 2,
-            ..Default::default()
-        };
-        t.push(&[0, 0, 1, 0, 1, 1, 1, 1], &[0, 1, 2], g.reward(&[1, 1]));
+        let g = grid_2x4();
+        let t = batch(&g, &[STOPPED]);
         let p = g.pack(&t, false, &dev).unwrap();
         let ln2 = 2f32.ln();
         let out = Tensor::new(&[[0f32, 0.0, ln2, 0.0, 0.0]; 4], &dev).unwrap();
@@ -129,21 +120,8 @@ mod tests {
     #[test]
     fn learned_pb_with_flat_logits_is_uniform() {
         let dev = Device::Cpu;
-        let g = Grid::new(&GridConfig {
-            ndim: 2,
-            horizon: 4,
-            beta: 1.0,
-        });
-        let mut t = Trajectories {
-            state_dim: 2,
-            ..Default::default()
-        };
-        t.push(
-            &[0, 0, 1, 0, 1, 1, 2, 1, 3, 1],
-            &[0, 1, 0, 0],
-            g.reward(&[3, 1]),
-        );
-        t.push(&[0, 0, 0, 0], &[2], g.reward(&[0, 0]));
+        let g = grid_2x4();
+        let t = batch(&g, &[EDGE, (&[0, 0, 0, 0], &[2])]);
         let out = Tensor::zeros((t.n_states(), 5), candle_core::DType::F32, &dev).unwrap();
         let z = Tensor::new(0f32, &dev).unwrap();
         let r = Tensor::new(&[0f32, 0.0], &dev).unwrap();
