@@ -16,6 +16,7 @@ pub mod policy;
 pub mod registry;
 pub mod rng;
 pub mod search;
+pub mod sweep;
 pub mod train;
 
 /// JSON Schema of the experiment file, generated from the Rust types.

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use runner::config::{self, SetArg};
+use runner::sweep::{self, SweepOptions};
 use runner::train::{self, RunOptions};
 
 /// Experiment runner for amortized samplers trained as GFlowNets.
@@ -29,9 +30,18 @@ struct RunArgs {
     file: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
-    /// Results root directory.
-    #[arg(long, default_value = "results")]
-    out: PathBuf,
+    /// Runs executing at once [default: number of cores].
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Start no new run after the first failure.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Rerun complete runs whose resolved config changed (otherwise refused).
+    #[arg(long)]
+    force: bool,
+    /// Execute only run K of the sweep's expansion (0-based; SLURM array tasks).
+    #[arg(long, value_name = "K")]
+    index: Option<usize>,
 }
 
 #[derive(Args, Clone)]
@@ -39,6 +49,9 @@ struct Common {
     /// Override a key: dotted path, TOML value (repeatable), e.g. --set env.horizon=16.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Results root directory.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
     /// Dataset directory [default: $RUNNER_DATASETS, else `datasets`].
     #[arg(long)]
     datasets: Option<PathBuf>,
@@ -70,6 +83,38 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Write a SLURM job-array script running every run of the sweep.
+    Slurm {
+        /// Experiment file.
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+        /// Where to write the script [default: <out>/<name>/slurm.sbatch].
+        #[arg(long)]
+        script: Option<PathBuf>,
+        /// Partition (overrides [slurm] partition).
+        #[arg(long)]
+        partition: Option<String>,
+        /// Time limit per task (overrides [slurm] time).
+        #[arg(long)]
+        time: Option<String>,
+        /// CPUs per task (overrides [slurm] cpus_per_task).
+        #[arg(long)]
+        cpus: Option<usize>,
+        /// Memory per task (overrides [slurm] mem).
+        #[arg(long)]
+        mem: Option<String>,
+        /// Array tasks at once (overrides [slurm] concurrency).
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
+    /// Rebuild runs.csv and summary.csv from the run directories.
+    Collect {
+        /// Experiment file.
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 fn parse_sets(raw: &[String]) -> anyhow::Result<Vec<SetArg>> {
@@ -80,8 +125,9 @@ fn parse_sets(raw: &[String]) -> anyhow::Result<Vec<SetArg>> {
 
 fn main() -> ExitCode {
     // One thread per matrix product: the networks are small, so candle's
-    // multi-threaded gemm costs more than it gains; a teacher run uses a second
-    // thread for the teacher's step instead. Set RAYON_NUM_THREADS to override.
+    // multi-threaded gemm costs more than it gains; parallelism comes from
+    // running runs side by side (and a teacher run's second thread).
+    // Set RAYON_NUM_THREADS to override.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
@@ -98,8 +144,30 @@ fn main() -> ExitCode {
             warmup,
             common,
         }) => bench(&files, steps, warmup, &common),
-        None => match cli.run.file {
-            Some(file) => run(&file, &cli.run.common, &cli.run.out),
+        Some(Command::Slurm {
+            file,
+            common,
+            script,
+            partition,
+            time,
+            cpus,
+            mem,
+            concurrency,
+        }) => slurm(
+            &file,
+            &common,
+            script,
+            SlurmOverrides {
+                partition,
+                time,
+                cpus,
+                mem,
+                concurrency,
+            },
+        ),
+        Some(Command::Collect { file, common }) => collect(&file, &common),
+        None => match &cli.run.file {
+            Some(file) => run(file, &cli.run),
             None => Err(anyhow::anyhow!(
                 "no experiment file given; usage: runner FILE [--set KEY=VALUE] [--out DIR] (see runner --help)"
             )),
@@ -114,25 +182,56 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(file: &Path, common: &Common, out: &Path) -> anyhow::Result<()> {
-    let exp = config::load(file, &parse_sets(&common.sets)?)?;
-    let summary = train::run(
-        &exp,
-        &RunOptions {
-            out: out.to_path_buf(),
-            train_only: false,
+fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
+    let specs = sweep::expand(file, &parse_sets(&args.common.sets)?)?;
+    let specs = match args.index {
+        Some(k) => match specs.get(k) {
+            Some(s) => vec![s.clone()],
+            None => anyhow::bail!(
+                "--index {k} is out of range: {} has {} run(s) (0..{})",
+                file.display(),
+                specs.len(),
+                specs.len()
+            ),
         },
-    )
-    .with_context(|| format!("run of {} failed", file.display()))?;
-    println!(
-        "{}: {} steps, {} goals found, eval_empirical_l1 {:.3e}, {:.1}s -> {}",
-        exp.name,
-        summary.steps,
-        summary.n_goals_found,
-        summary.eval_empirical_l1,
-        summary.wall_s,
-        summary.dir.display()
-    );
+        None => specs,
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .min(specs.len())
+        .max(1);
+    let opts = SweepOptions {
+        out: args.common.out.clone(),
+        jobs,
+        fail_fast: args.fail_fast,
+        force: args.force,
+    };
+    let report = sweep::run_sweep(&specs, &opts)?;
+    if args.index.is_none() {
+        println!(
+            "{}: {} run(s) executed, {} complete and skipped, {} failed{} -> {}",
+            file.display(),
+            report.ran,
+            report.skipped,
+            report.failed.len(),
+            if report.not_started > 0 {
+                format!(", {} not started (--fail-fast)", report.not_started)
+            } else {
+                String::new()
+            },
+            report.dir.display()
+        );
+    }
+    if !report.failed.is_empty() {
+        for (id, msg) in &report.failed {
+            eprintln!("failed: {id}: {msg}");
+        }
+        anyhow::bail!("{} of {} run(s) failed", report.failed.len(), specs.len());
+    }
+    if report.not_started > 0 {
+        anyhow::bail!("stopped after a failure (--fail-fast)");
+    }
     Ok(())
 }
 
@@ -140,11 +239,17 @@ fn validate(files: &[PathBuf], common: &Common) -> anyhow::Result<()> {
     let sets = parse_sets(&common.sets)?;
     let mut failed = 0;
     for file in files {
-        match config::load(file, &sets) {
-            Ok(exp) => {
-                let exp = train::resolve(&exp);
+        match sweep::expand(file, &sets) {
+            Ok(specs) => {
+                let exp = train::resolve(&specs[0].exp);
+                let keys = sweep::varied_keys(&specs);
+                let sweep_note = if specs.len() > 1 {
+                    format!("; {} runs varying {}", specs.len(), keys.join(", "))
+                } else {
+                    String::new()
+                };
                 println!(
-                    "ok {}: {} on {}, behaviour {}, {} steps",
+                    "ok {}: {} on {}, behaviour {}, {} steps{sweep_note}",
                     file.display(),
                     exp.objective.kind(),
                     exp.env.kind(),
@@ -169,8 +274,10 @@ fn bench(files: &[PathBuf], steps: u64, warmup: u64, common: &Common) -> anyhow:
     for file in files {
         let mut exp = config::load(file, &sets)?;
         let opts = RunOptions {
-            out: std::env::temp_dir(),
+            dir: std::env::temp_dir(),
             train_only: true,
+            parallel_teacher: true,
+            progress: false,
         };
         exp.train.steps = Some(warmup.max(1));
         train::run(&exp, &opts)?;
@@ -188,5 +295,79 @@ fn bench(files: &[PathBuf], steps: u64, warmup: u64, common: &Common) -> anyhow:
             s.n_goals_found
         );
     }
+    Ok(())
+}
+
+struct SlurmOverrides {
+    partition: Option<String>,
+    time: Option<String>,
+    cpus: Option<usize>,
+    mem: Option<String>,
+    concurrency: Option<usize>,
+}
+
+fn slurm(
+    file: &Path,
+    common: &Common,
+    script_path: Option<PathBuf>,
+    o: SlurmOverrides,
+) -> anyhow::Result<()> {
+    let base = config::load(file, &parse_sets(&common.sets)?)?;
+    let specs = sweep::expand(file, &parse_sets(&common.sets)?)?;
+    let mut cfg = base.slurm.clone().unwrap_or_default();
+    if o.partition.is_some() {
+        cfg.partition = o.partition;
+    }
+    cfg.time = o.time.unwrap_or(cfg.time);
+    cfg.cpus_per_task = o.cpus.unwrap_or(cfg.cpus_per_task);
+    cfg.mem = o.mem.unwrap_or(cfg.mem);
+    cfg.concurrency = o.concurrency.unwrap_or(cfg.concurrency);
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let runner = std::env::current_exe().context("cannot locate the runner executable")?;
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let text = sweep::slurm::script(
+        &specs,
+        &cfg,
+        &runner,
+        &abs(file),
+        &abs(&common.out),
+        &cwd,
+        &common.sets,
+        common.datasets.as_deref().map(abs).as_deref(),
+    );
+    let path = script_path.unwrap_or_else(|| common.out.join(&base.name).join("slurm.sbatch"));
+    std::fs::create_dir_all(common.out.join(&base.name).join("slurm"))
+        .with_context(|| format!("cannot create {}", common.out.display()))?;
+    runner::output::write_atomic(&path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "wrote {} ({} array tasks); submit with: sbatch {}; then: runner collect {}",
+        path.display(),
+        specs.len(),
+        path.display(),
+        file.display()
+    );
+    Ok(())
+}
+
+fn collect(file: &Path, common: &Common) -> anyhow::Result<()> {
+    let specs = sweep::expand(file, &parse_sets(&common.sets)?)?;
+    let rows = sweep::collect(&common.out, &specs)
+        .map_err(|(p, e)| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+    let ok = rows
+        .iter()
+        .filter(|r| r.status.as_ref().is_some_and(|s| s.ok))
+        .count();
+    let failed = rows
+        .iter()
+        .filter(|r| r.status.as_ref().is_some_and(|s| !s.ok))
+        .count();
+    println!(
+        "{}: {} runs: {ok} ok, {failed} failed, {} incomplete -> {}",
+        file.display(),
+        rows.len(),
+        rows.len() - ok - failed,
+        common.out.join(&specs[0].exp.name).display()
+    );
     Ok(())
 }

@@ -372,15 +372,15 @@ pub const GRID_COLUMNS: &[&str] = &[
 /// Options of one run that are not part of the experiment.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Results root; the run writes to `<out>/<name>/<run_id>/`.
-    pub out: PathBuf,
+    /// Directory of the run's results.
+    pub dir: PathBuf,
     /// Skip evaluations and outputs (benchmarking): only train.
     pub train_only: bool,
-}
-
-/// The directory name of a single run.
-pub fn run_id(exp: &Experiment) -> String {
-    format!("seed={}", exp.seed)
+    /// Overlap the student's update and the teacher's step on two threads
+    /// (off when several runs already share the cores).
+    pub parallel_teacher: bool,
+    /// Allow the run's own progress bar (a sweep shows one bar for all runs instead).
+    pub progress: bool,
 }
 
 /// Train `exp` and write its results.
@@ -388,7 +388,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
     let exp = resolve(exp);
     let start = Instant::now();
     let device = make_device(exp.device)?;
-    let dir = opts.out.join(&exp.name).join(run_id(&exp));
+    let dir = opts.dir.clone();
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| RunError::Io { path, source }
@@ -523,7 +523,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
     if !opts.train_only {
         last_eval_l1 = evaluate(0, &student, &[], &[], &discovery, 0, &mut eval_rng)?;
     }
-    let bar = progress_bar(steps, exp.train.progress && !opts.train_only, &exp.name);
+    let bar = progress_bar(
+        steps,
+        exp.train.progress && opts.progress && !opts.train_only,
+        &exp.name,
+    );
     for i in 0..steps {
         let source = schedule[i as usize % schedule.len()];
         // 1. The batch: replayed, or freshly sampled (and maybe refined).
@@ -605,17 +609,23 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
                         .map(|&r| rt_cfg.teacher_log_reward(r) as f32)
                         .collect();
                 let log_rt = Tensor::from_vec(log_rt, trajs.len(), &device)?; // [B]
-                let tloss = std::thread::scope(|scope| {
-                    let teacher_step = scope.spawn(|| -> Result<f32, RunError> {
-                        let d = t.residuals(&packed, &log_rt)?;
-                        let l = t.loss(&d, &packed)?;
-                        let v = finite(&l, "teacher", i)?;
-                        t.update(&l)?;
-                        Ok(v)
-                    });
+                let teacher_step = |t: &mut Sampler| -> Result<f32, RunError> {
+                    let d = t.residuals(&packed, &log_rt)?;
+                    let l = t.loss(&d, &packed)?;
+                    let v = finite(&l, "teacher", i)?;
+                    t.update(&l)?;
+                    Ok(v)
+                };
+                let tloss = if opts.parallel_teacher {
+                    std::thread::scope(|scope| {
+                        let handle = scope.spawn(|| teacher_step(t));
+                        student.update(&loss)?;
+                        handle.join().expect("teacher step panicked")
+                    })?
+                } else {
                     student.update(&loss)?;
-                    teacher_step.join().expect("teacher step panicked")
-                })?;
+                    teacher_step(t)?
+                };
                 teacher_losses.push(tloss);
             }
             (None, Some(g)) => {

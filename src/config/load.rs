@@ -31,6 +31,8 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "local_search",
     "train",
     "eval",
+    "sweep",
+    "slurm",
 ];
 
 /// A configuration that cannot be used, with a message naming file and key.

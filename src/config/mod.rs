@@ -14,6 +14,8 @@ use crate::behaviour::{paper_schedule, Source, TeacherConfig};
 use crate::registry::{
     BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
 };
+use crate::sweep::slurm::SlurmConfig;
+use crate::sweep::SweepConfig;
 
 /// One experiment: a composition of named components and the settings of the
 /// training loop. `runner FILE` trains it; the resolved form is written next to
@@ -49,6 +51,12 @@ pub struct Experiment {
     /// Evaluation settings.
     #[serde(default)]
     pub eval: EvalConfig,
+    /// Seeds and parameter grids expanding this experiment into several runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepConfig>,
+    /// Resources of the SLURM job array written by `runner slurm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmConfig>,
 }
 
 /// Where tensors live.

@@ -1,0 +1,360 @@
+//! Declarative sweeps: `[sweep]` expands seeds, a parameter grid and zipped
+//! values into runs that execute in parallel, and every sweep writes
+//! `runs.csv` (one row per run) and `summary.csv` (groups over seeds).
+//!
+//! A single experiment is a sweep of one run, so every `runner FILE` goes
+//! through here. Run directories are the source of truth: each finished run
+//! leaves `status.toml` next to its `config.toml` and `metrics.csv`, and the
+//! tables are rebuilt from the directories (`runner collect` does only that),
+//! which is what makes resuming an interrupted sweep give the same tables.
+
+pub mod slurm;
+mod tables;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, ConfigError, Experiment, SetArg};
+use crate::output::write_atomic;
+use crate::train::{self, RunOptions};
+
+pub use tables::{collect, RunStatus};
+
+/// Seeds and parameter values to expand one experiment into many runs.
+/// Runs = cartesian product of `grid` x the `zip` groups x `seeds`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SweepConfig {
+    /// Seeds of every combination (unset: the experiment's `seed`).
+    pub seeds: Vec<u64>,
+    /// Dotted key -> list of values; every combination of the lists is run.
+    pub grid: BTreeMap<String, Vec<serde_json::Value>>,
+    /// Dotted key -> list of values; all lists have one length and are paired
+    /// (the i-th values go together), not crossed.
+    pub zip: BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+/// One run of a sweep.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Position in the expansion (the `--index` of a SLURM array task).
+    pub index: usize,
+    /// Directory name: the varied values, e.g. `behaviour.kind=teacher,seed=2`.
+    pub id: String,
+    /// The varied keys (seed last) and their values as written in the id.
+    pub varied: Vec<(String, String)>,
+    /// The experiment of this run (with its sweep table removed).
+    pub exp: Experiment,
+}
+
+/// Expand `file` (with `sets` applied) into its runs. Every combination is
+/// loaded and checked like a file of its own, so a key that does not exist is
+/// an error naming it before anything runs.
+pub fn expand(file: &Path, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError> {
+    let base = config::load(file, sets)?;
+    let sweep = base.sweep.clone().unwrap_or_default();
+    let invalid = |msg: String| ConfigError::Invalid {
+        path: file.to_path_buf(),
+        messages: vec![msg],
+    };
+    for key in sweep.grid.keys().chain(sweep.zip.keys()) {
+        if key == "seed" || key == "name" || key.starts_with("sweep") {
+            return Err(invalid(format!(
+                "`sweep`: `{key}` cannot vary (use `sweep.seeds` for seeds)"
+            )));
+        }
+    }
+    if let Some((k, v)) = sweep.grid.iter().find(|(_, v)| v.is_empty()) {
+        return Err(invalid(format!(
+            "`sweep.grid.\"{k}\"` lists no value ({v:?})"
+        )));
+    }
+    let zip_len = sweep.zip.values().map(Vec::len).max().unwrap_or(0);
+    if sweep.zip.values().any(|v| v.len() != zip_len) {
+        return Err(invalid(format!(
+            "`sweep.zip`: every list must have the same length; got {:?}",
+            sweep
+                .zip
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.len()))
+                .collect::<Vec<_>>()
+        )));
+    }
+    // Combinations: grid (cartesian, keys in order) x zip groups.
+    let mut combos: Vec<Vec<(String, serde_json::Value)>> = vec![Vec::new()];
+    for (key, values) in &sweep.grid {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push((key.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    if zip_len > 0 {
+        let zip = &sweep.zip;
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                (0..zip_len).map(move |i| {
+                    let mut c = c.clone();
+                    c.extend(zip.iter().map(|(k, v)| (k.clone(), v[i].clone())));
+                    c
+                })
+            })
+            .collect();
+    }
+    let seeds = if sweep.seeds.is_empty() {
+        vec![base.seed]
+    } else {
+        sweep.seeds.clone()
+    };
+    let mut specs = Vec::with_capacity(combos.len() * seeds.len());
+    for combo in &combos {
+        for &seed in &seeds {
+            let mut all_sets = sets.to_vec();
+            let mut varied = Vec::new();
+            for (key, value) in combo {
+                let toml_value = toml::Value::try_from(value).map_err(|e| {
+                    invalid(format!(
+                        "`sweep`: value {value} of `{key}` is not a TOML value: {e}"
+                    ))
+                })?;
+                all_sets.push(SetArg {
+                    key: key.clone(),
+                    value: toml_value,
+                });
+                varied.push((key.clone(), display(value)));
+            }
+            all_sets.push(SetArg {
+                key: "seed".into(),
+                value: toml::Value::Integer(seed as i64),
+            });
+            varied.push(("seed".into(), seed.to_string()));
+            let mut exp = config::load(file, &all_sets)?;
+            exp.sweep = None;
+            specs.push(RunSpec {
+                index: specs.len(),
+                id: run_id(&varied),
+                varied,
+                exp,
+            });
+        }
+    }
+    Ok(specs)
+}
+
+/// A value as written in ids and tables: strings bare, numbers as JSON.
+fn display(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `k1=v1,k2=v2,seed=S`, with characters unsafe in file names replaced by `_`.
+fn run_id(varied: &[(String, String)]) -> String {
+    let raw = varied
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._=,+-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The keys that vary across `specs` (seed included when several seeds run).
+pub fn varied_keys(specs: &[RunSpec]) -> Vec<String> {
+    specs
+        .first()
+        .map(|s| s.varied.iter().map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// How to execute a sweep.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// Results root: runs go to `<out>/<name>/<run_id>/`.
+    pub out: PathBuf,
+    /// Runs executing at once.
+    pub jobs: usize,
+    /// Start no new run after the first failure.
+    pub fail_fast: bool,
+    /// Rerun complete runs whose resolved config changed (otherwise: refuse).
+    pub force: bool,
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default)]
+pub struct SweepReport {
+    /// Runs executed now.
+    pub ran: usize,
+    /// Complete runs with an unchanged config, skipped.
+    pub skipped: usize,
+    /// Runs that failed (now or before), with their messages.
+    pub failed: Vec<(String, String)>,
+    /// Runs not executed because of `--fail-fast`.
+    pub not_started: usize,
+    /// The experiment's results directory (holding runs.csv and summary.csv).
+    pub dir: PathBuf,
+}
+
+/// Why a sweep could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// Complete results exist for a different config.
+    #[error("results in {} come from a different config than this run would use ({} run(s)); rerun with --force to overwrite them, or use another --out", dirs.first().map(|d| d.display().to_string()).unwrap_or_default(), dirs.len())]
+    Changed { dirs: Vec<PathBuf> },
+    /// The thread pool could not be built.
+    #[error("cannot start {0} worker threads: {1}")]
+    Pool(usize, String),
+    /// The tables could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The directory of a run.
+pub fn run_dir(out: &Path, spec: &RunSpec) -> PathBuf {
+    out.join(&spec.exp.name).join(&spec.id)
+}
+
+/// The resolved config text a run writes; resuming compares it.
+fn resolved_text(spec: &RunSpec) -> String {
+    toml::to_string(&train::resolve(&spec.exp)).expect("an experiment serializes to TOML")
+}
+
+/// Execute `specs` (skipping complete, unchanged runs), then rebuild the tables.
+pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, SweepError> {
+    // Plan: which runs are complete with an unchanged config.
+    let mut todo = Vec::new();
+    let mut changed = Vec::new();
+    let mut skipped = 0;
+    for spec in specs {
+        let dir = run_dir(&opts.out, spec);
+        let complete = matches!(tables::read_status(&dir), Some(RunStatus { ok: true, .. }));
+        let same =
+            std::fs::read_to_string(dir.join("config.toml")).ok() == Some(resolved_text(spec));
+        match (complete, same) {
+            (true, true) => skipped += 1,
+            (true, false) if !opts.force => changed.push(dir),
+            _ => todo.push(spec),
+        }
+    }
+    if !changed.is_empty() {
+        return Err(SweepError::Changed { dirs: changed });
+    }
+    let single = specs.len() == 1;
+    let bar = crate::output::progress_bar(todo.len() as u64, !single, "runs");
+    let failures: Mutex<Vec<(usize, String, String)>> = Mutex::new(Vec::new());
+    let stop = AtomicBool::new(false);
+    let running = AtomicUsize::new(0);
+    let not_started = AtomicUsize::new(0);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build()
+        .map_err(|e| SweepError::Pool(opts.jobs, e.to_string()))?;
+    pool.install(|| {
+        todo.par_iter().for_each(|spec| {
+            if stop.load(Ordering::SeqCst) {
+                not_started.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            let n = running.fetch_add(1, Ordering::SeqCst) + 1;
+            bar.set_message(format!(
+                "{n} running, {} failed",
+                failures.lock().map(|f| f.len()).unwrap_or(0)
+            ));
+            let result = execute(spec, opts, single);
+            running.fetch_sub(1, Ordering::SeqCst);
+            if let Err(message) = result {
+                if let Ok(mut f) = failures.lock() {
+                    f.push((spec.index, spec.id.clone(), message));
+                }
+                if opts.fail_fast {
+                    stop.store(true, Ordering::SeqCst);
+                }
+            }
+            bar.inc(1);
+        });
+    });
+    bar.finish_and_clear();
+    let dir = opts.out.join(
+        specs
+            .first()
+            .map(|s| s.exp.name.as_str())
+            .unwrap_or("sweep"),
+    );
+    let rows =
+        collect(&opts.out, specs).map_err(|(path, source)| SweepError::Io { path, source })?;
+    let mut failures = failures.into_inner().unwrap_or_default();
+    failures.sort();
+    Ok(SweepReport {
+        ran: todo.len() - not_started.load(Ordering::SeqCst),
+        skipped,
+        failed: rows
+            .iter()
+            .filter(|r| r.status.as_ref().is_some_and(|s| !s.ok))
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    r.status
+                        .as_ref()
+                        .map(|s| s.message.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect(),
+        not_started: not_started.load(Ordering::SeqCst),
+        dir,
+    })
+}
+
+/// Run one spec and record its status; `Err(message)` when it failed.
+pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), String> {
+    let dir = run_dir(&opts.out, spec);
+    // A stale status must not mark a rerun as complete if it is killed.
+    let _ = std::fs::remove_file(dir.join(tables::STATUS_FILE));
+    let run_opts = RunOptions {
+        dir: dir.clone(),
+        train_only: false,
+        parallel_teacher: opts.jobs <= 1,
+        progress: single,
+    };
+    let result = train::run(&spec.exp, &run_opts);
+    let status = match &result {
+        Ok(s) => RunStatus {
+            ok: true,
+            message: String::new(),
+            wall_s: s.wall_s,
+        },
+        Err(e) => RunStatus {
+            ok: false,
+            message: e.to_string(),
+            wall_s: f64::NAN,
+        },
+    };
+    let text = toml::to_string(&status).expect("status serializes");
+    if let Err(e) = write_atomic(&dir.join(tables::STATUS_FILE), text.as_bytes()) {
+        return Err(format!("cannot write the status of {}: {e}", dir.display()));
+    }
+    result.map(|_| ()).map_err(|e| e.to_string())
+}

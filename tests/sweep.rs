@@ -1,0 +1,434 @@
+//! Sweeps end to end: expansion, tables, parallel = serial, resume, failures, SLURM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn runner() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// A tiny gridworld sweep: 2 behaviours x 2 seeds.
+const SWEEP: &str = r#"
+name = "tiny_sweep"
+
+[env]
+kind = "grid"
+ndim = 2
+horizon = 8
+
+[policy]
+kind = "mlp"
+hidden = 16
+
+[objective]
+kind = "tb"
+
+[behaviour]
+kind = "on_policy"
+
+[train]
+steps = 40
+n_evals = 2
+
+[eval]
+samples = 300
+plot = false
+
+[sweep]
+seeds = [1, 2]
+grid = { "behaviour.kind" = ["on_policy", "teacher"] }
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn sweep_run(file: &Path, out: &Path, extra: &[&str]) -> Output {
+    runner()
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn read(p: PathBuf) -> String {
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The cells of one CSV line (fields with commas are double-quoted).
+fn cells(line: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// runs.csv without its `wall_s` column (the only one that differs between identical runs).
+fn runs_without_wall(out: &Path) -> String {
+    let text = read(out.join("tiny_sweep/runs.csv"));
+    let header = cells(text.lines().next().unwrap());
+    let wall = header.iter().position(|h| h == "wall_s").unwrap();
+    text.lines()
+        .map(|l| {
+            let mut c = cells(l);
+            c.remove(wall);
+            c.join("|")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn expansion_counts_and_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = SWEEP.replace(
+        "grid = { \"behaviour.kind\" = [\"on_policy\", \"teacher\"] }",
+        "seeds = [0, 1, 2]\ngrid = { \"behaviour.kind\" = [\"on_policy\", \"teacher\"], \"objective.lr\" = [1e-3, 3e-4] }\nzip = { \"env.ndim\" = [2, 4], \"env.horizon\" = [8, 4] }",
+    )
+    .replace("seeds = [1, 2]\n", "");
+    let file = write(dir.path(), "s.toml", &text);
+    let specs = runner::sweep::expand(&file, &[]).unwrap();
+    assert_eq!(specs.len(), 2 * 2 * 2 * 3); // grid x zip groups x seeds
+    assert_eq!(
+        specs[0].id,
+        "behaviour.kind=on_policy,objective.lr=0.001,env.horizon=8,env.ndim=2,seed=0"
+    );
+    assert_eq!(
+        specs[1].id,
+        "behaviour.kind=on_policy,objective.lr=0.001,env.horizon=8,env.ndim=2,seed=1"
+    );
+    // Zipped values are paired, not crossed: ndim 4 always goes with horizon 4.
+    assert!(specs.iter().all(|s| {
+        let runner::registry::EnvConfig::Grid(g) = &s.exp.env;
+        (g.ndim, g.horizon) == (2, 8) || (g.ndim, g.horizon) == (4, 4)
+    }));
+    let ids: std::collections::HashSet<_> = specs.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(ids.len(), specs.len());
+    let out = runner().arg("validate").arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("24 runs varying behaviour.kind, objective.lr, env.horizon, env.ndim, seed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_grid_key_is_an_error_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &SWEEP.replace("\"behaviour.kind\"", "\"objective.lrr\""),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let o = sweep_run(&file, out.path(), &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("unknown key `objective.lrr`") && err.contains("--set objective.lrr"),
+        "{err}"
+    );
+    assert!(!out.path().join("tiny_sweep").exists(), "nothing may run");
+    let bad_zip = SWEEP.replace(
+        "[sweep]",
+        "[sweep]\nzip = { \"env.ndim\" = [2], \"env.horizon\" = [8, 4] }",
+    );
+    let file = write(dir.path(), "z.toml", &bad_zip);
+    let err = stderr(&sweep_run(&file, out.path(), &[]));
+    assert!(
+        err.contains("every list must have the same length"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tables_parallel_equals_serial_and_summary_matches_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "s.toml", SWEEP);
+    let (serial, parallel) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let o = sweep_run(&file, serial.path(), &["--jobs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = sweep_run(&file, parallel.path(), &["--jobs", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        runs_without_wall(serial.path()),
+        runs_without_wall(parallel.path())
+    );
+    let summary = read(serial.path().join("tiny_sweep/summary.csv"));
+    assert_eq!(
+        summary,
+        read(parallel.path().join("tiny_sweep/summary.csv"))
+    );
+
+    // runs.csv: one row per run, in expansion order, all ok.
+    let runs = read(serial.path().join("tiny_sweep/runs.csv"));
+    let lines: Vec<&str> = runs.lines().collect();
+    assert!(lines[0].starts_with("run_id,behaviour.kind,seed,status,message,wall_s,step,loss"));
+    assert_eq!(lines.len(), 5);
+    assert!(lines[1].starts_with("\"behaviour.kind=on_policy,seed=1\",on_policy,1,ok,,"));
+    assert!(lines[4].starts_with("\"behaviour.kind=teacher,seed=2\",teacher,2,ok,,"));
+    // summary.csv: mean of the two seeds of each group.
+    let header = cells(lines[0]);
+    let col = header.iter().position(|h| h == "n_goals_found").unwrap();
+    let goals = |l: &str| cells(l)[col].parse::<f64>().unwrap();
+    let s_lines: Vec<&str> = summary.lines().collect();
+    let s_header: Vec<&str> = s_lines[0].split(',').collect();
+    assert_eq!(&s_header[..3], &["behaviour.kind", "n_runs", "n_ok"]);
+    let mean_col = s_header
+        .iter()
+        .position(|h| *h == "n_goals_found_mean")
+        .unwrap();
+    let teacher_row: Vec<&str> = s_lines[2].split(',').collect();
+    assert_eq!(&teacher_row[..3], &["teacher", "2", "2"]);
+    let mean: f64 = teacher_row[mean_col].parse().unwrap();
+    assert_eq!(mean, (goals(lines[3]) + goals(lines[4])) / 2.0);
+    // Re-running skips every complete run and rewrites the same tables.
+    let o = sweep_run(&file, serial.path(), &["--jobs", "2"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("0 run(s) executed, 4 complete and skipped")
+    );
+    assert_eq!(runs, read(serial.path().join("tiny_sweep/runs.csv")));
+}
+
+#[test]
+fn interrupted_then_resumed_equals_uninterrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &SWEEP.replace("steps = 40", "steps = 400"),
+    );
+    let (whole, resumed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    assert!(sweep_run(&file, whole.path(), &["--jobs", "1"])
+        .status
+        .success());
+    // Kill the sweep once its first run is complete, in the middle of the second.
+    let mut child = runner()
+        .arg(&file)
+        .arg("--out")
+        .arg(resumed.path())
+        .args(["--jobs", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = resumed
+        .path()
+        .join("tiny_sweep/behaviour.kind=on_policy,seed=1/status.toml");
+    let t0 = Instant::now();
+    while !first.exists() && t0.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !resumed.path().join("tiny_sweep/runs.csv").exists(),
+        "the sweep was killed before its tables"
+    );
+    let o = sweep_run(&file, resumed.path(), &["--jobs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.contains("complete and skipped") && !text.contains(" 0 complete"),
+        "{text}"
+    );
+    assert_eq!(
+        runs_without_wall(whole.path()),
+        runs_without_wall(resumed.path())
+    );
+    assert_eq!(
+        read(whole.path().join("tiny_sweep/summary.csv")),
+        read(resumed.path().join("tiny_sweep/summary.csv"))
+    );
+    // A changed config is refused unless --force.
+    let o = sweep_run(&file, resumed.path(), &["--set", "train.loss_window=7"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("rerun with --force"), "{}", stderr(&o));
+    let o = sweep_run(
+        &file,
+        resumed.path(),
+        &[
+            "--set",
+            "train.loss_window=7",
+            "--force",
+            "--set",
+            "train.steps=20",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_failing_run_is_recorded_and_the_others_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    // log Z = 1e39 is infinite in f32: that run fails with a non-finite loss.
+    let text = SWEEP.replace(
+        "grid = { \"behaviour.kind\" = [\"on_policy\", \"teacher\"] }",
+        "grid = { \"objective.log_z_init\" = [0.0, 1e39] }",
+    );
+    let file = write(dir.path(), "s.toml", &text);
+    let out = tempfile::tempdir().unwrap();
+    let o = sweep_run(&file, out.path(), &["--jobs", "2"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("2 of 4 run(s) failed"),
+        "{}",
+        stderr(&o)
+    );
+    let runs = read(out.path().join("tiny_sweep/runs.csv"));
+    let ok = runs.lines().filter(|l| l.contains(",ok,")).count();
+    let failed: Vec<&str> = runs.lines().filter(|l| l.contains(",failed,")).collect();
+    assert_eq!((ok, failed.len()), (2, 2), "{runs}");
+    assert!(failed[0].contains("non-finite student loss"), "{runs}");
+    let summary = read(out.path().join("tiny_sweep/summary.csv"));
+    assert!(
+        summary.lines().nth(2).unwrap().starts_with("1e+39,2,0,"),
+        "{summary}"
+    );
+    // --fail-fast: the first failure stops new runs (serially: runs 2 to 4 never start).
+    let out = tempfile::tempdir().unwrap();
+    let text = text.replace("[0.0, 1e39]", "[1e39, 0.0]");
+    let file = write(dir.path(), "f.toml", &text);
+    let o = sweep_run(&file, out.path(), &["--jobs", "1", "--fail-fast"]);
+    assert!(!o.status.success());
+    let runs = read(out.path().join("tiny_sweep/runs.csv"));
+    assert_eq!(
+        runs.lines().filter(|l| l.contains(",incomplete,")).count(),
+        3,
+        "{runs}"
+    );
+}
+
+#[test]
+fn slurm_script_and_index_and_collect() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &format!("{SWEEP}\n[slurm]\ntime = \"00:10:00\"\nconcurrency = 2\n"),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let o = runner()
+        .args(["slurm"])
+        .arg(&file)
+        .arg("--out")
+        .arg(out.path())
+        .args(["--mem", "1G"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script = read(out.path().join("tiny_sweep/slurm.sbatch"));
+    assert!(script.contains("#SBATCH --array=0-3%2"), "{script}");
+    assert!(script.contains("#SBATCH --time=00:10:00") && script.contains("#SBATCH --mem=1G"));
+    assert!(script.contains("--index \"$SLURM_ARRAY_TASK_ID\""));
+    // What each array task does: one run by index; then collect builds the tables.
+    for k in 0..4 {
+        let o = runner()
+            .arg(&file)
+            .arg("--out")
+            .arg(out.path())
+            .args(["--index", &k.to_string()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = runner()
+        .args(["--index", "9"])
+        .arg(&file)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("--index 9 is out of range"),
+        "{}",
+        stderr(&o)
+    );
+    let o = runner()
+        .arg("collect")
+        .arg(&file)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("4 runs: 4 ok, 0 failed, 0 incomplete"));
+    let serial = tempfile::tempdir().unwrap();
+    assert!(sweep_run(&file, serial.path(), &["--jobs", "1"])
+        .status
+        .success());
+    assert_eq!(
+        runs_without_wall(out.path()),
+        runs_without_wall(serial.path())
+    );
+
+    if let Some(sbatch) = slurm_available() {
+        slurm_array_end_to_end(&sbatch, &file, dir.path());
+    } else {
+        eprintln!("SLURM not available (no responding sbatch/sinfo): skipping the real array test");
+    }
+}
+
+/// `sbatch` when a SLURM controller answers on this machine.
+fn slurm_available() -> Option<PathBuf> {
+    let ok = Command::new("sinfo")
+        .arg("-h")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    ok.then(|| PathBuf::from("sbatch"))
+}
+
+/// Submit the array to the real SLURM, wait for it, collect, compare with a local sweep.
+fn slurm_array_end_to_end(sbatch: &Path, file: &Path, dir: &Path) {
+    let out = dir.join("slurm_out");
+    let o = runner()
+        .arg("slurm")
+        .arg(file)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script = out.join("tiny_sweep/slurm.sbatch");
+    let o = Command::new(sbatch)
+        .arg("--parsable")
+        .arg("--wait")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "sbatch failed: {}", stderr(&o));
+    let o = runner()
+        .arg("collect")
+        .arg(file)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("4 runs: 4 ok"), "{text}");
+    let local = dir.join("local_out");
+    assert!(sweep_run(file, &local, &["--jobs", "1"]).status.success());
+    assert_eq!(runs_without_wall(&out), runs_without_wall(&local));
+    assert!(
+        out.join("tiny_sweep/slurm").read_dir().unwrap().count() >= 4,
+        "per-task logs"
+    );
+}
