@@ -74,15 +74,18 @@ pub fn make_device(kind: DeviceKind) -> Result<Device, RunError> {
 pub fn resolve(exp: &Experiment) -> Experiment {
     let mut exp = exp.clone();
     let EnvConfig::Grid(g) = &exp.env;
-    // spec/grid.md "Budgets": x1.5 without local search, x2 with a buffer.
-    let mut steps = g.base_steps();
+    // spec/grid.md "Budgets": x1.5 without local search, x2 when the schedule
+    // replays from a buffer; then the user's scale.
+    let schedule = exp.schedule();
+    let mut steps = g.base_steps() as f64;
     if exp.local_search.is_none() {
-        steps = steps * 3 / 2;
+        steps *= 1.5;
     }
-    if exp.buffer.is_some() {
-        steps *= 2;
+    if schedule.contains(&Source::Buffer) {
+        steps *= 2.0;
     }
-    exp.train.steps.get_or_insert(steps);
+    let scaled = (steps * exp.train.budget_scale).round().max(1.0) as u64;
+    exp.train.steps.get_or_insert(scaled);
     exp.eval.window.get_or_insert(g.default_window());
     let size = g.default_buffer_size();
     match &mut exp.buffer {
@@ -96,7 +99,6 @@ pub fn resolve(exp: &Experiment) -> Experiment {
         }
         None => {}
     }
-    let schedule = exp.schedule();
     match &mut exp.behaviour {
         BehaviourConfig::OnPolicy(b) => b.schedule = Some(schedule),
         BehaviourConfig::Teacher(t) => t.schedule = Some(schedule),

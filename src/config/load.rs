@@ -22,6 +22,7 @@ use crate::registry::{
 pub const TOP_LEVEL_KEYS: &[&str] = &[
     "name",
     "seed",
+    "label",
     "device",
     "env",
     "policy",

@@ -28,6 +28,10 @@ pub struct Experiment {
     /// Seed of every random stream of the run (weights, sampling, evaluation).
     #[serde(default)]
     pub seed: u64,
+    /// Free-text label of the run, e.g. a method name; handy as a `sweep.zip`
+    /// key so that tables name method variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// Compute device: `cpu` (default) or `cuda` (needs a build with the `cuda` feature).
     #[serde(default)]
     pub device: DeviceKind,
@@ -79,6 +83,9 @@ pub struct TrainConfig {
     /// the resolved `config.toml` records the number used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<u64>,
+    /// Multiplies the default budget (when `steps` is unset), e.g. 0.1 for a
+    /// quick look at a whole sweep at a tenth of the paper's budgets.
+    pub budget_scale: f64,
     /// Trajectories per training batch.
     pub batch_size: usize,
     /// Number of evaluations over training (evenly spaced; one more at step 0).
@@ -93,6 +100,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             steps: None,
+            budget_scale: 1.0,
             batch_size: 16,
             n_evals: 5,
             loss_window: 100,
@@ -188,6 +196,9 @@ impl Experiment {
         self.check_composition()?;
         if self.train.batch_size == 0 {
             return err("train.batch_size", "must be at least 1".into());
+        }
+        if !(self.train.budget_scale.is_finite() && self.train.budget_scale > 0.0) {
+            return err("train.budget_scale", "must be a positive number".into());
         }
         if self.train.steps == Some(0) {
             return err("train.steps", "must be at least 1".into());
