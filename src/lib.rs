@@ -7,6 +7,7 @@
 pub mod behaviour;
 pub mod buffer;
 pub mod config;
+pub mod datasets;
 pub mod envs;
 pub mod metrics;
 pub mod objective;

@@ -1,6 +1,7 @@
 //! Environments: state spaces, rewards and batched rollouts.
 
 pub mod grid;
+pub mod oracle;
 
 /// A batch of complete trajectories, packed without padding.
 ///
