@@ -2,6 +2,7 @@
 
 pub mod grid;
 pub mod oracle;
+pub mod sequence;
 
 /// A batch of complete trajectories, packed without padding.
 ///
