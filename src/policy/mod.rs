@@ -1,3 +1,4 @@
 //! Policy networks.
 
 pub mod mlp;
+pub mod ssr;
