@@ -117,7 +117,7 @@ impl Mlp {
 /// LeakyReLU as x * (slope + (1 - slope) [x > 0]) with the factor detached:
 /// one multiplication in the backward pass (candle_nn's version costs about ten
 /// full-size tensor ops per layer forward and backward).
-fn leaky_relu(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn leaky_relu(x: &Tensor) -> Result<Tensor> {
     let factor = x
         .gt(0f32)?
         .to_dtype(DType::F32)?

@@ -39,14 +39,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::envs::sequence::{SeqMdp, SeqState};
 use crate::objective::MASKED_LOGIT;
-use crate::policy::mlp::Mlp;
+use crate::policy::mlp::{leaky_relu, Mlp};
 use crate::rng::Rng;
 
 /// Scores are clipped to `[-SCORE_CLIP, SCORE_CLIP]` before the softmax.
 pub const SCORE_CLIP: f64 = 50.0;
-
-/// Slope of the LeakyReLU (PyTorch's default, as in the reference).
-const LEAKY_SLOPE: f64 = 0.01;
 
 /// Configuration of the SSR policy (spec/discovery.md "Policy").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -399,17 +396,6 @@ impl<'a> BatchIndex<'a> {
             max_children: width,
         })
     }
-}
-
-/// LeakyReLU as x * (slope + (1 - slope) [x > 0]) with the factor detached
-/// (one multiplication in the backward pass), as in `policy::mlp`.
-fn leaky_relu(x: &Tensor) -> Result<Tensor> {
-    let factor = x
-        .gt(0f32)?
-        .to_dtype(DType::F32)?
-        .affine(1.0 - LEAKY_SLOPE, LEAKY_SLOPE)?
-        .detach();
-    x * factor
 }
 
 #[cfg(test)]
