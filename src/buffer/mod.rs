@@ -34,6 +34,7 @@
 //! `sample` is O(N log N + n log N).
 
 mod config;
+pub mod recent;
 
 pub use config::{Priority, TerminalBufferConfig, TransitionBufferConfig};
 
