@@ -1,18 +1,9 @@
 //! End-to-end tests of the `runner` binary on tiny configs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn runner() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c.env_remove("RUNNER_ENV__HORIZON");
-    c
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
+mod common;
+use common::{runner, stderr, write};
 
 /// A tiny teacher experiment: d=2, H=8, 24 steps, 2 evaluations of 500 samples.
 const TINY: &str = r#"
@@ -43,12 +34,6 @@ progress = false
 samples = 500
 batch_size = 250
 "#;
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
 
 fn experiment_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");

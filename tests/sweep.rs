@@ -1,18 +1,11 @@
 //! Sweeps end to end: expansion, tables, parallel = serial, resume, failures, SLURM.
 
 use std::path::{Path, PathBuf};
+
+mod common;
+use common::{runner, stderr, write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn runner() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 /// A tiny gridworld sweep: 2 behaviours x 2 seeds.
 const SWEEP: &str = r#"
@@ -45,12 +38,6 @@ plot = false
 seeds = [1, 2]
 grid = { "behaviour.kind" = ["on_policy", "teacher"] }
 "#;
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
 
 fn sweep_run(file: &Path, out: &Path, extra: &[&str]) -> Output {
     runner()

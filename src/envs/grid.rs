@@ -231,9 +231,10 @@ impl Grid {
 
     /// Number of parents of `s` (uniform P_B is 1 / this).
     pub fn n_parents(&self, s: &[u16]) -> usize {
-        let mut mask = vec![false; self.ndim];
-        self.parent_mask(s, &mut mask);
-        mask.iter().filter(|&&m| m).count()
+        match s.iter().any(|&c| c as usize == self.horizon - 1) {
+            true => 1,
+            false => s.iter().filter(|&&c| c > 0).count(),
+        }
     }
 
     /// Sample `n` complete trajectories from `policy` starting at s0 (see `rollout_from`).
@@ -396,6 +397,7 @@ impl Grid {
         let mut fwd_mask = vec![0f32; n * a_dim];
         let mut bwd_mask = vec![0f32; n * d];
         let mut parents = vec![false; d];
+        let mut n_parents = vec![0usize; n];
         for i in 0..n {
             let s = trajs.state(i);
             self.write_obs(s, &mut obs[i * d..(i + 1) * d]);
@@ -405,6 +407,7 @@ impl Grid {
                 }
             }
             self.parent_mask(s, &mut parents);
+            n_parents[i] = parents.iter().filter(|&&p| p).count();
             for (j, &p) in parents.iter().enumerate() {
                 if !p {
                     bwd_mask[i * d + j] = MASKED_LOGIT;
@@ -424,7 +427,7 @@ impl Grid {
                 let log_pb = if stop {
                     0.0
                 } else {
-                    -(self.n_parents(trajs.state(row + 1)) as f32).ln()
+                    -(n_parents[row + 1] as f32).ln()
                 };
                 t.push(TransitionRow {
                     traj: b,

@@ -1,0 +1,25 @@
+//! Helpers shared by the end-to-end tests of the `runner` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `runner` binary, run from the crate root, without overrides leaking in
+/// from the caller's environment.
+pub fn runner() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.env_remove("RUNNER_ENV__HORIZON");
+    c
+}
+
+/// A command's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Write `text` to `dir/name` and return the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
