@@ -8,6 +8,7 @@ pub mod behaviour;
 pub mod buffer;
 pub mod config;
 pub mod datasets;
+pub mod discovery;
 pub mod envs;
 pub mod metrics;
 pub mod objective;

@@ -206,6 +206,7 @@ fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
         jobs,
         fail_fast: args.fail_fast,
         force: args.force,
+        datasets: runner::datasets::resolve_root(args.common.datasets.as_deref()),
     };
     let report = sweep::run_sweep(&specs, &opts)?;
     if args.index.is_none() {
@@ -278,6 +279,7 @@ fn bench(files: &[PathBuf], steps: u64, warmup: u64, common: &Common) -> anyhow:
             train_only: true,
             parallel_teacher: true,
             progress: false,
+            datasets: runner::datasets::resolve_root(common.datasets.as_deref()),
         };
         exp.train.steps = Some(warmup.max(1));
         train::run(&exp, &opts)?;
@@ -286,13 +288,13 @@ fn bench(files: &[PathBuf], steps: u64, warmup: u64, common: &Common) -> anyhow:
         let s = train::run(&exp, &opts)?;
         let secs = t0.elapsed().as_secs_f64();
         println!(
-            "{}: {:.1} training steps/s ({} steps in {:.2}s; {:.0} states per batch; goals found {})",
+            "{}: {:.1} training steps/s ({} steps in {:.2}s; {:.0} states per batch; {})",
             exp.name,
             steps as f64 / secs,
             steps,
             secs,
             s.mean_batch_states,
-            s.n_goals_found
+            s.headline
         );
     }
     Ok(())

@@ -15,11 +15,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::behaviour::{GafnConfig, OnPolicyConfig, TeacherConfig};
-use crate::buffer::{TerminalBufferConfig, TransitionBufferConfig};
+use crate::buffer::{RecentBufferConfig, TerminalBufferConfig, TransitionBufferConfig};
 use crate::envs::grid::GridConfig;
+use crate::envs::oracle::Task;
+use crate::envs::task::SeqEnvConfig;
 use crate::objective::db::DbConfig;
 use crate::objective::tb::TbConfig;
 use crate::policy::mlp::MlpConfig;
+use crate::policy::ssr::SsrConfig;
 use crate::search::BackAndForthConfig;
 
 macro_rules! registry {
@@ -65,6 +68,24 @@ registry! {
     EnvConfig {
         /// Deceptive gridworld (spec/grid.md).
         Grid(GridConfig) = "grid",
+        /// QM9 molecules as strings of 11 blocks, length 5 (lookup oracle; spec/discovery.md).
+        Qm9Str(SeqEnvConfig) = "qm9str",
+        /// sEH binding proxy, 18 blocks, length 6 (100 gradient-boosted trees).
+        SehStr(SeqEnvConfig) = "sehstr",
+        /// TF binding of DNA 8-mers (lookup oracle).
+        TfBind8(SeqEnvConfig) = "tfbind8",
+    }
+}
+
+impl EnvConfig {
+    /// The sequence task and its settings (`None` for the grid).
+    pub fn sequence(&self) -> Option<(Task, &SeqEnvConfig)> {
+        match self {
+            EnvConfig::Grid(_) => None,
+            EnvConfig::Qm9Str(c) => Some((Task::Qm9Str, c)),
+            EnvConfig::SehStr(c) => Some((Task::SehStr, c)),
+            EnvConfig::TfBind8(c) => Some((Task::TfBind8, c)),
+        }
     }
 }
 
@@ -73,6 +94,8 @@ registry! {
     PolicyConfig {
         /// Multi-layer perceptron on the one-hot observation.
         Mlp(MlpConfig) = "mlp",
+        /// The sequence tasks' state encoder and (state, child) pair scorer.
+        Ssr(SsrConfig) = "ssr",
     }
 }
 
@@ -105,6 +128,8 @@ registry! {
         Terminal(TerminalBufferConfig) = "terminal",
         /// Transitions (DB).
         Transition(TransitionBufferConfig) = "transition",
+        /// The last distinct discoveries, offline batch every round (sequence tasks).
+        Recent(RecentBufferConfig) = "recent",
     }
 }
 

@@ -29,6 +29,8 @@ pub enum Stream {
     LocalSearch = 6,
     /// Auxiliary networks (e.g. GAFN's random network distillation).
     InitAux = 7,
+    /// Exact samples of a target and their backward trajectories (evaluation data).
+    ExactSamples = 8,
 }
 
 /// A generator for `stream` of the run seeded with `seed`.

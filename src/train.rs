@@ -49,6 +49,9 @@ pub enum RunError {
         value: f32,
         step: u64,
     },
+    /// A dataset of a sequence task is missing or malformed.
+    #[error(transparent)]
+    Data(#[from] crate::datasets::DataError),
     /// A picture could not be written.
     #[error(transparent)]
     Plot(#[from] crate::output::plot::PlotError),
@@ -73,7 +76,10 @@ pub fn make_device(kind: DeviceKind) -> Result<Device, RunError> {
 /// number the run used.
 pub fn resolve(exp: &Experiment) -> Experiment {
     let mut exp = exp.clone();
-    let EnvConfig::Grid(g) = &exp.env;
+    let g = match &exp.env {
+        EnvConfig::Grid(g) => g.clone(),
+        _ => return crate::discovery::resolve(&exp),
+    };
     // spec/grid.md "Budgets": x1.5 without local search, x2 when the schedule
     // replays from a buffer; then the user's scale.
     let schedule = exp.schedule();
@@ -85,8 +91,17 @@ pub fn resolve(exp: &Experiment) -> Experiment {
         steps *= 2.0;
     }
     let scaled = (steps * exp.train.budget_scale).round().max(1.0) as u64;
-    exp.train.steps.get_or_insert(scaled);
+    let steps = *exp.train.steps.get_or_insert(scaled);
     exp.eval.window.get_or_insert(g.default_window());
+    let batch_size = *exp.train.batch_size.get_or_insert(16);
+    exp.eval.samples.get_or_insert(100_000);
+    exp.eval.batch_size.get_or_insert(10_000);
+    exp.eval
+        .every
+        .get_or_insert((steps / exp.train.n_evals as u64).max(1));
+    if let Some(LocalSearchConfig::BackAndForth(l)) = &mut exp.local_search {
+        l.iterations.get_or_insert(crate::search::GRID_ITERATIONS);
+    }
     let size = g.default_buffer_size();
     match &mut exp.buffer {
         Some(BufferConfig::Terminal(b)) => {
@@ -94,10 +109,9 @@ pub fn resolve(exp: &Experiment) -> Experiment {
         }
         Some(BufferConfig::Transition(b)) => {
             b.size.get_or_insert(size);
-            b.batch
-                .get_or_insert(exp.train.batch_size * (g.horizon / 2).max(1));
+            b.batch.get_or_insert(batch_size * (g.horizon / 2).max(1));
         }
-        None => {}
+        Some(BufferConfig::Recent(_)) | None => {}
     }
     match &mut exp.behaviour {
         BehaviourConfig::OnPolicy(b) => b.schedule = Some(schedule),
@@ -115,24 +129,26 @@ struct Sampler {
 }
 
 impl Sampler {
+    /// A fresh sampler; `lr` overrides the objective's network learning rate.
     fn new(
         dims: &[usize],
         objective: &ObjectiveConfig,
+        lr: Option<f64>,
         device: &Device,
         rng: &mut Rng,
     ) -> Result<Self, RunError> {
         let net = Mlp::new(dims, device, rng)?;
-        let (lr, clip, log_z) = match objective {
+        let (clip, log_z) = match objective {
             ObjectiveConfig::Tb(tb) => (
-                tb.lr,
                 tb.clip_grad_norm,
                 Some((
                     Var::from_tensor(&Tensor::new(tb.log_z_init as f32, device)?)?,
                     tb.log_z_lr,
                 )),
             ),
-            ObjectiveConfig::Db(db) => (db.lr, db.clip_grad_norm, None),
+            ObjectiveConfig::Db(db) => (db.clip_grad_norm, None),
         };
+        let lr = lr.unwrap_or(lr_default(objective));
         let mut groups = vec![(net.vars(), lr)];
         if let Some((z, z_lr)) = &log_z {
             groups.push((vec![z.clone()], *z_lr));
@@ -178,8 +194,16 @@ impl Sampler {
     }
 }
 
+/// The objective's network learning rate.
+fn lr_default(objective: &ObjectiveConfig) -> f64 {
+    match objective {
+        ObjectiveConfig::Tb(tb) => tb.lr,
+        ObjectiveConfig::Db(db) => db.lr,
+    }
+}
+
 /// Fail on a NaN or infinite loss.
-fn finite(loss: &Tensor, which: &'static str, step: u64) -> Result<f32, RunError> {
+pub(crate) fn finite(loss: &Tensor, which: &'static str, step: u64) -> Result<f32, RunError> {
     let value = loss.to_scalar::<f32>()?;
     if value.is_finite() {
         Ok(value)
@@ -269,6 +293,7 @@ impl Replay {
                 b.priority,
                 b.batch.expect("resolved"),
             ),
+            BufferConfig::Recent(_) => unreachable!("config check: `recent` is for sequence tasks"),
         }
     }
 
@@ -345,10 +370,8 @@ pub struct RunSummary {
     pub dir: PathBuf,
     /// Training steps done.
     pub steps: u64,
-    /// Goals found at the end.
-    pub n_goals_found: usize,
-    /// Last `eval_empirical_l1`.
-    pub eval_empirical_l1: f64,
+    /// The run's headline result in words, e.g. `goals found 13` or `modes found 42`.
+    pub headline: String,
     /// Wall time of the whole run, seconds.
     pub wall_s: f64,
     /// Mean number of states per training batch (the cost driver).
@@ -383,12 +406,15 @@ pub struct RunOptions {
     pub parallel_teacher: bool,
     /// Allow the run's own progress bar (a sweep shows one bar for all runs instead).
     pub progress: bool,
+    /// Root of the datasets the sequence tasks read (`--datasets`,
+    /// `RUNNER_DATASETS` or `datasets/`; see `datasets::resolve_root`).
+    pub datasets: PathBuf,
 }
 
 /// Train `exp` and write its results.
 pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> {
-    let exp = resolve(exp);
     let start = Instant::now();
+    let exp = resolve(exp);
     let device = make_device(exp.device)?;
     let dir = opts.dir.clone();
     let io = |path: &Path| {
@@ -401,8 +427,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
         write_atomic(&cfg_path, text.as_bytes()).map_err(io(&cfg_path))?;
     }
 
-    let EnvConfig::Grid(grid_cfg) = &exp.env;
-    let PolicyConfig::Mlp(mlp_cfg) = &exp.policy;
+    let (EnvConfig::Grid(grid_cfg), PolicyConfig::Mlp(mlp_cfg)) = (&exp.env, &exp.policy) else {
+        return crate::discovery::run(&exp, opts, start);
+    };
     let grid = Grid::new(grid_cfg);
     let is_db = matches!(exp.objective, ObjectiveConfig::Db(_));
     let (epsilon, teacher_cfg, gafn_cfg) = match &exp.behaviour {
@@ -421,13 +448,15 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
     let mut student = Sampler::new(
         &dims,
         &exp.objective,
+        None,
         &device,
         &mut rng::stream(exp.seed, Stream::InitStudent),
     )?;
-    let mut teacher = match teacher_cfg {
-        Some(_) => Some(Sampler::new(
+    let mut teacher = match &teacher_cfg {
+        Some(t) => Some(Sampler::new(
             &dims,
             &exp.objective,
+            t.lr,
             &device,
             &mut rng::stream(exp.seed, Stream::InitTeacher),
         )?),
@@ -458,7 +487,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
 
     let schedule = exp.schedule();
     let steps = exp.train.steps.expect("resolved");
-    let batch_size = exp.train.batch_size;
+    let batch_size = exp.train.batch_size.expect("resolved");
     let mut sampling_rng = rng::stream(exp.seed, Stream::Sampling);
     let mut eval_rng = rng::stream(exp.seed, Stream::Eval);
     let mut buffer_rng = rng::stream(exp.seed, Stream::Buffer);
@@ -469,7 +498,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
     let mut teacher_losses: Vec<f32> = Vec::new();
     let mut n_reward_calls: u64 = 0;
     let mut total_states: u64 = 0;
-    let interval = (steps / exp.train.n_evals as u64).max(1);
+    let interval = exp.eval.every.expect("resolved");
     let mut last_eval_l1 = f64::NAN;
     let plots = exp.eval.plot && !opts.train_only;
     if plots {
@@ -484,9 +513,14 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
                         n_reward_calls: u64,
                         eval_rng: &mut Rng|
      -> Result<f64, RunError> {
-        let mut terminals = Vec::with_capacity(exp.eval.samples);
-        while terminals.len() < exp.eval.samples {
-            let n = exp.eval.batch_size.min(exp.eval.samples - terminals.len());
+        let samples = exp.eval.samples.expect("resolved");
+        let mut terminals = Vec::with_capacity(samples);
+        while terminals.len() < samples {
+            let n = exp
+                .eval
+                .batch_size
+                .expect("resolved")
+                .min(samples - terminals.len());
             let t = grid.rollout(&student.net, n, 0.0, eval_rng, &device)?;
             terminals.extend((0..t.len()).filter_map(|b| grid.terminal_index(t.terminal(b))));
         }
@@ -662,8 +696,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
     Ok(RunSummary {
         dir,
         steps,
-        n_goals_found: discovery.n_goals_found(),
-        eval_empirical_l1: last_eval_l1,
+        headline: format!(
+            "goals found {}, eval L1 {}",
+            discovery.n_goals_found(),
+            fmt_f64(last_eval_l1)
+        ),
         wall_s: start.elapsed().as_secs_f64(),
         mean_batch_states: total_states as f64 / steps as f64,
     })

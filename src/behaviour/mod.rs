@@ -77,6 +77,23 @@ pub fn paper_schedule(teacher: bool, buffer: bool, local_search: bool) -> Vec<So
     full[..period].to_vec()
 }
 
+/// The online-batch schedule of the discovery tasks (spec/discovery.md
+/// "Training loop"): round r samples from the student when r % 3 is 0 or 1
+/// and from the teacher when it is 2 (`[student]` without a teacher); with
+/// local search every online batch is refined.
+pub fn discovery_schedule(teacher: bool, local_search: bool) -> Vec<Source> {
+    let (s, t) = if local_search {
+        (Source::StudentLs, Source::TeacherLs)
+    } else {
+        (Source::Student, Source::Teacher)
+    };
+    if teacher {
+        vec![s, s, t]
+    } else {
+        vec![s]
+    }
+}
+
 /// The student's own samples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -131,6 +148,10 @@ pub struct TeacherConfig {
     pub log: bool,
     /// Exponent applied to the teacher reward in the teacher's TB balance.
     pub beta_teacher: f64,
+    /// Adam learning rate of the teacher's network. Unset: the objective's
+    /// `lr` (the discovery tasks' teacher uses 5e-4 against the student's 1e-4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
     /// Source of the batch at step i: `schedule[i % len]` (`student`,
     /// `teacher`, `buffer`, `student+ls`, `teacher+ls`). Unset: the paper's
     /// schedule for the configured buffer and local search (S S T T without a
@@ -147,6 +168,7 @@ impl Default for TeacherConfig {
             alpha: 0.0,
             log: true,
             beta_teacher: 1.0,
+            lr: None,
             schedule: None,
         }
     }
@@ -162,6 +184,9 @@ impl TeacherConfig {
         if !(self.beta_teacher.is_finite() && self.beta_teacher > 0.0) {
             return Err(("behaviour.beta_teacher".into(), "must be > 0".into()));
         }
+        if self.lr.is_some_and(|lr| !(lr.is_finite() && lr > 0.0)) {
+            return Err(("behaviour.lr".into(), "must be a positive number".into()));
+        }
         Ok(())
     }
 
@@ -170,13 +195,36 @@ impl TeacherConfig {
     /// [delta > 0])) * r^alpha (with `log`; without it, delta^2 (1 + C
     /// [delta > 0]) * r^alpha). Also the PER priority.
     pub fn teacher_reward(&self, delta: f64, r: f64) -> f64 {
-        let weighted = delta * delta * (1.0 + if delta > 0.0 { self.c } else { 0.0 });
-        let base = if self.log {
+        self.signal(delta * delta, delta > 0.0) * r.powf(self.alpha)
+    }
+
+    /// The student's loss signal r_T of a squared residual `sq` (before any
+    /// reward factor): log(1 + 1e-3 + sq (1 + C [under])) with `log`, else
+    /// sq (1 + C [under]); `under` when the student under-samples the
+    /// trajectory (delta > 0, i.e. forward flow below the backward one).
+    pub fn signal(&self, sq: f64, under: bool) -> f64 {
+        let weighted = sq * (1.0 + if under { self.c } else { 0.0 });
+        if self.log {
             (1.0 + 1e-3 + weighted).ln()
         } else {
             weighted
-        };
-        base * r.powf(self.alpha)
+        }
+    }
+
+    /// The discovery tasks' teacher signal (spec/discovery.md "Student
+    /// objective: TB"): `signal` of l = min(delta^2, clamp) (no clamp when
+    /// `clamp` <= 0), so r_T = log(20 l + 1.001) when delta > 0 and
+    /// log(l + 1.001) otherwise at C = 19.
+    pub fn discovery_signal(&self, delta: f64, clamp: f64) -> f64 {
+        let sq = delta * delta;
+        let l = if clamp > 0.0 { sq.min(clamp) } else { sq };
+        self.signal(l, delta > 0.0)
+    }
+
+    /// The teacher's target log-reward on the discovery tasks, in log space
+    /// (R can be far below 1e-8 there): beta_teacher (ln r_T + alpha ln R).
+    pub fn discovery_log_reward(&self, r_t: f64, log_r: f64) -> f64 {
+        self.beta_teacher * (r_t.ln() + self.alpha * log_r)
     }
 
     /// What replaces log R in the teacher's balance: beta_teacher * log(R_T + 1e-8).

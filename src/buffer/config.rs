@@ -3,6 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::recent::Selection;
+
 /// How replayed entries are chosen (spec/grid.md "Replay buffer").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -64,6 +66,46 @@ impl TransitionBufferConfig {
                 "`reward` is not defined for transitions; allowed: `uniform`, `loss`, `teacher_reward`".into(),
             ));
         }
+        if self.batch == Some(0) {
+            return Err(("buffer.batch".into(), "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Replay of the discovery tasks: the last `size` distinct terminal states
+/// ever discovered (insertion order, the oldest leaves first). Every round,
+/// after the online batch, an offline batch of `batch` states is drawn from
+/// it, each given a fresh backward trajectory from the uniform P_B.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecentBufferConfig {
+    /// Capacity: the last this many distinct discoveries.
+    pub size: usize,
+    /// Offline-batch selection: `uniform`, `prt` or `per`.
+    pub selection: Selection,
+    /// States per offline batch. Unset: `train.batch_size`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
+    /// The offline step is skipped while the buffer holds fewer entries.
+    pub min_size: usize,
+}
+
+impl Default for RecentBufferConfig {
+    fn default() -> Self {
+        Self {
+            size: 1000,
+            selection: Selection::Uniform,
+            batch: None,
+            min_size: 10,
+        }
+    }
+}
+
+impl RecentBufferConfig {
+    /// Range checks; `(key, message)` on failure.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        check_size(Some(self.size))?;
         if self.batch == Some(0) {
             return Err(("buffer.batch".into(), "must be at least 1".into()));
         }

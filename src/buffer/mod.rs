@@ -36,7 +36,9 @@
 mod config;
 pub mod recent;
 
-pub use config::{Priority, TerminalBufferConfig, TransitionBufferConfig};
+pub use recent::Selection;
+
+pub use config::{Priority, RecentBufferConfig, TerminalBufferConfig, TransitionBufferConfig};
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;

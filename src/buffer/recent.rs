@@ -9,10 +9,23 @@ use rand::Rng as _;
 
 use crate::rng::Rng;
 
-/// How the offline batch is drawn from the recent discoveries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the offline batch is drawn from the recent discoveries
+/// (`buffer.selection` of a `recent` buffer).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Selection {
     /// `n` draws with replacement over the whole buffer.
+    #[default]
     Uniform,
     /// Split at the 90th percentile of R: half the draws from {R >= t}, half from {R <= t}.
     Prt,

@@ -3,6 +3,7 @@
 pub mod grid;
 pub mod oracle;
 pub mod sequence;
+pub mod task;
 
 /// A batch of complete trajectories, packed without padding.
 ///

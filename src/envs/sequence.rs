@@ -34,7 +34,9 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// Which actions build a string (spec/discovery.md "Sequence MDP").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SeqMdpKind {
     /// Prepend or append one symbol (`prepend_append`); used by all tasks.

@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 
+pub mod discovery;
+
 use crate::envs::grid::Grid;
 use crate::envs::Trajectories;
 

@@ -20,6 +20,13 @@ pub struct TbConfig {
     pub log_z_init: f64,
     /// Clip the global gradient norm (network and log Z together) to this; 0 disables clipping.
     pub clip_grad_norm: f64,
+    /// Clamp each trajectory's squared residual to at most this (no gradient
+    /// beyond it), as the discovery reference does with 5000; 0 disables it.
+    pub loss_clamp: f64,
+    /// Clamp log Z to at least this after every optimiser step (the discovery
+    /// reference clamps at 0). Unset: no clamp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_z_min: Option<f64>,
 }
 
 impl Default for TbConfig {
@@ -29,6 +36,8 @@ impl Default for TbConfig {
             log_z_lr: 1e-1,
             log_z_init: 0.0,
             clip_grad_norm: 1.0,
+            loss_clamp: 0.0,
+            log_z_min: None,
         }
     }
 }
@@ -49,6 +58,15 @@ impl TbConfig {
                 "objective.clip_grad_norm".into(),
                 "must be >= 0 (0 disables clipping)".into(),
             ));
+        }
+        if !(self.loss_clamp.is_finite() && self.loss_clamp >= 0.0) {
+            return Err((
+                "objective.loss_clamp".into(),
+                "must be >= 0 (0 disables the clamp)".into(),
+            ));
+        }
+        if self.log_z_min.is_some_and(|m| !m.is_finite()) {
+            return Err(("objective.log_z_min".into(), "must be a number".into()));
         }
         Ok(())
     }
@@ -73,6 +91,19 @@ pub fn tb_delta(
 /// TB loss: mean of delta^2 over the batch.
 pub fn tb_loss(delta: &Tensor) -> Result<Tensor> {
     delta.sqr()?.mean_all()
+}
+
+/// TB loss with each squared residual clamped: mean of min(delta^2, clamp)
+/// (`clamp` <= 0: no clamp). A clamped entry contributes the constant, so no
+/// gradient (spec/discovery.md "Student objective: TB").
+pub fn tb_loss_clamped(delta: &Tensor, clamp: f64) -> Result<Tensor> {
+    if clamp <= 0.0 {
+        return tb_loss(delta);
+    }
+    let sq = delta.sqr()?; // [B]
+    let keep = sq.lt(clamp)?.to_dtype(sq.dtype())?.detach(); // [B], 1 where below the clamp
+    let clamped = ((&sq * &keep)? + ((1.0 - &keep)? * clamp)?)?;
+    clamped.mean_all()
 }
 
 #[cfg(test)]

@@ -10,24 +10,61 @@ use crate::envs::Trajectories;
 use crate::policy::mlp::Mlp;
 use crate::rng::Rng;
 
+pub mod sequence;
+
 /// Back-and-forth local search: destroy the last part of each trajectory by
 /// walking back along a fresh uniform-P_B trajectory, rebuild it forward with
 /// the sampling network (epsilon 0), keep the candidate if it scores higher.
-/// Which steps use it is set by `student+ls` / `teacher+ls` in the behaviour's schedule.
+/// Which batches use it is set by `student+ls` / `teacher+ls` in the behaviour's schedule.
+///
+/// On the grid, `back_ratio` sets how much is destroyed and each batch is
+/// refined in place. On the sequence tasks (spec/discovery.md "Local search"),
+/// `k` states are walked back and rebuilt; of a batch of B, B / (iterations+1)
+/// trajectories are sampled fresh and every proposal of every iteration is
+/// training data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackAndForthConfig {
-    /// Fraction of the states destroyed: floor(n_states * back_ratio) are walked back.
+    /// Grid: fraction of the states destroyed (floor(n_states * back_ratio) are walked back).
     pub back_ratio: f64,
-    /// Destroy-and-rebuild rounds per batch (each costs one reward call per trajectory).
-    pub iterations: usize,
+    /// Destroy-and-rebuild iterations per batch (each costs one reward call
+    /// per trajectory). Unset: 4 on the grid, 7 on the sequence tasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<usize>,
+    /// Sequence tasks: steps walked back with P_B and rebuilt with P_F. Unset: 3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k: Option<usize>,
+    /// Sequence tasks: keep a proposal x' when log R(x') > log R(x)
+    /// (`deterministic`), or with probability sigmoid(log R(x') - log R(x) +
+    /// log q_rev - log q_fwd) (`stochastic`, Metropolis-Hastings style).
+    pub acceptance: Acceptance,
 }
+
+/// How a local-search proposal is accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Acceptance {
+    /// Keep the proposal when it scores strictly higher.
+    #[default]
+    Deterministic,
+    /// Keep it with the Metropolis-Hastings-style probability (sequence tasks).
+    Stochastic,
+}
+
+/// Iterations on the grid when unset (the reference's default).
+pub const GRID_ITERATIONS: usize = 4;
+/// Iterations on the sequence tasks when unset (spec/discovery.md: i = 7).
+pub const SEQ_ITERATIONS: usize = 7;
+/// k on the sequence tasks when unset (spec/discovery.md: k = 3 for qm9, seh, tfbind8).
+pub const SEQ_K: usize = 3;
 
 impl Default for BackAndForthConfig {
     fn default() -> Self {
         Self {
             back_ratio: 0.5,
-            iterations: 4,
+            iterations: None,
+            k: None,
+            acceptance: Acceptance::Deterministic,
         }
     }
 }
@@ -38,13 +75,38 @@ impl BackAndForthConfig {
         if !(0.0..=1.0).contains(&self.back_ratio) {
             return Err(("local_search.back_ratio".into(), "must be in [0, 1]".into()));
         }
-        if self.iterations == 0 {
+        if self.iterations == Some(0) {
             return Err((
                 "local_search.iterations".into(),
                 "must be at least 1".into(),
             ));
         }
+        if self.k == Some(0) {
+            return Err(("local_search.k".into(), "must be at least 1".into()));
+        }
         Ok(())
+    }
+
+    /// Checks of the grid: `k` and stochastic acceptance are sequence-task options.
+    pub fn check_grid(&self) -> Result<(), (String, String)> {
+        if self.k.is_some() {
+            return Err((
+                "local_search.k".into(),
+                "is a sequence-task option; the grid uses `back_ratio`".into(),
+            ));
+        }
+        if self.acceptance != Acceptance::Deterministic {
+            return Err((
+                "local_search.acceptance".into(),
+                "the grid supports `deterministic` only".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks of the sequence tasks (none beyond `check` so far).
+    pub fn check_sequence(&self) -> Result<(), (String, String)> {
+        self.check()
     }
 
     /// Refine `batch`: `iterations` rounds of destroy-and-rebuild, keeping per
@@ -63,7 +125,7 @@ impl BackAndForthConfig {
         let d = grid.ndim;
         let mut best = score(&batch)?;
         let mut calls = 0;
-        for _ in 0..self.iterations {
+        for _ in 0..self.iterations.unwrap_or(GRID_ITERATIONS) {
             let prefixes: Vec<Prefix> = (0..batch.len())
                 .map(|b| {
                     let n_states = batch.offsets[b + 1] - batch.offsets[b];

@@ -198,6 +198,8 @@ pub struct SweepOptions {
     pub fail_fast: bool,
     /// Rerun complete runs whose resolved config changed (otherwise: refuse).
     pub force: bool,
+    /// The datasets root of the sequence tasks (see `datasets::resolve_root`).
+    pub datasets: PathBuf,
 }
 
 /// What a sweep did.
@@ -338,6 +340,7 @@ pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), 
         train_only: false,
         parallel_teacher: opts.jobs <= 1,
         progress: single,
+        datasets: opts.datasets.clone(),
     };
     let result = train::run(&spec.exp, &run_opts);
     let status = match &result {

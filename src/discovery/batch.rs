@@ -1,0 +1,250 @@
+//! Trajectories of the sequence tasks: batched sampling with the SSR policy,
+//! backward trajectories, and the tensors of a TB step.
+//!
+//! Every complete trajectory of the sequence MDPs has exactly L+1
+//! transitions (spec/discovery.md), so a batch of B trajectories is a dense
+//! `[B, L+1]` grid of transitions: no padding and no masks are needed; the
+//! per-parent child lists are padded inside [`Ssr::log_pf_all`].
+
+use candle_core::{Device, Result, Tensor};
+use rand::Rng as _;
+
+use crate::envs::sequence::{SeqMdp, SeqState};
+use crate::policy::ssr::Ssr;
+use crate::rng::Rng;
+
+/// One trajectory root -> ... -> x.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeqTraj {
+    /// The states, root first, the terminal (leaf) state last: L+2 of them.
+    pub states: Vec<SeqState>,
+    /// `chosen[t]`: index of `states[t+1]` among `mdp.children(&states[t])`.
+    pub chosen: Vec<usize>,
+    /// Sum of log P_F of the sampled steps, under the policy without epsilon
+    /// (only the steps this rollout sampled; 0 for a backward trajectory).
+    pub sampled_log_pf: f64,
+}
+
+impl SeqTraj {
+    /// The trajectory through `states` (each a child of the previous one).
+    /// Errors when a state is not a child of its predecessor.
+    pub fn from_states(mdp: &SeqMdp, states: Vec<SeqState>) -> Result<Self> {
+        let chosen = states
+            .windows(2)
+            .map(|w| {
+                mdp.children(&w[0])
+                    .iter()
+                    .position(|c| c == &w[1])
+                    .ok_or_else(|| {
+                        candle_core::Error::Msg(format!(
+                            "sequence trajectory: {:?} is not a child of {:?}",
+                            w[1], w[0]
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            states,
+            chosen,
+            sampled_log_pf: 0.0,
+        })
+    }
+
+    /// The terminal string x.
+    pub fn x(&self) -> &[u8] {
+        &self.states.last().expect("a trajectory has states").content
+    }
+
+    /// Sum of log P_B over the trajectory (uniform backward policy).
+    pub fn log_pb(&self, mdp: &SeqMdp) -> f64 {
+        self.states
+            .windows(2)
+            .map(|w| mdp.log_pb(&w[0], &w[1]))
+            .sum()
+    }
+}
+
+/// Complete trajectories continuing each prefix (root..s, `s` not a leaf)
+/// with the network `net`: at each step every unfinished trajectory draws a
+/// child, uniformly with probability `eps`, else from P_F. One network call
+/// per step for the whole batch. Draws per step and trajectory, in batch
+/// order: one `f64` for the epsilon test (only when `eps > 0`), then one `f64`
+/// for the child.
+pub fn rollout_from(
+    mdp: &SeqMdp,
+    net: &Ssr,
+    prefixes: Vec<Vec<SeqState>>,
+    eps: f64,
+    rng: &mut Rng,
+) -> Result<Vec<SeqTraj>> {
+    let mut trajs: Vec<SeqTraj> = prefixes
+        .into_iter()
+        .map(|p| SeqTraj::from_states(mdp, p))
+        .collect::<Result<_>>()?;
+    loop {
+        let active: Vec<usize> = (0..trajs.len())
+            .filter(|&b| !trajs[b].states.last().is_some_and(|s| s.leaf))
+            .collect();
+        if active.is_empty() {
+            return Ok(trajs);
+        }
+        let parents: Vec<SeqState> = active
+            .iter()
+            .map(|&b| trajs[b].states.last().expect("non-empty").clone())
+            .collect();
+        let children: Vec<Vec<SeqState>> = parents.iter().map(|s| mdp.children(s)).collect();
+        let log_pf: Vec<Vec<f32>> = net.log_pf_all(mdp, &parents, &children)?.to_vec2()?; // [n, w]
+        for (((&b, kids), row), _) in active.iter().zip(children).zip(&log_pf).zip(&parents) {
+            let m = kids.len();
+            let pick = if eps > 0.0 && rng.random::<f64>() < eps {
+                rng.random_range(0..m)
+            } else {
+                categorical(&row[..m], rng.random::<f64>())
+            };
+            let t = &mut trajs[b];
+            t.sampled_log_pf += row[pick] as f64;
+            t.chosen.push(pick);
+            t.states.push(
+                kids.into_iter()
+                    .nth(pick)
+                    .expect("pick < number of children"),
+            );
+        }
+    }
+}
+
+/// `n` trajectories sampled from the root.
+pub fn rollout(mdp: &SeqMdp, net: &Ssr, n: usize, eps: f64, rng: &mut Rng) -> Result<Vec<SeqTraj>> {
+    rollout_from(mdp, net, vec![vec![SeqState::root()]; n], eps, rng)
+}
+
+/// The index drawn by inverse CDF from log-probabilities `log_p` with a
+/// uniform `u` in [0, 1) (the last index if rounding leaves `u` above the total).
+fn categorical(log_p: &[f32], u: f64) -> usize {
+    let mut acc = 0.0;
+    for (i, &l) in log_p.iter().enumerate() {
+        acc += (l as f64).exp();
+        if u < acc {
+            return i;
+        }
+    }
+    log_p.len() - 1
+}
+
+/// The transitions of a batch, flattened trajectory-major (`[B, T]`, T the
+/// common number of transitions), ready for [`Ssr::log_pf_chosen`].
+pub struct Transitions {
+    parents: Vec<SeqState>,
+    children: Vec<Vec<SeqState>>,
+    chosen: Vec<usize>,
+    /// Number of trajectories B.
+    pub n_traj: usize,
+    /// Transitions per trajectory T.
+    pub n_steps: usize,
+}
+
+impl Transitions {
+    /// The transitions of `trajs`; errors when their lengths differ.
+    pub fn new(mdp: &SeqMdp, trajs: &[SeqTraj]) -> Result<Self> {
+        let n_steps = trajs.first().map_or(0, |t| t.chosen.len());
+        let mut out = Self {
+            parents: Vec::with_capacity(trajs.len() * n_steps),
+            children: Vec::with_capacity(trajs.len() * n_steps),
+            chosen: Vec::with_capacity(trajs.len() * n_steps),
+            n_traj: trajs.len(),
+            n_steps,
+        };
+        for t in trajs {
+            if t.chosen.len() != n_steps {
+                return Err(candle_core::Error::Msg(format!(
+                    "sequence batch: trajectories of {} and {} transitions",
+                    n_steps,
+                    t.chosen.len()
+                )));
+            }
+            for (s, &c) in t.states.iter().zip(&t.chosen) {
+                out.parents.push(s.clone());
+                out.children.push(mdp.children(s));
+                out.chosen.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sum of log P_F of each trajectory under `net`: `[B]`, differentiable.
+    pub fn sum_log_pf(&self, mdp: &SeqMdp, net: &Ssr) -> Result<Tensor> {
+        let per = net.log_pf_chosen(mdp, &self.parents, &self.children, &self.chosen)?; // [B*T]
+        per.reshape((self.n_traj, self.n_steps))?.sum(1) // [B]
+    }
+}
+
+/// A host vector as a `[len]` f32 tensor.
+pub fn host_tensor(v: &[f64], device: &Device) -> Result<Tensor> {
+    Tensor::from_vec(
+        v.iter().map(|&x| x as f32).collect::<Vec<_>>(),
+        v.len(),
+        device,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envs::sequence::SeqMdpKind;
+    use crate::rng::{stream, Stream};
+
+    #[test]
+    fn categorical_inverse_cdf() {
+        let lp = [0.25f32.ln(), 0.25f32.ln(), 0.5f32.ln()];
+        assert_eq!(categorical(&lp, 0.0), 0);
+        assert_eq!(categorical(&lp, 0.3), 1);
+        assert_eq!(categorical(&lp, 0.6), 2);
+        assert_eq!(categorical(&lp, 0.999_999_9), 2);
+    }
+
+    /// Rollouts are complete (L+1 transitions, leaf last), consistent with
+    /// `from_states`, and their recorded log P_F equals the network's
+    /// recomputation through `Transitions`.
+    #[test]
+    fn rollouts_are_complete_and_consistent() {
+        let mdp = SeqMdp::new(SeqMdpKind::PrependAppend, 4, 3).unwrap();
+        let dev = Device::Cpu;
+        let net = Ssr::new(
+            mdp.feature_dim(),
+            8,
+            &dev,
+            &mut stream(0, Stream::InitStudent),
+        )
+        .unwrap();
+        let trajs = rollout(&mdp, &net, 5, 0.0, &mut stream(0, Stream::Sampling)).unwrap();
+        assert_eq!(trajs.len(), 5);
+        for t in &trajs {
+            assert_eq!(t.chosen.len(), 4);
+            assert!(mdp.is_terminal(t.states.last().unwrap()));
+            assert_eq!(
+                &SeqTraj::from_states(&mdp, t.states.clone()).unwrap().chosen,
+                &t.chosen
+            );
+        }
+        let tr = Transitions::new(&mdp, &trajs).unwrap();
+        let sums: Vec<f32> = tr.sum_log_pf(&mdp, &net).unwrap().to_vec1().unwrap();
+        for (t, s) in trajs.iter().zip(sums) {
+            assert!((t.sampled_log_pf - s as f64).abs() < 1e-4);
+        }
+        // P_B of a hand path: "" -> "1" -> "12" -> "312" -> leaf:
+        // |"12"| has 2 parents (ln 1/2), "312" has 2 (ln 1/2), "1" and the leaf 1.
+        let path = vec![
+            SeqState::root(),
+            SeqState::inner(vec![1]),
+            SeqState::inner(vec![1, 2]),
+            SeqState::inner(vec![3, 1, 2]),
+            SeqMdp::leaf_of(vec![3, 1, 2]),
+        ];
+        let t = SeqTraj::from_states(&mdp, path).unwrap();
+        assert!((t.log_pb(&mdp) - 2.0 * 0.5f64.ln()).abs() < 1e-12);
+        // Children of "1": prepends "01","11","21","31", then the appends
+        // "10","12","13" ("1"+"1" merged with the prepend), so "12" is index 5;
+        // "312" is prepend 3 of "12" (index 3); the leaf is the only child.
+        assert_eq!(t.chosen, vec![1, 5, 3, 0]);
+    }
+}

@@ -1,0 +1,187 @@
+//! Metrics of the discovery tasks (spec/discovery.md "Evaluation"), computed
+//! for the student with epsilon = 0.
+//!
+//! With the log-weight of a trajectory w = log R(x) + sum log P_B - sum log P_F
+//! (scaled reward):
+//! - `log_z_est` = logsumexp(w) - log N over N on-policy samples; its gap to
+//!   the exact log Z (scaled) is `log_z_gap`; `elbo` = mean w;
+//! - `eubo` = mean w over the exact samples (one uniform-P_B trajectory each);
+//! - `pearson` = correlation of sum log P_F and ln max(r, 0.001) over the exact
+//!   samples' trajectories (all of them, not the reference's last 128);
+//! - `expected_reward_gap` = |mean max(r, 0.001) over the samples - E_p[r]|.
+
+use std::collections::HashSet;
+
+use candle_core::Result;
+
+use crate::discovery::batch::{rollout, SeqTraj, Transitions};
+use crate::envs::task::{log_raw, SeqEnv};
+use crate::policy::ssr::Ssr;
+use crate::rng::Rng;
+
+/// One evaluation of the student.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeqEval {
+    /// Distinct modes among the on-policy samples.
+    pub num_modes_onpolicy: usize,
+    /// logsumexp(w) - log N over the samples.
+    pub log_z_est: f64,
+    /// |log_z_est - log Z (scaled)|.
+    pub log_z_gap: f64,
+    /// Mean w over the samples.
+    pub elbo: f64,
+    /// Mean w over the exact samples (NaN without exact samples).
+    pub eubo: f64,
+    /// Correlation of sum log P_F and ln max(r, 0.001) over the exact samples (NaN without).
+    pub pearson: f64,
+    /// |mean max(r, 0.001) - E_p[r]| over the samples.
+    pub expected_reward_gap: f64,
+    /// Mean raw reward r(x) of the samples.
+    pub mean_reward: f64,
+    /// Mean raw reward of the 100 best distinct samples.
+    pub top100_reward: f64,
+    /// Fraction of distinct strings among the samples.
+    pub frac_unique: f64,
+}
+
+/// log(mean(exp(w))), stable; NaN for an empty slice.
+pub fn log_mean_exp(w: &[f64]) -> f64 {
+    if w.is_empty() {
+        return f64::NAN;
+    }
+    let m = w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        return m;
+    }
+    m + (w.iter().map(|x| (x - m).exp()).sum::<f64>() / w.len() as f64).ln()
+}
+
+/// Arithmetic mean; NaN for an empty slice.
+pub fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Pearson correlation of `a` and `b` (equal lengths); NaN when either is constant or empty.
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let (ma, mb) = (mean(a), mean(b));
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    sab / (saa * sbb).sqrt()
+}
+
+/// The exact samples' data fixed for a run: one uniform-P_B trajectory per
+/// exact sample (drawn once, so every evaluation scores the same set) and
+/// their raw rewards.
+pub struct ExactSet {
+    trajs: Vec<SeqTraj>,
+    raw: Vec<f64>,
+}
+
+impl ExactSet {
+    /// Backward trajectories of `env`'s exact samples (`None` without them).
+    pub fn new(env: &SeqEnv, rng: &mut Rng) -> Result<Option<Self>> {
+        let Some(xs) = &env.exact else {
+            return Ok(None);
+        };
+        let trajs = xs
+            .iter()
+            .map(|x| {
+                let states = env.mdp.sample_backward(&SeqEnv::terminal(x), rng);
+                SeqTraj::from_states(&env.mdp, states)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let raw = xs.iter().map(|x| env.raw(x)).collect();
+        Ok(Some(Self { trajs, raw }))
+    }
+}
+
+/// Sum log P_F of each trajectory under `net`, in chunks of `chunk` (no gradient is taken).
+fn sum_log_pf(env: &SeqEnv, net: &Ssr, trajs: &[SeqTraj], chunk: usize) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(trajs.len());
+    for part in trajs.chunks(chunk.max(1)) {
+        let t = Transitions::new(&env.mdp, part)?;
+        let v: Vec<f32> = t.sum_log_pf(&env.mdp, net)?.detach().to_vec1()?;
+        out.extend(v.into_iter().map(f64::from));
+    }
+    Ok(out)
+}
+
+/// Evaluate the student `net` on `n` fresh samples (epsilon 0, drawn in
+/// chunks of `chunk` rollouts from `rng`) and on the exact set.
+pub fn evaluate(
+    env: &SeqEnv,
+    net: &Ssr,
+    n: usize,
+    chunk: usize,
+    exact: Option<&ExactSet>,
+    rng: &mut Rng,
+) -> Result<SeqEval> {
+    let mut samples = Vec::with_capacity(n);
+    while samples.len() < n {
+        let m = chunk.max(1).min(n - samples.len());
+        samples.extend(rollout(&env.mdp, net, m, 0.0, rng)?);
+    }
+    let raw: Vec<f64> = samples.iter().map(|t| env.raw(t.x())).collect();
+    let w: Vec<f64> = samples
+        .iter()
+        .zip(&raw)
+        .map(|(t, &r)| env.log_reward_of_raw(r) + t.log_pb(&env.mdp) - t.sampled_log_pf)
+        .collect();
+    let log_z_est = log_mean_exp(&w);
+    let distinct: HashSet<&[u8]> = samples.iter().map(|t| t.x()).collect();
+    let mut best: Vec<f64> = distinct.iter().map(|x| env.raw(x)).collect();
+    best.sort_by(|a, b| b.total_cmp(a));
+    best.truncate(100);
+    let floored: Vec<f64> = raw
+        .iter()
+        .map(|r| r.max(crate::envs::oracle::REWARD_FLOOR))
+        .collect();
+    let (eubo, pearson_r) = match exact {
+        Some(e) => {
+            let lpf = sum_log_pf(env, net, &e.trajs, chunk)?;
+            let we: Vec<f64> = e
+                .trajs
+                .iter()
+                .zip(&e.raw)
+                .zip(&lpf)
+                .map(|((t, &r), lpf)| env.log_reward_of_raw(r) + t.log_pb(&env.mdp) - lpf)
+                .collect();
+            let logr: Vec<f64> = e.raw.iter().map(|&r| log_raw(r)).collect();
+            (mean(&we), pearson(&lpf, &logr))
+        }
+        None => (f64::NAN, f64::NAN),
+    };
+    Ok(SeqEval {
+        num_modes_onpolicy: distinct.iter().filter(|x| env.is_mode(x)).count(),
+        log_z_est,
+        log_z_gap: (log_z_est - env.constants.log_z_scaled).abs(),
+        elbo: mean(&w),
+        eubo,
+        pearson: pearson_r,
+        expected_reward_gap: (mean(&floored) - env.constants.expected_reward).abs(),
+        mean_reward: mean(&raw),
+        top100_reward: mean(&best),
+        frac_unique: distinct.len() as f64 / samples.len().max(1) as f64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand values: log mean exp of (0, ln 3) = ln 2; correlation of a line is 1.
+    #[test]
+    fn reductions() {
+        assert!((log_mean_exp(&[0.0, 3f64.ln()]) - 2f64.ln()).abs() < 1e-12);
+        assert!((pearson(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]) - 1.0).abs() < 1e-12);
+        assert!((pearson(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        // (1,2,3) vs (1,3,2): cov 0.5*... = r = 0.5.
+        assert!((pearson(&[1.0, 2.0, 3.0], &[1.0, 3.0, 2.0]) - 0.5).abs() < 1e-12);
+        assert!(pearson(&[1.0, 1.0], &[1.0, 2.0]).is_nan());
+        assert!(log_mean_exp(&[]).is_nan());
+    }
+}
