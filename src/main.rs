@@ -249,8 +249,13 @@ fn validate(files: &[PathBuf], common: &Common) -> anyhow::Result<()> {
                 } else {
                     String::new()
                 };
+                let unit = if exp.env.sequence().is_some() {
+                    "rounds"
+                } else {
+                    "steps"
+                };
                 println!(
-                    "ok {}: {} on {}, behaviour {}, {} steps{sweep_note}",
+                    "ok {}: {} on {}, behaviour {}, {} {unit}{sweep_note}",
                     file.display(),
                     exp.objective.kind(),
                     exp.env.kind(),
@@ -287,8 +292,14 @@ fn bench(files: &[PathBuf], steps: u64, warmup: u64, common: &Common) -> anyhow:
         let t0 = Instant::now();
         let s = train::run(&exp, &opts)?;
         let secs = t0.elapsed().as_secs_f64();
+        // A step of the sequence tasks is a round (an online and an offline batch).
+        let unit = if exp.env.sequence().is_some() {
+            "round"
+        } else {
+            "training step"
+        };
         println!(
-            "{}: {:.1} training steps/s ({} steps in {:.2}s; {:.0} states per batch; {})",
+            "{}: {:.2} {unit}s/s ({} {unit}s in {:.2}s; {:.0} states per batch; {})",
             exp.name,
             steps as f64 / secs,
             steps,

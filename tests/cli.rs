@@ -344,40 +344,82 @@ fn schema_file_is_current_and_fully_described() {
     );
 }
 
-/// Every experiment file runs a few steps on a small grid (the components and
-/// schedules it names all work together).
+/// Every experiment file runs a few steps at a small size (the components and
+/// schedules it names all work together): grid files on a small grid, the
+/// discovery files (qm9, seh, tfbind8) for a few rounds with a small network
+/// on the real datasets.
 #[test]
 fn every_experiment_file_runs_a_few_steps() {
     let out = tempfile::tempdir().unwrap();
+    let grid_sets = [
+        "env.ndim=2",
+        "env.horizon=8",
+        "train.steps=34",
+        "train.n_evals=1",
+        "eval.samples=200",
+        "policy.hidden=16",
+        "train.progress=false",
+    ];
+    // 4 rounds: the offline batch starts once 10 discoveries exist (round 1).
+    let seq_sets = [
+        "train.steps=4",
+        "eval.every=2",
+        "eval.samples=64",
+        "policy.hidden=16",
+        "train.progress=false",
+    ];
     for file in experiment_files() {
-        let o = runner()
-            .arg(&file)
-            .arg("--out")
-            .arg(out.path())
-            .args([
-                "--set",
-                "env.ndim=2",
-                "--set",
-                "env.horizon=8",
-                "--set",
-                "train.steps=34",
-                "--set",
-                "train.n_evals=1",
-                "--set",
-                "eval.samples=200",
-                "--set",
-                "policy.hidden=16",
-                "--set",
-                "train.progress=false",
-            ])
-            .output()
-            .unwrap();
+        let grid = file
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("grid_");
+        let sets: &[&str] = if grid { &grid_sets } else { &seq_sets };
+        let mut cmd = runner();
+        cmd.arg(&file).arg("--out").arg(out.path());
+        for s in sets {
+            cmd.args(["--set", s]);
+        }
+        let o = cmd.output().unwrap();
         assert!(o.status.success(), "{}: {}", file.display(), stderr(&o));
     }
     // 34 steps cover the 16-step schedules twice; plots were written.
     let plots = out.path().join("grid_d4_h32_teacher_ls_per/seed=0/plots");
     assert!(plots.join("target_density.png").exists());
     assert!(plots.join("empirical_density_step000034.png").exists());
+    // A discovery run evaluated at rounds 0, 2 and 4 with every spec column.
+    let text =
+        std::fs::read_to_string(out.path().join("tfbind8_teacher_prt/seed=0/metrics.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    for col in [
+        "round",
+        "loss",
+        "teacher_loss",
+        "num_modes_all",
+        "num_modes_onpolicy",
+        "log_z_est",
+        "log_z_gap",
+        "elbo",
+        "eubo",
+        "pearson",
+        "expected_reward_gap",
+        "mean_reward",
+        "n_reward_calls",
+        "wall_s",
+    ] {
+        assert!(rows[0].contains(&col), "missing column {col}");
+    }
+    let col = |name: &str| rows[0].iter().position(|c| *c == name).unwrap();
+    let rounds: Vec<&str> = rows[1..].iter().map(|r| r[col("round")]).collect();
+    assert_eq!(rounds, ["0", "2", "4"]);
+    // 32 fresh trajectories per round.
+    assert_eq!(rows[3][col("n_reward_calls")], "128");
+    for r in &rows[1..] {
+        for name in ["log_z_est", "elbo", "eubo", "pearson"] {
+            let v: f64 = r[col(name)].parse().unwrap();
+            assert!(v.is_finite(), "{name} = {v}");
+        }
+    }
 }
 
 #[test]

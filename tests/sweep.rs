@@ -103,7 +103,9 @@ fn expansion_counts_and_ids() {
     );
     // Zipped values are paired, not crossed: ndim 4 always goes with horizon 4.
     assert!(specs.iter().all(|s| {
-        let runner::registry::EnvConfig::Grid(g) = &s.exp.env;
+        let runner::registry::EnvConfig::Grid(g) = &s.exp.env else {
+            return false;
+        };
         (g.ndim, g.horizon) == (2, 8) || (g.ndim, g.horizon) == (4, 4)
     }));
     let ids: std::collections::HashSet<_> = specs.iter().map(|s| s.id.clone()).collect();
