@@ -164,7 +164,10 @@ pub fn collect(out: &Path, specs: &[RunSpec]) -> Result<Vec<RunRow>, (PathBuf, s
             None => groups.push((key, vec![i])),
         }
     }
-    let summarised: Vec<&String> = metric_names.iter().filter(|m| *m != "step").collect();
+    let summarised: Vec<&String> = metric_names
+        .iter()
+        .filter(|m| *m != "step" && *m != "round")
+        .collect();
     let mut text = String::new();
     let mut header: Vec<String> = group_keys.iter().map(|k| csv_field(k)).collect();
     header.extend(["n_runs", "n_ok"].map(String::from));
