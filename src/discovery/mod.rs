@@ -25,6 +25,7 @@ use crate::buffer::recent::RecentDiscoveries;
 use crate::buffer::RecentBufferConfig;
 use crate::config::Experiment;
 use crate::envs::oracle::{default_cache_dir, Task};
+use crate::envs::sequence::SeqMdp;
 use crate::envs::task::SeqEnv;
 use crate::metrics::discovery::{evaluate, ExactSet, SeqEval};
 use crate::objective::tb::{tb_loss_clamped, TbConfig};
@@ -154,12 +155,7 @@ impl SeqSampler {
     }
 
     /// TB residuals `[B]` towards `back` = log R + sum log P_B (`[B]`).
-    fn residuals(
-        &self,
-        tr: &Transitions,
-        mdp: &crate::envs::sequence::SeqMdp,
-        back: &Tensor,
-    ) -> Result<Tensor, RunError> {
+    fn residuals(&self, tr: &Transitions, mdp: &SeqMdp, back: &Tensor) -> Result<Tensor, RunError> {
         let sum_pf = tr.sum_log_pf(mdp, &self.net)?; // [B]
         Ok((back - sum_pf)?.broadcast_sub(self.log_z.as_tensor())?)
     }
@@ -525,7 +521,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions, start: Instant) -> Result<RunSum
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envs::sequence::{SeqMdp, SeqMdpKind, SeqState};
+    use crate::envs::sequence::{SeqMdpKind, SeqState};
     use crate::rng::stream;
 
     fn sampler(log_z_init: f64, log_z_min: Option<f64>) -> SeqSampler {
