@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{runner, stderr, write};
+use common::{datasets, runner, stderr, write};
 
 /// A tiny teacher experiment: d=2, H=8, 24 steps, 2 evaluations of 500 samples.
 const TINY: &str = r#"
@@ -368,6 +368,7 @@ fn every_experiment_file_runs_a_few_steps() {
         "policy.hidden=16",
         "train.progress=false",
     ];
+    let data = datasets();
     for file in experiment_files() {
         let grid = file
             .file_name()
@@ -377,6 +378,13 @@ fn every_experiment_file_runs_a_few_steps() {
         let sets: &[&str] = if grid { &grid_sets } else { &seq_sets };
         let mut cmd = runner();
         cmd.arg(&file).arg("--out").arg(out.path());
+        match (&data, grid) {
+            (Some(d), false) => {
+                cmd.arg("--datasets").arg(d);
+            }
+            (None, false) => continue,
+            (_, true) => {}
+        }
         for s in sets {
             cmd.args(["--set", s]);
         }
@@ -388,6 +396,9 @@ fn every_experiment_file_runs_a_few_steps() {
     assert!(plots.join("target_density.png").exists());
     assert!(plots.join("empirical_density_step000034.png").exists());
     // A discovery run evaluated at rounds 0, 2 and 4 with every spec column.
+    if data.is_none() {
+        return;
+    }
     let text =
         std::fs::read_to_string(out.path().join("tfbind8_teacher_prt/seed=0/metrics.csv")).unwrap();
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();

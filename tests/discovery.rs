@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::{runner, stderr, write};
+use common::{datasets, runner, stderr, write};
 
 /// A tiny Teacher + PRT run on tfbind8: 6 rounds, evaluations at 0, 3, 6.
 const TINY: &str = r#"
@@ -47,19 +45,6 @@ progress = false
 every = 3
 samples = 64
 "#;
-
-fn datasets() -> Option<PathBuf> {
-    if let Some(v) = std::env::var_os("RUNNER_DATASETS").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(v));
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipped: no datasets (set RUNNER_DATASETS)");
-        None
-    }
-}
 
 /// metrics.csv without its last column (`wall_s`).
 fn metrics_without_wall(path: &std::path::Path) -> String {

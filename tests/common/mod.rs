@@ -23,3 +23,20 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// The datasets root of the discovery tests: `RUNNER_DATASETS`, else
+/// `../shared/datasets`; `None` (with a message) when neither exists, so that
+/// the tests needing data skip on a machine without it.
+#[allow(dead_code)]
+pub fn datasets() -> Option<PathBuf> {
+    if let Some(v) = std::env::var_os("RUNNER_DATASETS").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(v));
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("skipped: no datasets (set RUNNER_DATASETS)");
+        None
+    }
+}
