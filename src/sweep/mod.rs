@@ -142,9 +142,15 @@ pub fn expand(file: &Path, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError>
             varied.push(("seed".into(), seed.to_string()));
             let mut exp = config::load(file, &all_sets)?;
             exp.sweep = None;
+            let id = run_id(&varied);
+            if specs.iter().any(|s: &RunSpec| s.id == id) {
+                return Err(invalid(format!(
+                    "`sweep`: two runs get the id `{id}`; give each zipped table its own `label`"
+                )));
+            }
             specs.push(RunSpec {
                 index: specs.len(),
-                id: run_id(&varied),
+                id,
                 varied,
                 exp,
             });
@@ -162,9 +168,13 @@ fn display(v: &serde_json::Value) -> String {
 }
 
 /// `k1=v1,k2=v2,seed=S`, with characters unsafe in file names replaced by `_`.
+/// When a `label` varies, whole-table values (e.g. a zipped `behaviour =
+/// [{ kind = ... }, ...]`) are left out of the id: the label names them.
 fn run_id(varied: &[(String, String)]) -> String {
+    let labelled = varied.iter().any(|(k, _)| k == "label");
     let raw = varied
         .iter()
+        .filter(|(_, v)| !(labelled && v.starts_with('{')))
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
@@ -360,4 +370,47 @@ pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), 
         return Err(format!("cannot write the status of {}: {e}", dir.display()));
     }
     result.map(|_| ()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_id;
+
+    fn v(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Unsafe characters become `_`; a labelled zipped table is named by its
+    /// label only; without a label the table stays in the id.
+    #[test]
+    fn run_ids() {
+        assert_eq!(
+            run_id(&v(&[("env.horizon", "8"), ("seed", "1")])),
+            "env.horizon=8,seed=1"
+        );
+        let table = r#"{"kind":"teacher","lr":0.0005}"#;
+        assert_eq!(
+            run_id(&v(&[
+                ("behaviour", table),
+                ("label", "Teacher-PRT"),
+                ("seed", "0")
+            ])),
+            "label=Teacher-PRT,seed=0"
+        );
+        assert_eq!(
+            run_id(&v(&[("behaviour", table), ("seed", "0")])),
+            "behaviour=__kind___teacher_,_lr__0.0005_,seed=0"
+        );
+        // Arrays (e.g. a zipped schedule) always stay.
+        assert_eq!(
+            run_id(&v(&[
+                ("behaviour.schedule", r#"["student"]"#),
+                ("label", "TB")
+            ])),
+            "behaviour.schedule=__student__,label=TB"
+        );
+    }
 }
