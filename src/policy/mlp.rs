@@ -105,6 +105,23 @@ impl Mlp {
         Ok(h)
     }
 
+    /// The last hidden activation `[n, hidden]`: every layer but the last,
+    /// each followed by its LeakyReLU (`forward` is this, then `last_layer`).
+    /// A dense f32 input only.
+    pub fn forward_hidden(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.to_dtype(DType::F32)?;
+        for (w, b) in &self.layers[..self.layers.len().saturating_sub(1)] {
+            h = leaky_relu(&h.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?)?;
+        }
+        Ok(h)
+    }
+
+    /// The last layer's `(weight [hidden, out], bias [out])`.
+    pub fn last_layer(&self) -> (&Var, &Var) {
+        let (w, b) = self.layers.last().expect("an MLP has a layer");
+        (w, b)
+    }
+
     /// The trainable variables (weight, bias per layer).
     pub fn vars(&self) -> Vec<Var> {
         self.layers

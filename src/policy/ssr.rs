@@ -24,6 +24,12 @@
 //!    once per distinct parent and Q = Z W_c + b1 once per distinct state, and
 //!    the first hidden layer of a pair is a sum of two gathered rows (no
 //!    `[pairs, 2E]` concatenation, no per-pair first-layer matmul);
+//! 2b. Q never needs the embedding Z itself: with the encoder's hidden
+//!    activation G (Z = G W_e + b_e), Q = G (W_e W_c) + (b_e W_c + b1), one
+//!    `[H, H]` product per state instead of two, for one `[H, H] x [H, H]`
+//!    product per call: used when there are more states than H (training
+//!    batches, evaluation), not for small sampling steps; Z is formed for the
+//!    parents only;
 //! 3. the per-parent log-softmax runs on a padded `[n_parents, max_children]`
 //!    score matrix with an additive mask of [`MASKED_LOGIT`].
 //!
@@ -256,13 +262,32 @@ impl Ssr {
             mdp.features(s, row);
         }
         let x = Tensor::from_vec(features, (u, self.feature_dim), device)?; // [u, L*k]
-        let z = self.encoder.forward(&x)?; // [u, E]
+                                                                            // z = g W_e + b_e with g the encoder's hidden activation [u, H].
+        let g = self.encoder.forward_hidden(&x)?; // [u, H]
+        let (w_e, b_e) = self.encoder.last_layer(); // [H, E], [E]
         let w_s = self.w1.as_tensor().narrow(0, 0, e)?; // [E, H]
         let w_c = self.w1.as_tensor().narrow(0, e, e)?; // [E, H]
         let n_up = index.parent_rows.len();
         let parent_rows = Tensor::from_vec(index.parent_rows.clone(), n_up, device)?; // [up]
-        let p = z.index_select(&parent_rows, 0)?.matmul(&w_s)?; // [up, H]
-        let q = z.matmul(&w_c)?.broadcast_add(self.b1.as_tensor())?; // [u, H]
+                                                                                      // P = z_s W_s for the distinct parents only.
+        let z_parents = g
+            .index_select(&parent_rows, 0)?
+            .matmul(w_e.as_tensor())?
+            .broadcast_add(b_e.as_tensor())?; // [up, E]
+        let p = z_parents.matmul(&w_s)?; // [up, H]
+                                         // Q = z W_c + b1. With many states (u > H, training batches and
+                                         // evaluation), fuse the two linear maps: Q = g (W_e W_c) + (b_e W_c + b1),
+                                         // one [H, H] product per state plus one [H, H] x [H, H] per call,
+                                         // instead of two per state; small sampling steps keep the direct form.
+        let q = if u > self.hidden {
+            let fused = w_e.as_tensor().matmul(&w_c)?; // [H, H]
+            let offset =
+                (b_e.as_tensor().unsqueeze(0)?.matmul(&w_c)?.squeeze(0)? + self.b1.as_tensor())?; // [H]
+            g.matmul(&fused)?.broadcast_add(&offset)? // [u, H]
+        } else {
+            let z = g.matmul(w_e.as_tensor())?.broadcast_add(b_e.as_tensor())?; // [u, E]
+            z.matmul(&w_c)?.broadcast_add(self.b1.as_tensor())? // [u, H]
+        };
         let pair_parent = Tensor::from_vec(index.pair_parent.clone(), pairs, device)?; // [pairs]
         let pair_child = Tensor::from_vec(index.pair_child.clone(), pairs, device)?; // [pairs]
         let h = (p.index_select(&pair_parent, 0)? + q.index_select(&pair_child, 0)?)?; // [pairs, H]
@@ -511,7 +536,10 @@ mod tests {
     fn ssr_matches_naive_formulation() {
         let m = mdp(3, 3);
         let n = net(&m, 8);
+        // More distinct states than H = 8: the fused Q path.
         assert_matches_naive(&n, &m, 1e-5);
+        // H = 64 above the number of states: the direct path.
+        assert_matches_naive(&net(&m, 64), &m, 1e-5);
         // log_pf_chosen picks the same entries.
         let (parents, children) = batch(&m);
         let all = rows(&n.log_pf_all(&m, &parents, &children).unwrap());
