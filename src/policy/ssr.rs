@@ -24,13 +24,13 @@
 //!    once per distinct parent and Q = Z W_c + b1 once per distinct state, and
 //!    the first hidden layer of a pair is a sum of two gathered rows (no
 //!    `[pairs, 2E]` concatenation, no per-pair first-layer matmul);
-//! 2b. Q never needs the embedding Z itself: with the encoder's hidden
+//! 3. Q never needs the embedding Z itself: with the encoder's hidden
 //!    activation G (Z = G W_e + b_e), Q = G (W_e W_c) + (b_e W_c + b1), one
 //!    `[H, H]` product per state instead of two, for one `[H, H] x [H, H]`
 //!    product per call: used when there are more states than H (training
 //!    batches, evaluation), not for small sampling steps; Z is formed for the
 //!    parents only;
-//! 3. the per-parent log-softmax runs on a padded `[n_parents, max_children]`
+//! 4. the per-parent log-softmax runs on a padded `[n_parents, max_children]`
 //!    score matrix with an additive mask of [`MASKED_LOGIT`].
 //!
 //! Parents with a single child need no network at all (log P_F = 0 exactly,
