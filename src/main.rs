@@ -69,12 +69,12 @@ enum Command {
     },
     /// Print the JSON Schema of the experiment file.
     Schema,
-    /// Measure training steps per second (no evaluation, nothing written).
+    /// Measure training steps (sequence tasks: rounds) per second (no evaluation, nothing written).
     Bench {
         /// Experiment files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Timed training steps per file (after the untimed warm-up steps).
+        /// Timed training steps (rounds) per file (after the untimed warm-up steps).
         #[arg(long, default_value_t = 300)]
         steps: u64,
         /// Untimed warm-up steps per file.
