@@ -194,6 +194,37 @@ impl Sampler {
     }
 }
 
+/// Mean of the last `window` values as f64; NaN when there are none (the
+/// `loss` columns of `metrics.csv`).
+pub(crate) fn tail_mean(xs: &[f32], window: usize) -> f64 {
+    let tail = &xs[xs.len().saturating_sub(window)..];
+    if tail.is_empty() {
+        f64::NAN
+    } else {
+        tail.iter().map(|&x| x as f64).sum::<f64>() / tail.len() as f64
+    }
+}
+
+/// The student's update and the teacher's step (which returns its loss):
+/// independent given the student's residuals, so with `parallel` the teacher
+/// runs on a second thread while the student updates on this one.
+pub(crate) fn update_student_and_teacher(
+    parallel: bool,
+    student: impl FnOnce() -> Result<(), RunError>,
+    teacher: impl FnOnce() -> Result<f32, RunError> + Send,
+) -> Result<f32, RunError> {
+    if parallel {
+        std::thread::scope(|scope| {
+            let handle = scope.spawn(teacher);
+            student()?;
+            handle.join().expect("teacher step panicked")
+        })
+    } else {
+        student()?;
+        teacher()
+    }
+}
+
 /// The objective's network learning rate.
 fn lr_default(objective: &ObjectiveConfig) -> f64 {
     match objective {
@@ -529,14 +560,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
         }
         let (eval_l1, eval_wl1) = empirical_l1(&grid, terminals.into_iter());
         let (l1, wl1) = discovery.window_l1(&grid);
-        let tail_mean = |xs: &[f32]| {
-            let tail = &xs[xs.len().saturating_sub(exp.train.loss_window)..];
-            if tail.is_empty() {
-                f64::NAN
-            } else {
-                tail.iter().map(|&x| x as f64).sum::<f64>() / tail.len() as f64
-            }
-        };
+        let tail_mean = |xs: &[f32]| tail_mean(xs, exp.train.loss_window);
         table
             .push(&[
                 step.to_string(),
@@ -652,16 +676,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary, RunError> 
                     t.update(&l)?;
                     Ok(v)
                 };
-                let tloss = if opts.parallel_teacher {
-                    std::thread::scope(|scope| {
-                        let handle = scope.spawn(|| teacher_step(t));
-                        student.update(&loss)?;
-                        handle.join().expect("teacher step panicked")
-                    })?
-                } else {
-                    student.update(&loss)?;
-                    teacher_step(t)?
-                };
+                let tloss = update_student_and_teacher(
+                    opts.parallel_teacher,
+                    || student.update(&loss),
+                    || teacher_step(t),
+                )?;
                 teacher_losses.push(tloss);
             }
             (None, Some(g)) => {

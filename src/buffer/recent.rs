@@ -89,9 +89,14 @@ impl<K: Clone + Eq + std::hash::Hash> RecentDiscoveries<K> {
         true
     }
 
-    /// Update the PER signal of `x` if it is in the buffer.
-    pub fn update_signal(&mut self, x: &K, signal: f64) {
-        if let Some(e) = self.entries.iter_mut().find(|e| &e.x == x) {
+    /// Update the PER signal of `x` if it is in the buffer (`x` may be a
+    /// borrowed form of the key, e.g. a slice of a `Vec<u8>` key).
+    pub fn update_signal<Q>(&mut self, x: &Q, signal: f64)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: PartialEq + ?Sized,
+    {
+        if let Some(e) = self.entries.iter_mut().find(|e| e.x.borrow() == x) {
             e.signal = signal;
         }
     }

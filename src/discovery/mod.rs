@@ -37,7 +37,9 @@ use crate::registry::{
 };
 use crate::rng::{self, Rng, Stream};
 use crate::search::{sequence as seq_search, SEQ_ITERATIONS, SEQ_K};
-use crate::train::{finite, make_device, RunError, RunOptions, RunSummary};
+use crate::train::{
+    finite, make_device, tail_mean, update_student_and_teacher, RunError, RunOptions, RunSummary,
+};
 
 use batch::{host_tensor, rollout, SeqTraj, Transitions};
 
@@ -179,6 +181,28 @@ impl SeqSampler {
     }
 }
 
+/// Running totals of the training steps of a run.
+#[derive(Default)]
+struct Tally {
+    /// Student loss of every step (online and offline).
+    losses: Vec<f32>,
+    /// Teacher loss of every step.
+    teacher_losses: Vec<f32>,
+    /// States over all trained batches (for the benchmark's states per batch).
+    states: u64,
+    /// Trained batches.
+    batches: u64,
+}
+
+impl Tally {
+    fn add(&mut self, step: &StepResult, trajs: &[SeqTraj]) {
+        self.losses.push(step.loss);
+        self.teacher_losses.extend(step.teacher_loss);
+        self.states += trajs.iter().map(|t| t.states.len() as u64).sum::<u64>();
+        self.batches += 1;
+    }
+}
+
 /// What one training step reports.
 struct StepResult {
     loss: f32,
@@ -235,17 +259,11 @@ fn train_step(
                 t.update(&l)?;
                 Ok(v)
             };
-            let v = if parallel {
-                std::thread::scope(|scope| {
-                    let handle = scope.spawn(|| teacher_step(t));
-                    student.update(&loss)?;
-                    handle.join().expect("teacher step panicked")
-                })?
-            } else {
-                student.update(&loss)?;
-                teacher_step(t)?
-            };
-            Some(v)
+            Some(update_student_and_teacher(
+                parallel,
+                || student.update(&loss),
+                || teacher_step(t),
+            )?)
         }
     };
     Ok(StepResult {
@@ -327,24 +345,14 @@ pub fn run(exp: &Experiment, opts: &RunOptions, start: Instant) -> Result<RunSum
     let mut ls_rng = rng::stream(exp.seed, Stream::LocalSearch);
     let mut history: HashSet<Vec<u8>> = HashSet::new();
     let mut modes_found = 0usize;
-    let mut losses: Vec<f32> = Vec::new();
-    let mut teacher_losses: Vec<f32> = Vec::new();
+    let mut tally = Tally::default();
     let mut n_reward_calls: u64 = 0;
-    let mut total_states: u64 = 0;
-    let mut n_batches: u64 = 0;
     let mut table = CsvTable::new(dir.join("metrics.csv"), SEQ_COLUMNS);
     let io = |source| RunError::Io {
         path: dir.join("metrics.csv"),
         source,
     };
-    let tail_mean = |xs: &[f32]| {
-        let tail = &xs[xs.len().saturating_sub(exp.train.loss_window)..];
-        if tail.is_empty() {
-            f64::NAN
-        } else {
-            tail.iter().map(|&x| x as f64).sum::<f64>() / tail.len() as f64
-        }
-    };
+    let tail_mean = |xs: &[f32]| tail_mean(xs, exp.train.loss_window);
     let mut evaluate_row = |round: u64,
                             student: &SeqSampler,
                             losses: &[f32],
@@ -438,14 +446,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions, start: Instant) -> Result<RunSum
             round,
             &device,
         )?;
-        losses.push(step.loss);
-        teacher_losses.extend(step.teacher_loss);
-        total_states += online.iter().map(|t| t.states.len() as u64).sum::<u64>();
-        n_batches += 1;
+        tally.add(&step, &online);
         if let Some(buf) = &mut buffer {
             for ((t, &lr), &s) in online.iter().zip(&log_r).zip(&step.signals) {
                 if !buf.record(t.x().to_vec(), lr.exp(), s) {
-                    buf.update_signal(&t.x().to_vec(), s);
+                    buf.update_signal(t.x(), s);
                 }
             }
         }
@@ -482,12 +487,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions, start: Instant) -> Result<RunSum
                     round,
                     &device,
                 )?;
-                losses.push(step.loss);
-                teacher_losses.extend(step.teacher_loss);
-                total_states += offline.iter().map(|t| t.states.len() as u64).sum::<u64>();
-                n_batches += 1;
+                tally.add(&step, &offline);
                 for (x, &s) in xs.iter().zip(&step.signals) {
-                    buf.update_signal(x, s);
+                    buf.update_signal(x.as_slice(), s);
                 }
             }
         }
@@ -499,8 +501,8 @@ pub fn run(exp: &Experiment, opts: &RunOptions, start: Instant) -> Result<RunSum
             evaluate_row(
                 done,
                 &student,
-                &losses,
-                &teacher_losses,
+                &tally.losses,
+                &tally.teacher_losses,
                 modes_found,
                 history.len(),
                 n_reward_calls,
@@ -514,7 +516,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions, start: Instant) -> Result<RunSum
         steps: rounds,
         headline: format!("modes found {modes_found}, distinct x {}", history.len()),
         wall_s: start.elapsed().as_secs_f64(),
-        mean_batch_states: total_states as f64 / n_batches.max(1) as f64,
+        mean_batch_states: tally.states as f64 / tally.batches.max(1) as f64,
     })
 }
 

@@ -720,46 +720,4 @@ mod tests {
         assert!(SsrConfig { hidden: 0 }.check().is_err());
         assert!(serde_json::from_str::<SsrConfig>(r#"{"hiden": 3}"#).is_err());
     }
-
-    /// Forward + backward of 32 trajectories of the qm9 shape (k = 11, L = 5,
-    /// hidden 1024): 32 * 6 transitions, up to 22 children each. Run with
-    /// `cargo test --release --lib ssr_timing -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn ssr_timing_qm9_shape() {
-        let m = mdp(11, 5);
-        let n = net(&m, 1024);
-        let mut rng = stream(1, Stream::Sampling);
-        let (mut parents, mut children, mut chosen) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..32 {
-            let x: Vec<u8> = (0..5).map(|_| rng.random_range(0..11u8)).collect();
-            let traj = m.sample_backward(&SeqMdp::leaf_of(x), &mut rng);
-            for w in traj.windows(2) {
-                let ch = m.children(&w[0]);
-                chosen.push(ch.iter().position(|c| *c == w[1]).unwrap());
-                parents.push(w[0].clone());
-                children.push(ch);
-            }
-        }
-        let index = BatchIndex::build(&parents, &children).unwrap();
-        println!(
-            "transitions {}, distinct states {}, distinct parents {}, pairs {}",
-            parents.len(),
-            index.states.len(),
-            index.parent_rows.len(),
-            index.pair_parent.len()
-        );
-        for rep in 0..4 {
-            let t = std::time::Instant::now();
-            let lp = n.log_pf_chosen(&m, &parents, &children, &chosen).unwrap();
-            let loss = lp.sum_all().unwrap();
-            let t_fwd = t.elapsed();
-            let _g = loss.backward().unwrap();
-            println!(
-                "rep {rep}: forward {:.1} ms, forward+backward {:.1} ms",
-                t_fwd.as_secs_f64() * 1e3,
-                t.elapsed().as_secs_f64() * 1e3
-            );
-        }
-    }
 }
