@@ -1,19 +1,22 @@
 //! Reference experiment runner for amortized samplers trained as GFlowNets,
 //! the system of "Adaptive Teachers for Amortized Samplers" (ICLR 2025).
 //!
-//! An experiment file composes components from the [`registry`]; [`train::run`]
-//! trains any combination with one loop; results are CSV files (see README).
+//! An experiment file ([`config`]) composes components from the
+//! [`registry`]; [`plan`] checks and resolves it; [`train::run`] trains any
+//! combination with one loop; [`sweep`] expands and runs many; results are
+//! CSV files (see README).
 
 pub mod behaviour;
 pub mod buffer;
+pub mod check;
 pub mod config;
 pub mod datasets;
-pub mod discovery;
 pub mod envs;
 pub mod metrics;
 pub mod objective;
 pub mod optim;
 pub mod output;
+pub mod plan;
 pub mod policy;
 pub mod registry;
 pub mod rng;

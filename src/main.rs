@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use runner::config::{self, SetArg};
+use runner::plan::{self, FamilyPlan};
 use runner::sweep::{self, SweepOptions};
 use runner::train::{self, RunOptions};
 
@@ -115,6 +116,15 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+}
+
+/// What a training step is called: a round (an online and an offline batch)
+/// on the sequence tasks.
+fn step_unit(family: &FamilyPlan) -> &'static str {
+    match family {
+        FamilyPlan::Grid(_) => "steps",
+        FamilyPlan::Sequence(_) => "rounds",
+    }
 }
 
 fn parse_sets(raw: &[String]) -> anyhow::Result<Vec<SetArg>> {
@@ -242,25 +252,22 @@ fn validate(files: &[PathBuf], common: &Common) -> anyhow::Result<()> {
     for file in files {
         match sweep::expand(file, &sets) {
             Ok(specs) => {
-                let exp = train::resolve(&specs[0].exp);
+                let plan = &specs[0].plan;
+                let exp = &plan.resolved;
                 let keys = sweep::varied_keys(&specs);
                 let sweep_note = if specs.len() > 1 {
                     format!("; {} runs varying {}", specs.len(), keys.join(", "))
                 } else {
                     String::new()
                 };
-                let unit = if exp.env.sequence().is_some() {
-                    "rounds"
-                } else {
-                    "steps"
-                };
+                let unit = step_unit(&plan.family);
                 println!(
                     "ok {}: {} on {}, behaviour {}, {} {unit}{sweep_note}",
                     file.display(),
                     exp.objective.kind(),
                     exp.env.kind(),
                     exp.behaviour.kind(),
-                    exp.train.steps.unwrap_or_default()
+                    plan.steps
                 );
             }
             Err(e) => {
@@ -278,7 +285,14 @@ fn validate(files: &[PathBuf], common: &Common) -> anyhow::Result<()> {
 fn bench(files: &[PathBuf], steps: u64, warmup: u64, common: &Common) -> anyhow::Result<()> {
     let sets = parse_sets(&common.sets)?;
     for file in files {
-        let mut exp = config::load(file, &sets)?;
+        let with_steps = |n: u64| {
+            let mut all = sets.clone();
+            all.push(SetArg {
+                key: "train.steps".into(),
+                value: toml::Value::Integer(n as i64),
+            });
+            plan::load(file, &all)
+        };
         let opts = RunOptions {
             dir: std::env::temp_dir(),
             train_only: true,
@@ -286,21 +300,15 @@ fn bench(files: &[PathBuf], steps: u64, warmup: u64, common: &Common) -> anyhow:
             progress: false,
             datasets: runner::datasets::resolve_root(common.datasets.as_deref()),
         };
-        exp.train.steps = Some(warmup.max(1));
-        train::run(&exp, &opts)?;
-        exp.train.steps = Some(steps);
+        train::run(&with_steps(warmup.max(1))?, &opts)?;
+        let plan = with_steps(steps.max(1))?;
         let t0 = Instant::now();
-        let s = train::run(&exp, &opts)?;
+        let s = train::run(&plan, &opts)?;
         let secs = t0.elapsed().as_secs_f64();
-        // A step of the sequence tasks is a round (an online and an offline batch).
-        let unit = if exp.env.sequence().is_some() {
-            "round"
-        } else {
-            "training step"
-        };
+        let unit = step_unit(&plan.family);
         println!(
-            "{}: {:.2} {unit}s/s ({} {unit}s in {:.2}s; {:.0} states per batch; {})",
-            exp.name,
+            "{}: {:.2} {unit}/s ({} {unit} in {:.2}s; {:.0} states per batch; {})",
+            plan.resolved.name,
             steps as f64 / secs,
             steps,
             secs,
@@ -325,7 +333,7 @@ fn slurm(
     script_path: Option<PathBuf>,
     o: SlurmOverrides,
 ) -> anyhow::Result<()> {
-    let base = config::load(file, &parse_sets(&common.sets)?)?;
+    let (base, _) = config::load(file, &parse_sets(&common.sets)?)?;
     let specs = sweep::expand(file, &parse_sets(&common.sets)?)?;
     let mut cfg = base.slurm.clone().unwrap_or_default();
     if o.partition.is_some() {
@@ -380,7 +388,7 @@ fn collect(file: &Path, common: &Common) -> anyhow::Result<()> {
         file.display(),
         rows.len(),
         rows.len() - ok - failed,
-        common.out.join(&specs[0].exp.name).display()
+        common.out.join(&specs[0].plan.resolved.name).display()
     );
     Ok(())
 }

@@ -17,8 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::behaviour::{GafnConfig, OnPolicyConfig, TeacherConfig};
 use crate::buffer::{RecentBufferConfig, TerminalBufferConfig, TransitionBufferConfig};
 use crate::envs::grid::GridConfig;
-use crate::envs::oracle::Task;
-use crate::envs::task::SeqEnvConfig;
+use crate::envs::sequence::task::SeqEnvConfig;
 use crate::objective::db::DbConfig;
 use crate::objective::tb::TbConfig;
 use crate::policy::mlp::MlpConfig;
@@ -66,26 +65,14 @@ macro_rules! registry {
 registry! {
     /// The environment (reward and state space) to sample from.
     EnvConfig {
-        /// Deceptive gridworld (spec/grid.md).
+        /// Deceptive gridworld (docs/grid.md).
         Grid(GridConfig) = "grid",
-        /// QM9 molecules as strings of 11 blocks, length 5 (lookup oracle; spec/discovery.md).
+        /// QM9 molecules as strings of 11 blocks, length 5 (lookup oracle; docs/discovery.md).
         Qm9Str(SeqEnvConfig) = "qm9str",
         /// sEH binding proxy, 18 blocks, length 6 (100 gradient-boosted trees).
         SehStr(SeqEnvConfig) = "sehstr",
         /// TF binding of DNA 8-mers (lookup oracle).
         TfBind8(SeqEnvConfig) = "tfbind8",
-    }
-}
-
-impl EnvConfig {
-    /// The sequence task and its settings (`None` for the grid).
-    pub fn sequence(&self) -> Option<(Task, &SeqEnvConfig)> {
-        match self {
-            EnvConfig::Grid(_) => None,
-            EnvConfig::Qm9Str(c) => Some((Task::Qm9Str, c)),
-            EnvConfig::SehStr(c) => Some((Task::SehStr, c)),
-            EnvConfig::TfBind8(c) => Some((Task::TfBind8, c)),
-        }
     }
 }
 

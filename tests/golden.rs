@@ -124,5 +124,5 @@ golden! {
     tfbind8_teacher_ls: "tfbind8_teacher", SEQ, ["local_search.kind=back_and_forth"], true;
     qm9_teacher_per: "qm9_teacher_per", SEQ, [], true;
     qm9_tb_prt_ls: "qm9_tb_prt", SEQ, ["local_search.kind=back_and_forth"], true;
-    qm9_teacher_insert: "qm9_teacher", SEQ, ["env.mdp=insert", "buffer.selection=uniform"], true;
+    qm9_teacher_insert: "qm9_teacher", SEQ, ["env.mdp=insert", "buffer.priority=uniform"], true;
 }

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::check_epsilon;
+use crate::check::Invalid;
 use crate::objective::PackedBatch;
 use crate::policy::mlp::Mlp;
 use crate::rng::Rng;
@@ -48,22 +49,22 @@ impl Default for GafnConfig {
 }
 
 impl GafnConfig {
-    /// Range checks; `(key, message)` on failure.
-    pub fn check(&self) -> std::result::Result<(), (String, String)> {
+    /// Range checks.
+    pub fn check(&self) -> std::result::Result<(), Invalid> {
         check_epsilon(self.epsilon)?;
         if !(self.ri_scale.is_finite() && self.ri_scale >= 0.0) {
-            return Err(("behaviour.ri_scale".into(), "must be >= 0".into()));
+            return Err(Invalid::new("behaviour.ri_scale", "must be >= 0"));
         }
         if self.rnd_hidden == 0 || self.rnd_latent == 0 {
-            return Err((
-                "behaviour".into(),
-                "`rnd_hidden` and `rnd_latent` must be at least 1".into(),
+            return Err(Invalid::new(
+                "behaviour",
+                "`rnd_hidden` and `rnd_latent` must be at least 1",
             ));
         }
         if !(self.rnd_lr.is_finite() && self.rnd_lr > 0.0) {
-            return Err((
-                "behaviour.rnd_lr".into(),
-                "must be a positive number".into(),
+            return Err(Invalid::new(
+                "behaviour.rnd_lr",
+                "must be a positive number",
             ));
         }
         Ok(())

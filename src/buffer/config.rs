@@ -3,21 +3,26 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::recent::Selection;
+use crate::check::Invalid;
 
-/// How replayed entries are chosen (spec/grid.md "Replay buffer").
+/// How replayed entries are chosen (docs/grid.md "Replay buffer"; the
+/// `recent` buffer of the sequence tasks splits its draws at a percentile of
+/// the same keys, docs/discovery.md "Training loop").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
-    /// Uniform sampling (the spec's `none`).
+    /// Uniform sampling (also accepted as `none`).
     #[default]
     #[serde(alias = "none")]
     Uniform,
-    /// PRT: priority = R(x).
+    /// PRT: by the reward R(x) (also accepted as `prt`).
+    #[serde(alias = "prt")]
     Reward,
-    /// Priority = the student's squared residual delta^2.
+    /// By the student's squared residual delta^2 (grid buffers only).
     Loss,
-    /// PER: priority = the teacher reward R_T of the student's residual.
+    /// PER: by the teacher reward R_T of the student's residual (also
+    /// accepted as `per`).
+    #[serde(alias = "per")]
     TeacherReward,
 }
 
@@ -50,24 +55,21 @@ pub struct TransitionBufferConfig {
 }
 
 impl TerminalBufferConfig {
-    /// Range checks; `(key, message)` on failure.
-    pub fn check(&self) -> Result<(), (String, String)> {
+    /// Range checks.
+    pub fn check(&self) -> Result<(), Invalid> {
         check_size(self.size)
     }
 }
 
 impl TransitionBufferConfig {
-    /// Range checks; `(key, message)` on failure.
-    pub fn check(&self) -> Result<(), (String, String)> {
+    /// Range checks.
+    pub fn check(&self) -> Result<(), Invalid> {
         check_size(self.size)?;
         if self.priority == Priority::Reward {
-            return Err((
-                "buffer.priority".into(),
-                "`reward` is not defined for transitions; allowed: `uniform`, `loss`, `teacher_reward`".into(),
-            ));
+            return Err(Invalid::new("buffer.priority", "`reward` is not defined for transitions; allowed: `uniform`, `loss`, `teacher_reward`"));
         }
         if self.batch == Some(0) {
-            return Err(("buffer.batch".into(), "must be at least 1".into()));
+            return Err(Invalid::new("buffer.batch", "must be at least 1"));
         }
         Ok(())
     }
@@ -82,8 +84,12 @@ impl TransitionBufferConfig {
 pub struct RecentBufferConfig {
     /// Capacity: the last this many distinct discoveries.
     pub size: usize,
-    /// Offline-batch selection: `uniform`, `prt` or `per`.
-    pub selection: Selection,
+    /// Offline-batch selection: `uniform`, `reward` (PRT: half the draws from
+    /// R >= its 90th percentile, half from below) or `teacher_reward` (PER:
+    /// the same split on each entry's latest teacher signal r_T). The key was
+    /// called `selection` (with `prt`, `per`) before; both spellings are read.
+    #[serde(alias = "selection")]
+    pub priority: Priority,
     /// States per offline batch. Unset: `train.batch_size`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<usize>,
@@ -95,7 +101,7 @@ impl Default for RecentBufferConfig {
     fn default() -> Self {
         Self {
             size: 1000,
-            selection: Selection::Uniform,
+            priority: Priority::Uniform,
             batch: None,
             min_size: 10,
         }
@@ -103,19 +109,25 @@ impl Default for RecentBufferConfig {
 }
 
 impl RecentBufferConfig {
-    /// Range checks; `(key, message)` on failure.
-    pub fn check(&self) -> Result<(), (String, String)> {
+    /// Range checks.
+    pub fn check(&self) -> Result<(), Invalid> {
         check_size(Some(self.size))?;
+        if self.priority == Priority::Loss {
+            return Err(Invalid::new(
+                "buffer.priority",
+                "`loss` is not defined for `recent`; allowed: `uniform`, `reward`, `teacher_reward`",
+            ));
+        }
         if self.batch == Some(0) {
-            return Err(("buffer.batch".into(), "must be at least 1".into()));
+            return Err(Invalid::new("buffer.batch", "must be at least 1"));
         }
         Ok(())
     }
 }
 
-fn check_size(size: Option<usize>) -> Result<(), (String, String)> {
+fn check_size(size: Option<usize>) -> Result<(), Invalid> {
     if size == Some(0) {
-        return Err(("buffer.size".into(), "must be at least 1".into()));
+        return Err(Invalid::new("buffer.size", "must be at least 1"));
     }
     Ok(())
 }

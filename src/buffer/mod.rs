@@ -3,11 +3,14 @@
 //! This follows the replay buffer of "Adaptive Teachers for Amortized
 //! Samplers" (ICLR 2025):
 //!
-//! - Entries are keyed by a key `K` (a terminal state, or a transition) and
-//!   store a value `V` (for example the reward) and a priority (`f64`).
+//! - Entries store a value `V` (for example a state and its reward) and a
+//!   priority (`f64`), and optionally a key `K` (a terminal state, or a
+//!   transition) for de-duplication: [`ReplayBuffer::add`] takes a key,
+//!   [`ReplayBuffer::push`] none (states that cannot be hashed, such as
+//!   continuous ones).
 //! - Adding a key that is already present replaces its value and priority and
-//!   moves it to the newest position. Adding a new key to a full buffer evicts
-//!   the oldest entry (FIFO).
+//!   moves it to the newest position. Adding a new entry to a full buffer
+//!   evicts the oldest entry (FIFO).
 //! - Sampling is with replacement. Uniform sampling draws every entry with
 //!   probability `1 / N`. Prioritised sampling is rank based: entries are
 //!   ranked by descending priority (rank 0 = highest), rank `r` gets weight
@@ -36,8 +39,6 @@
 mod config;
 pub mod recent;
 
-pub use recent::Selection;
-
 pub use config::{Priority, RecentBufferConfig, TerminalBufferConfig, TransitionBufferConfig};
 
 use std::collections::{HashMap, VecDeque};
@@ -49,7 +50,7 @@ pub const DEFAULT_RANK_WEIGHT: f64 = 0.01;
 /// One stored entry.
 #[derive(Debug, Clone)]
 struct Entry<K, V> {
-    key: K,
+    key: Option<K>,
     value: V,
     priority: f64,
     /// Sequence number of the entry's latest insertion; matches exactly one
@@ -71,8 +72,10 @@ pub struct ReplayBuffer<K, V> {
     slots: Vec<Option<Entry<K, V>>>,
     /// Free slot indices of `slots`.
     free: Vec<usize>,
-    /// Key -> slot index of its entry.
+    /// Key -> slot index of its entry (keyed entries only).
     index: HashMap<K, usize>,
+    /// Number of entries (keyed or not).
+    len: usize,
     /// Insertion records `(seq, slot)`, oldest at the front; may hold stale
     /// records (see [`is_live`]).
     order: VecDeque<(u64, usize)>,
@@ -110,6 +113,7 @@ impl<K: Eq + Hash + Clone, V: Clone> ReplayBuffer<K, V> {
             slots: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
+            len: 0,
             order: VecDeque::new(),
             next_seq: 0,
         }
@@ -138,10 +142,20 @@ impl<K: Eq + Hash + Clone, V: Clone> ReplayBuffer<K, V> {
     /// position (nothing is evicted); a new key in a full buffer first evicts
     /// the oldest entry. O(1) amortised.
     pub fn add(&mut self, key: K, value: V, priority: f64) {
+        self.insert(Some(key), value, priority);
+    }
+
+    /// Adds `value` with `priority` as the newest entry, without a key (never
+    /// de-duplicated); a full buffer first evicts the oldest entry.
+    pub fn push(&mut self, value: V, priority: f64) {
+        self.insert(None, value, priority);
+    }
+
+    fn insert(&mut self, key: Option<K>, value: V, priority: f64) {
         let seq = self.next_seq;
         self.next_seq += 1;
 
-        let existing = self.index.get(&key).copied();
+        let existing = key.as_ref().and_then(|k| self.index.get(k).copied());
         let slot = match existing.and_then(|s| self.slots.get_mut(s).map(|e| (s, e))) {
             Some((slot, Some(entry))) => {
                 // Replace in place; the old FIFO record becomes stale.
@@ -151,7 +165,7 @@ impl<K: Eq + Hash + Clone, V: Clone> ReplayBuffer<K, V> {
                 slot
             }
             _ => {
-                if self.index.len() >= self.capacity {
+                if self.len >= self.capacity {
                     self.evict_oldest();
                 }
                 let entry = Entry {
@@ -170,14 +184,17 @@ impl<K: Eq + Hash + Clone, V: Clone> ReplayBuffer<K, V> {
                         self.slots.len() - 1
                     }
                 };
-                self.index.insert(key, slot);
+                if let Some(key) = key {
+                    self.index.insert(key, slot);
+                }
+                self.len += 1;
                 slot
             }
         };
         self.order.push_back((seq, slot));
 
         // Drop stale records once they make up about half of the deque.
-        if self.order.len() > 2 * self.index.len() + 16 {
+        if self.order.len() > 2 * self.len + 16 {
             let slots = &self.slots;
             self.order.retain(|&(seq, slot)| is_live(slots, seq, slot));
         }
@@ -188,7 +205,10 @@ impl<K: Eq + Hash + Clone, V: Clone> ReplayBuffer<K, V> {
         while let Some((seq, slot)) = self.order.pop_front() {
             if is_live(&self.slots, seq, slot) {
                 if let Some(entry) = self.slots[slot].take() {
-                    self.index.remove(&entry.key);
+                    if let Some(key) = &entry.key {
+                        self.index.remove(key);
+                    }
+                    self.len -= 1;
                     self.free.push(slot);
                 }
                 return;
@@ -198,12 +218,12 @@ impl<K: Eq + Hash + Clone, V: Clone> ReplayBuffer<K, V> {
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.len
     }
 
     /// Whether the buffer has no entries.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len == 0
     }
 
     /// Maximum number of entries (at least 1).
@@ -268,11 +288,19 @@ impl<K: Eq + Hash + Clone, V: Clone> ReplayBuffer<K, V> {
     }
 
     /// Entry `(key, value)` in `slot`, cloned.
-    fn pair_at(&self, slot: usize) -> Option<(K, V)> {
+    fn pair_at(&self, slot: usize) -> Option<(Option<K>, V)> {
         match self.slots.get(slot) {
             Some(Some(e)) => Some((e.key.clone(), e.value.clone())),
             _ => None,
         }
+    }
+
+    /// `n` values drawn with replacement (see [`ReplayBuffer::sample_keyed`]).
+    pub fn sample<R: rand::Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Vec<V> {
+        self.sample_keyed(n, rng)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
     }
 
     /// `n` entries `(key, value)` drawn with replacement, each draw consuming
@@ -281,7 +309,11 @@ impl<K: Eq + Hash + Clone, V: Clone> ReplayBuffer<K, V> {
     /// the first rank whose cumulative normalised weight exceeds `u` (clamped
     /// to the last rank). Returns an empty `Vec` (and draws nothing) if the
     /// buffer is empty.
-    pub fn sample<R: rand::Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Vec<(K, V)> {
+    pub fn sample_keyed<R: rand::Rng + ?Sized>(
+        &self,
+        n: usize,
+        rng: &mut R,
+    ) -> Vec<(Option<K>, V)> {
         let len = self.len();
         if len == 0 {
             return Vec::new();
@@ -320,7 +352,7 @@ impl<K: Eq + Hash + Clone, V: Clone> ReplayBuffer<K, V> {
     /// FIFO order (oldest first); the `p` sum to 1. Uniform: `1 / N` each.
     /// Prioritised: the rank-based probability of the entry's rank. For tests
     /// and diagnostics (O(N log N)).
-    pub fn rank_weights(&self) -> Vec<(K, f64)> {
+    pub fn rank_weights(&self) -> Vec<(Option<K>, f64)> {
         let fifo = self.fifo_slots();
         let len = fifo.len();
         if !self.prioritized {
@@ -344,11 +376,11 @@ impl<K: Eq + Hash + Clone, V: Clone> ReplayBuffer<K, V> {
     }
 
     /// All entries as `(key, value, priority)` in FIFO order (oldest first).
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V, f64)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (Option<&K>, &V, f64)> + '_ {
         self.order
             .iter()
             .filter_map(move |&(seq, slot)| match self.slots.get(slot) {
-                Some(Some(e)) if e.seq == seq => Some((&e.key, &e.value, e.priority)),
+                Some(Some(e)) if e.seq == seq => Some((e.key.as_ref(), &e.value, e.priority)),
                 _ => None,
             })
     }
@@ -358,10 +390,35 @@ impl<K: Eq + Hash + Clone, V: Clone> ReplayBuffer<K, V> {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    /// `sample_keyed` of a buffer whose entries all have keys.
+    fn sample_kv<K: Eq + Hash + Clone, V: Clone>(
+        buf: &ReplayBuffer<K, V>,
+        n: usize,
+        rng: &mut impl rand::Rng,
+    ) -> Vec<(K, V)> {
+        buf.sample_keyed(n, rng)
+            .into_iter()
+            .map(|(k, v)| (k.unwrap(), v))
+            .collect()
+    }
+
+    /// `rank_weights` of a buffer whose entries all have keys.
+    fn weights_kv<K: Eq + Hash + Clone, V: Clone>(buf: &ReplayBuffer<K, V>) -> Vec<(K, f64)> {
+        buf.rank_weights()
+            .into_iter()
+            .map(|(k, p)| (k.unwrap(), p))
+            .collect()
+    }
+
+    /// `iter` of a buffer whose entries all have keys.
+    fn entries<K: Eq + Hash + Clone, V: Clone>(buf: &ReplayBuffer<K, V>) -> Vec<(&K, &V, f64)> {
+        buf.iter().map(|(k, v, p)| (k.unwrap(), v, p)).collect()
+    }
     use rand_chacha::ChaCha8Rng;
 
     fn keys<V: Clone>(buf: &ReplayBuffer<&'static str, V>) -> Vec<&'static str> {
-        buf.iter().map(|(k, _, _)| *k).collect()
+        entries(&buf).into_iter().map(|(k, _, _)| *k).collect()
     }
 
     #[test]
@@ -373,7 +430,7 @@ mod tests {
         // Capacity 3: adding d evicts a, the oldest -> b, c, d.
         assert_eq!(buf.len(), 3);
         assert_eq!(keys(&buf), vec!["b", "c", "d"]);
-        let values: Vec<usize> = buf.iter().map(|(_, v, _)| *v).collect();
+        let values: Vec<usize> = entries(&buf).into_iter().map(|(_, v, _)| *v).collect();
         assert_eq!(values, vec![1, 2, 3]);
     }
 
@@ -387,7 +444,7 @@ mod tests {
         // Re-adding a moves it to the newest position: b, c, a; no eviction.
         assert_eq!(buf.len(), 3);
         assert_eq!(keys(&buf), vec!["b", "c", "a"]);
-        let a = buf.iter().find(|(k, _, _)| **k == "a");
+        let a = entries(&buf).into_iter().find(|(k, _, _)| **k == "a");
         assert_eq!(a.map(|(_, v, p)| (*v, p)), Some((10, 5.0)));
         // d evicts b (now the oldest), not a.
         buf.add("d", 4, 4.0);
@@ -416,7 +473,7 @@ mod tests {
 
     #[test]
     fn rank_weights_match_hand_computation() {
-        let got = case3().rank_weights();
+        let got = weights_kv(&case3());
         let want = case3_expected();
         assert_eq!(got.len(), 3);
         for ((gk, gp), (wk, wp)) in got.iter().zip(&want) {
@@ -439,7 +496,7 @@ mod tests {
         // N = 4, k*N = 0.04: w_r = 1/(0.04 + r), strictly decreasing in r.
         let w: Vec<f64> = (0..4).map(|r| 1.0 / (0.04 + r as f64)).collect();
         let total: f64 = w.iter().sum();
-        let got = buf.rank_weights();
+        let got = weights_kv(&buf);
         assert_eq!(
             got.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
             ["x", "y", "z", "w"]
@@ -458,7 +515,7 @@ mod tests {
         // Ranks: high 0, low 1, nan 2 (NaN below -inf). N = 3, k*N = 0.03.
         let w = [1.0 / 2.03, 1.0 / 1.03, 1.0 / 0.03]; // FIFO order: nan, low, high
         let total: f64 = w.iter().sum();
-        for ((_, p), wr) in buf.rank_weights().iter().zip(w) {
+        for ((_, p), wr) in weights_kv(&buf).iter().zip(w) {
             assert!((p - wr / total).abs() < 1e-12);
         }
     }
@@ -468,7 +525,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let buf = case3();
         let draws = 200_000;
-        let samples = buf.sample(draws, &mut rng);
+        let samples = sample_kv(&buf, draws, &mut rng);
         assert_eq!(samples.len(), draws);
         for (k, p) in case3_expected() {
             let freq = samples.iter().filter(|(sk, _)| *sk == k).count() as f64 / draws as f64;
@@ -487,12 +544,12 @@ mod tests {
             uni.add(k, i, i as f64);
         }
         uni.add("p", 0, 100.0);
-        let samples = uni.sample(draws, &mut rng);
+        let samples = sample_kv(&uni, draws, &mut rng);
         for k in ["p", "q", "r", "s"] {
             let freq = samples.iter().filter(|(sk, _)| *sk == k).count() as f64 / draws as f64;
             assert!((freq - 0.25).abs() < 0.01, "{k}: {freq}");
         }
-        for (_, p) in uni.rank_weights() {
+        for (_, p) in weights_kv(&uni) {
             assert!((p - 0.25).abs() < 1e-15);
         }
     }
@@ -503,11 +560,17 @@ mod tests {
         let mut buf: ReplayBuffer<u32, u32> = ReplayBuffer::new(0, true);
         assert_eq!(buf.capacity(), 1);
         assert!(buf.is_empty());
-        assert!(buf.sample(5, &mut rng).is_empty());
+        assert!(sample_kv(&buf, 5, &mut rng).is_empty());
         buf.add(1, 1, 0.0);
         buf.add(2, 2, 0.0);
-        assert_eq!(buf.iter().map(|(k, _, _)| *k).collect::<Vec<_>>(), vec![2]);
-        assert_eq!(buf.sample(3, &mut rng), vec![(2, 2); 3]);
+        assert_eq!(
+            entries(&buf)
+                .into_iter()
+                .map(|(k, _, _)| *k)
+                .collect::<Vec<_>>(),
+            vec![2]
+        );
+        assert_eq!(sample_kv(&buf, 3, &mut rng), vec![(2, 2); 3]);
     }
 
     #[test]
@@ -524,9 +587,9 @@ mod tests {
             if stale {
                 uni.add(0, 0, 0.0); // FIFO now 1, 2, 3, 4, 0 with a stale record
             }
-            let fifo: Vec<u32> = uni.iter().map(|(k, _, _)| *k).collect();
+            let fifo: Vec<u32> = entries(&uni).into_iter().map(|(k, _, _)| *k).collect();
             let mut replay = rng.clone();
-            let got = uni.sample(100, &mut rng);
+            let got = sample_kv(&uni, 100, &mut rng);
             for (k, v) in got {
                 let u = replay.random::<f64>();
                 assert_eq!(k, fifo[(u * 5.0) as usize]);
@@ -538,7 +601,7 @@ mod tests {
         let want = case3_expected();
         let (pa, pb, pc) = (want[0].1, want[1].1, want[2].1);
         let mut replay = rng.clone();
-        for (k, _) in buf.sample(1000, &mut rng) {
+        for (k, _) in sample_kv(&buf, 1000, &mut rng) {
             let u = replay.random::<f64>();
             let expect = if u < pb {
                 "b"
@@ -567,8 +630,8 @@ mod tests {
             let mut r1 = ChaCha8Rng::seed_from_u64(7);
             let mut r2 = ChaCha8Rng::seed_from_u64(7);
             for _ in 0..20 {
-                let s1 = b1.sample(16, &mut r1);
-                assert_eq!(s1, b2.sample(16, &mut r2));
+                let s1 = sample_kv(&b1, 16, &mut r1);
+                assert_eq!(s1, sample_kv(&b2, 16, &mut r2));
                 assert_eq!(s1.len(), 16);
             }
             // Exactly one f64 per draw: both streams are still in lockstep
@@ -609,14 +672,17 @@ mod tests {
             assert!(buf.len() <= cap);
             assert!(buf.order.len() <= 2 * buf.len() + 17);
             if step % 97 == 0 || step > 19_900 {
-                let got: Vec<(u32, u32, f64)> = buf.iter().map(|(k, v, p)| (*k, *v, p)).collect();
+                let got: Vec<(u32, u32, f64)> = entries(&buf)
+                    .into_iter()
+                    .map(|(k, v, p)| (*k, *v, p))
+                    .collect();
                 assert_eq!(got.len(), buf.len());
                 let distinct: std::collections::HashSet<u32> = got.iter().map(|e| e.0).collect();
                 assert_eq!(distinct.len(), got.len());
                 assert_eq!(got, naive);
-                let total: f64 = buf.rank_weights().iter().map(|e| e.1).sum();
+                let total: f64 = weights_kv(&buf).iter().map(|e| e.1).sum();
                 assert!((total - 1.0).abs() < 1e-9);
-                for (k, v) in buf.sample(16, &mut rng) {
+                for (k, v) in sample_kv(&buf, 16, &mut rng) {
                     assert!(naive.iter().any(|e| e.0 == k && e.1 == v));
                 }
             }

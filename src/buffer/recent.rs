@@ -1,4 +1,4 @@
-//! The replay of the discovery tasks (spec/discovery.md "Training loop"): the
+//! The replay of the discovery tasks (docs/discovery.md "Training loop"): the
 //! last `capacity` distinct terminal states ever discovered, in insertion
 //! order, and the selection of an offline batch from them (uniform, PRT or PER
 //! split at a percentile).
@@ -7,31 +7,8 @@ use std::collections::{HashMap, VecDeque};
 
 use rand::Rng as _;
 
+use super::Priority;
 use crate::rng::Rng;
-
-/// How the offline batch is drawn from the recent discoveries
-/// (`buffer.selection` of a `recent` buffer).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Selection {
-    /// `n` draws with replacement over the whole buffer.
-    #[default]
-    Uniform,
-    /// Split at the 90th percentile of R: half the draws from {R >= t}, half from {R <= t}.
-    Prt,
-    /// The same split on each entry's latest teacher signal r_T.
-    Per,
-}
 
 /// One discovered terminal state.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,7 +105,7 @@ impl<K: Clone + Eq + std::hash::Hash> RecentDiscoveries<K> {
     pub fn select(
         &self,
         n: usize,
-        how: Selection,
+        how: Priority,
         min_len: usize,
         rng: &mut Rng,
     ) -> Option<Vec<&Discovery<K>>> {
@@ -146,9 +123,10 @@ impl<K: Clone + Eq + std::hash::Hash> RecentDiscoveries<K> {
                 .collect()
         }
         let key = match how {
-            Selection::Uniform => return Some(draw(&all, n, rng)),
-            Selection::Prt => |e: &Discovery<K>| e.reward,
-            Selection::Per => |e: &Discovery<K>| e.signal,
+            // `loss` is refused by the config check; it draws uniformly here.
+            Priority::Uniform | Priority::Loss => return Some(draw(&all, n, rng)),
+            Priority::Reward => |e: &Discovery<K>| e.reward,
+            Priority::TeacherReward => |e: &Discovery<K>| e.signal,
         };
         let values: Vec<f64> = all.iter().map(|e| key(e)).collect();
         let t = percentile(&values, 90.0);
@@ -198,16 +176,16 @@ mod tests {
             b.record(x, x as f64, (11 - x) as f64);
         }
         let mut rng = stream(0, Stream::Buffer);
-        let s = b.select(32, Selection::Prt, 10, &mut rng).unwrap();
+        let s = b.select(32, Priority::Reward, 10, &mut rng).unwrap();
         assert_eq!(s.len(), 32);
         assert!(s[..16].iter().all(|e| e.x == 10));
         assert!(s[16..].iter().all(|e| e.x <= 9));
         // PER splits on the signal: signal 10 belongs to x = 1.
-        let s = b.select(32, Selection::Per, 10, &mut rng).unwrap();
+        let s = b.select(32, Priority::TeacherReward, 10, &mut rng).unwrap();
         assert!(s[..16].iter().all(|e| e.x == 1));
         // Fewer than 10 entries: no offline batch.
         let mut small = RecentDiscoveries::new(1000);
         small.record(1, 1.0, 0.0);
-        assert!(small.select(32, Selection::Uniform, 10, &mut rng).is_none());
+        assert!(small.select(32, Priority::Uniform, 10, &mut rng).is_none());
     }
 }

@@ -14,6 +14,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
 use super::Experiment;
+use crate::check::Invalid;
 use crate::registry::{
     BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
 };
@@ -115,8 +116,28 @@ impl Provider for SetArg {
     }
 }
 
-/// Load, layer and check an experiment file.
-pub fn load(path: &Path, sets: &[SetArg]) -> Result<Experiment, ConfigError> {
+/// Where each key of a loaded experiment came from (the file, a variable, a
+/// flag), to name it in the messages of checks made after loading.
+pub struct Sources {
+    path: PathBuf,
+    fig: Figment,
+}
+
+impl Sources {
+    /// The error of `invalid`, naming the file and where its key was set.
+    pub fn invalid(&self, invalid: &Invalid) -> ConfigError {
+        let src = source_of(&self.fig, &invalid.key);
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            messages: vec![format!("{src}{invalid}")],
+        }
+    }
+}
+
+/// Load and layer an experiment file: what the user wrote, with serde's
+/// defaults; types, unknown keys and unknown kinds are checked here, values
+/// and combinations by the plan (`crate::plan::load`).
+pub fn load(path: &Path, sets: &[SetArg]) -> Result<(Experiment, Sources), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -145,11 +166,11 @@ pub fn load(path: &Path, sets: &[SetArg]) -> Result<Experiment, ConfigError> {
     let exp: Experiment = fig
         .extract()
         .map_err(|errs| invalid(errs.into_iter().map(|e| describe(&fig, e)).collect()))?;
-    exp.check().map_err(|(key, msg)| {
-        let src = source_of(&fig, &key);
-        invalid(vec![format!("{src}`{key}`: {msg}")])
-    })?;
-    Ok(exp)
+    let sources = Sources {
+        path: path.to_path_buf(),
+        fig,
+    };
+    Ok((exp, sources))
 }
 
 /// Where a key's value came from, as a prefix: `"file.toml: "`, `"--set x: "`...

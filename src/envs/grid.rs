@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Trajectories;
+use crate::check::Invalid;
 use crate::objective::{PackedBatch, TransitionIndex, TransitionRow, MASKED_LOGIT};
 use crate::policy::mlp::Mlp;
 use crate::rng::Rng;
@@ -36,9 +37,9 @@ fn default_beta() -> f64 {
 }
 
 impl GridConfig {
-    /// Range checks; `(key, message)` on failure.
-    pub fn check(&self) -> Result<(), (String, String)> {
-        let err = |k: &str, m: String| Err((k.to_string(), m));
+    /// Range checks.
+    pub fn check(&self) -> Result<(), Invalid> {
+        let err = |k: &str, m: String| Err(Invalid::new(k, m));
         if self.ndim == 0 {
             return err("env.ndim", "must be at least 1".into());
         }

@@ -1,9 +1,11 @@
-//! Environments: state spaces, rewards and batched rollouts.
+//! Environments, one module per family: the deceptive gridworld ([`grid`])
+//! and the sequence tasks ([`sequence`]): state spaces, rewards, batched
+//! rollouts with a policy network and backward trajectories.
+//!
+//! [`Trajectories`] is the gridworld's packed batch of trajectories.
 
 pub mod grid;
-pub mod oracle;
 pub mod sequence;
-pub mod task;
 
 /// A batch of complete trajectories, packed without padding.
 ///

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::PackedBatch;
+use crate::check::Invalid;
 
 /// Detailed balance with a learned state flow log F(s) (one extra network output).
 /// The teacher, when there is one, is trained with the same settings.
@@ -31,15 +32,15 @@ impl Default for DbConfig {
 }
 
 impl DbConfig {
-    /// Range checks; `(key, message)` on failure.
-    pub fn check(&self) -> std::result::Result<(), (String, String)> {
+    /// Range checks.
+    pub fn check(&self) -> std::result::Result<(), Invalid> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(("objective.lr".into(), "must be a positive number".into()));
+            return Err(Invalid::new("objective.lr", "must be a positive number"));
         }
         if !(self.clip_grad_norm.is_finite() && self.clip_grad_norm >= 0.0) {
-            return Err((
-                "objective.clip_grad_norm".into(),
-                "must be >= 0 (0 disables clipping)".into(),
+            return Err(Invalid::new(
+                "objective.clip_grad_norm",
+                "must be >= 0 (0 disables clipping)",
             ));
         }
         Ok(())

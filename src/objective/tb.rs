@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::PackedBatch;
+use crate::check::Invalid;
 
 /// Trajectory balance with its own learning rate for log Z (spec/grid.md "Policy `mlp`").
 /// The teacher, when there is one, is trained with the same settings.
@@ -43,30 +44,30 @@ impl Default for TbConfig {
 }
 
 impl TbConfig {
-    /// Range checks; `(key, message)` on failure.
-    pub fn check(&self) -> std::result::Result<(), (String, String)> {
+    /// Range checks.
+    pub fn check(&self) -> std::result::Result<(), Invalid> {
         for (k, v) in [
             ("objective.lr", self.lr),
             ("objective.log_z_lr", self.log_z_lr),
         ] {
             if !(v.is_finite() && v > 0.0) {
-                return Err((k.into(), "must be a positive number".into()));
+                return Err(Invalid::new(k, "must be a positive number"));
             }
         }
         if !(self.clip_grad_norm.is_finite() && self.clip_grad_norm >= 0.0) {
-            return Err((
-                "objective.clip_grad_norm".into(),
-                "must be >= 0 (0 disables clipping)".into(),
+            return Err(Invalid::new(
+                "objective.clip_grad_norm",
+                "must be >= 0 (0 disables clipping)",
             ));
         }
         if !(self.loss_clamp.is_finite() && self.loss_clamp >= 0.0) {
-            return Err((
-                "objective.loss_clamp".into(),
-                "must be >= 0 (0 disables the clamp)".into(),
+            return Err(Invalid::new(
+                "objective.loss_clamp",
+                "must be >= 0 (0 disables the clamp)",
             ));
         }
         if self.log_z_min.is_some_and(|m| !m.is_finite()) {
-            return Err(("objective.log_z_min".into(), "must be a number".into()));
+            return Err(Invalid::new("objective.log_z_min", "must be a number"));
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ use rand::Rng as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::check::Invalid;
 use crate::rng::Rng;
 
 /// MLP policy: `[obs_dim, hidden x layers, out]` with LeakyReLU(0.01) between
@@ -31,12 +32,12 @@ impl Default for MlpConfig {
 }
 
 impl MlpConfig {
-    /// Range checks; `(key, message)` on failure.
-    pub fn check(&self) -> std::result::Result<(), (String, String)> {
+    /// Range checks.
+    pub fn check(&self) -> std::result::Result<(), Invalid> {
         if self.hidden == 0 || self.layers == 0 {
-            return Err((
-                "policy".into(),
-                "`hidden` and `layers` must be at least 1".into(),
+            return Err(Invalid::new(
+                "policy",
+                "`hidden` and `layers` must be at least 1",
             ));
         }
         Ok(())

@@ -43,7 +43,8 @@ use candle_core::{DType, Device, Error, Result, Tensor, Var, D};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::envs::sequence::{SeqMdp, SeqState};
+use crate::check::Invalid;
+use crate::envs::sequence::mdp::{SeqMdp, SeqState};
 use crate::objective::MASKED_LOGIT;
 use crate::policy::mlp::{leaky_relu, Mlp};
 use crate::rng::Rng;
@@ -67,10 +68,10 @@ impl Default for SsrConfig {
 }
 
 impl SsrConfig {
-    /// Range checks; `(key, message)` on failure.
-    pub fn check(&self) -> std::result::Result<(), (String, String)> {
+    /// Range checks.
+    pub fn check(&self) -> std::result::Result<(), Invalid> {
         if self.hidden == 0 {
-            return Err(("policy".into(), "`hidden` must be at least 1".into()));
+            return Err(Invalid::new("policy", "`hidden` must be at least 1"));
         }
         Ok(())
     }
@@ -426,7 +427,7 @@ impl<'a> BatchIndex<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envs::sequence::SeqMdpKind;
+    use crate::envs::sequence::mdp::SeqMdpKind;
     use crate::rng::{stream, Stream};
     use rand::Rng as _;
 

@@ -1,4 +1,4 @@
-//! Back-and-forth local search on the sequence tasks (spec/discovery.md
+//! Back-and-forth local search on the sequence tasks (docs/discovery.md
 //! "Local search").
 //!
 //! Of a batch of B, b = B / (i+1) trajectories are sampled fresh; then, i
@@ -19,9 +19,9 @@
 use candle_core::Result;
 use rand::Rng as _;
 
-use super::{Acceptance, BackAndForthConfig, SEQ_ITERATIONS, SEQ_K};
-use crate::discovery::batch::{rollout, rollout_from, SeqTraj, Transitions};
-use crate::envs::task::SeqEnv;
+use super::{Acceptance, SeqSearch};
+use crate::envs::sequence::task::SeqEnv;
+use crate::envs::sequence::traj::{rollout, rollout_from, SeqTraj, Transitions};
 use crate::policy::ssr::Ssr;
 use crate::rng::Rng;
 
@@ -29,7 +29,7 @@ use crate::rng::Rng;
 /// `net`: the fresh samples (with `eps`, from `sampling`) and every proposal
 /// (from `ls`). Returns the trajectories, oldest first.
 pub fn search(
-    cfg: &BackAndForthConfig,
+    cfg: &SeqSearch,
     env: &SeqEnv,
     net: &Ssr,
     batch: usize,
@@ -38,9 +38,9 @@ pub fn search(
     ls: &mut Rng,
 ) -> Result<Vec<SeqTraj>> {
     let mdp = &env.mdp;
-    let iterations = cfg.iterations.unwrap_or(SEQ_ITERATIONS);
+    let iterations = cfg.iterations;
     let n_steps = mdp.n_transitions();
-    let k = cfg.k.unwrap_or(SEQ_K).min(n_steps);
+    let k = cfg.k.min(n_steps);
     let b = (batch / (iterations + 1)).max(1);
     let log_r = |t: &SeqTraj| env.log_reward_of_raw(env.raw(t.x()));
     let mut current = rollout(mdp, net, b, eps, sampling)?;
@@ -104,8 +104,8 @@ pub fn search(
 mod tests {
     use super::*;
     use crate::datasets::test_root;
-    use crate::envs::oracle::Task;
-    use crate::envs::task::SeqEnvConfig;
+    use crate::envs::sequence::mdp::SeqMdpKind;
+    use crate::envs::sequence::oracle::Task;
     use crate::rng::{stream, Stream};
     use candle_core::Device;
 
@@ -117,7 +117,8 @@ mod tests {
         let Some(root) = test_root() else { return };
         let env = SeqEnv::load(
             Task::TfBind8,
-            &SeqEnvConfig::default(),
+            20.0,
+            SeqMdpKind::PrependAppend,
             &root,
             &std::env::temp_dir(),
             &mut stream(0, Stream::Eval),
@@ -131,9 +132,10 @@ mod tests {
         )
         .unwrap();
         for acceptance in [Acceptance::Deterministic, Acceptance::Stochastic] {
-            let cfg = BackAndForthConfig {
+            let cfg = SeqSearch {
+                k: 3,
+                iterations: 7,
                 acceptance,
-                ..BackAndForthConfig::default()
             };
             let out = search(
                 &cfg,

@@ -11,34 +11,18 @@
 pub mod slurm;
 mod tables;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
-use crate::config::{self, ConfigError, Experiment, SetArg};
+use crate::config::{self, ConfigError, SetArg};
 use crate::output::write_atomic;
+use crate::plan::{self, Plan};
 use crate::train::{self, RunOptions};
 
 pub use tables::{collect, RunStatus};
-
-/// Seeds and parameter values to expand one experiment into many runs.
-/// Runs = cartesian product of `grid` x the `zip` groups x `seeds`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct SweepConfig {
-    /// Seeds of every combination (unset: the experiment's `seed`).
-    pub seeds: Vec<u64>,
-    /// Dotted key -> list of values; every combination of the lists is run.
-    pub grid: BTreeMap<String, Vec<serde_json::Value>>,
-    /// Dotted key -> list of values; all lists have one length and are paired
-    /// (the i-th values go together), not crossed.
-    pub zip: BTreeMap<String, Vec<serde_json::Value>>,
-}
 
 /// One run of a sweep.
 #[derive(Debug, Clone)]
@@ -49,15 +33,15 @@ pub struct RunSpec {
     pub id: String,
     /// The varied keys (seed last) and their values as written in the id.
     pub varied: Vec<(String, String)>,
-    /// The experiment of this run (with its sweep table removed).
-    pub exp: Experiment,
+    /// The resolved plan of this run (its sweep table removed).
+    pub plan: Plan,
 }
 
 /// Expand `file` (with `sets` applied) into its runs. Every combination is
 /// loaded and checked like a file of its own, so a key that does not exist is
 /// an error naming it before anything runs.
 pub fn expand(file: &Path, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError> {
-    let base = config::load(file, sets)?;
+    let (base, _) = config::load(file, sets)?;
     let sweep = base.sweep.clone().unwrap_or_default();
     let invalid = |msg: String| ConfigError::Invalid {
         path: file.to_path_buf(),
@@ -140,8 +124,8 @@ pub fn expand(file: &Path, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError>
                 value: toml::Value::Integer(seed as i64),
             });
             varied.push(("seed".into(), seed.to_string()));
-            let mut exp = config::load(file, &all_sets)?;
-            exp.sweep = None;
+            let mut plan = plan::load(file, &all_sets)?;
+            plan.resolved.sweep = None;
             let id = run_id(&varied);
             if specs.iter().any(|s: &RunSpec| s.id == id) {
                 return Err(invalid(format!(
@@ -152,7 +136,7 @@ pub fn expand(file: &Path, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError>
                 index: specs.len(),
                 id,
                 varied,
-                exp,
+                plan,
             });
         }
     }
@@ -246,12 +230,12 @@ pub enum SweepError {
 
 /// The directory of a run.
 pub fn run_dir(out: &Path, spec: &RunSpec) -> PathBuf {
-    out.join(&spec.exp.name).join(&spec.id)
+    out.join(&spec.plan.resolved.name).join(&spec.id)
 }
 
 /// The resolved config text a run writes; resuming compares it.
 fn resolved_text(spec: &RunSpec) -> String {
-    toml::to_string(&train::resolve(&spec.exp)).expect("an experiment serializes to TOML")
+    toml::to_string(&spec.plan.resolved).expect("an experiment serializes to TOML")
 }
 
 /// Execute `specs` (skipping complete, unchanged runs), then rebuild the tables.
@@ -312,7 +296,7 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     let dir = opts.out.join(
         specs
             .first()
-            .map(|s| s.exp.name.as_str())
+            .map(|s| s.plan.resolved.name.as_str())
             .unwrap_or("sweep"),
     );
     let rows =
@@ -352,7 +336,7 @@ pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), 
         progress: single,
         datasets: opts.datasets.clone(),
     };
-    let result = train::run(&spec.exp, &run_opts);
+    let result = train::run(&spec.plan, &run_opts);
     let status = match &result {
         Ok(s) => RunStatus {
             ok: true,

@@ -3,42 +3,8 @@
 
 use std::path::Path;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::RunSpec;
-
-/// Resources of the SLURM array written by `runner slurm` (flags override these).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct SlurmConfig {
-    /// Partition to submit to (unset: the cluster's default).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub partition: Option<String>,
-    /// Time limit of one task, `HH:MM:SS` or any `--time` format.
-    pub time: String,
-    /// CPUs of one task.
-    pub cpus_per_task: usize,
-    /// Memory of one task, e.g. `4G`.
-    pub mem: String,
-    /// Array tasks running at once (the `%K` of `--array=0-N%K`).
-    pub concurrency: usize,
-    /// Extra `#SBATCH` options, e.g. `["--account=lab", "--qos=short"]`.
-    pub extra: Vec<String>,
-}
-
-impl Default for SlurmConfig {
-    fn default() -> Self {
-        Self {
-            partition: None,
-            time: "04:00:00".into(),
-            cpus_per_task: 1,
-            mem: "4G".into(),
-            concurrency: 8,
-            extra: Vec::new(),
-        }
-    }
-}
+use crate::config::SlurmConfig;
 
 /// Quote for a POSIX shell.
 fn sh(s: &str) -> String {
@@ -61,7 +27,7 @@ pub fn script(
 ) -> String {
     let name = specs
         .first()
-        .map(|s| s.exp.name.as_str())
+        .map(|s| s.plan.resolved.name.as_str())
         .unwrap_or("sweep");
     let logs = out.join(name).join("slurm");
     let mut s = String::from("#!/bin/bash\n");

@@ -97,7 +97,7 @@ pub fn collect(out: &Path, specs: &[RunSpec]) -> Result<Vec<RunRow>, (PathBuf, s
     let Some(first) = specs.first() else {
         return Ok(Vec::new());
     };
-    let root = out.join(&first.exp.name);
+    let root = out.join(&first.plan.resolved.name);
     let keys = varied_keys(specs);
     let rows: Vec<RunRow> = specs
         .iter()

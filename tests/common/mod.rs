@@ -18,6 +18,7 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// Write `text` to `dir/name` and return the path.
+#[allow(dead_code)]
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();

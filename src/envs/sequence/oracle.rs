@@ -1,5 +1,5 @@
 //! Reward oracles of the sequence tasks and the constants of their target
-//! distributions (spec/discovery.md "Reward"; data formats: datasets/README.md).
+//! distributions (docs/discovery.md "Reward"; data formats: datasets/README.md).
 //!
 //! A string x is a `&[u8]` of symbol indices `0..k`, position 0 first.
 //!
@@ -31,7 +31,9 @@ pub const CACHE_MIN_STRINGS: u64 = 1_000_000;
 /// Version of the enumeration and of the cache file layout; part of the cache key.
 const CACHE_FORMAT: u32 = 1;
 
-/// A sequence task with an enumerable reward oracle (spec/discovery.md task table).
+/// A sequence task with an enumerable reward oracle. Everything that differs
+/// between tasks is one row of [`TASKS`] ([`Task::spec`]); the variant only
+/// names the row (and `TreeOracle` is sEH's own oracle).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Task {
     /// QM9 molecules as strings of 11 blocks, length 5 (lookup table).
@@ -42,17 +44,129 @@ pub enum Task {
     TfBind8,
 }
 
+/// One row of the task table (docs/discovery.md "Tasks").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TaskSpec {
+    /// Name used in data paths, files and the `[env] kind`.
+    pub name: &'static str,
+    /// The alphabet in action order: symbol i is the i-th character.
+    pub alphabet: &'static str,
+    /// Length L of a complete string.
+    pub length: usize,
+    /// The paper's reward exponent beta.
+    pub beta: f64,
+    /// R_max: the largest training reward after scaling.
+    pub r_max: f64,
+    /// The reference's small floor on the training reward R.
+    pub floor: RewardFloor,
+    /// The modes file of the paper, relative to the datasets root.
+    pub modes_file: &'static str,
+    /// Where r(x) comes from.
+    pub oracle: OracleSource,
+    /// Where the exact samples of the target come from.
+    pub exact: ExactSource,
+    /// The paper's number of rounds.
+    pub rounds: u64,
+    /// The paper's evaluation interval in rounds.
+    pub eval_every: u64,
+    /// Local search: steps walked back and rebuilt (k).
+    pub ls_k: usize,
+}
+
+/// The floor the reference puts on R(x) (in log space here).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RewardFloor {
+    /// R + c, computed as ln(exp(ln R) + c).
+    Add(f64),
+    /// max(R, c).
+    Max(f64),
+}
+
+/// The oracle of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OracleSource {
+    /// A table of every string's value ([`LookupOracle`]), relative to the datasets root.
+    Lookup(&'static str),
+    /// sEH's regression trees ([`TreeOracle`]).
+    Trees,
+}
+
+/// Where exact samples of the target p(x) ~ max(r, 0.001)^beta come from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ExactSource {
+    /// Drawn by enumerating every string.
+    Enumerate,
+    /// Read from the rows with `scaled = 1` of a file (`x,scaled` CSV) that
+    /// holds samples at one beta only; none at another beta.
+    File {
+        /// Path relative to the datasets root.
+        path: &'static str,
+        /// The beta the samples were drawn at.
+        beta: f64,
+    },
+}
+
+/// The task table, in the order of [`Task`] (docs/discovery.md "Tasks").
+pub const TASKS: [TaskSpec; 3] = [
+    TaskSpec {
+        name: "qm9str",
+        alphabet: "0123456789a",
+        length: 5,
+        beta: 20.0,
+        r_max: 100.0,
+        floor: RewardFloor::Add(1e-12),
+        modes_file: "qm9str/modes.csv",
+        oracle: OracleSource::Lookup("qm9str/rewards.csv"),
+        exact: ExactSource::Enumerate,
+        rounds: 1000,
+        eval_every: 20,
+        ls_k: 3,
+    },
+    TaskSpec {
+        name: "sehstr",
+        alphabet: "0123456789abcdefgh",
+        length: 6,
+        beta: 6.0,
+        r_max: 10.0,
+        floor: RewardFloor::Max(1e-32),
+        modes_file: "sehstr/modes_tanimoto_div0.4_percentile_0.0001.csv",
+        oracle: OracleSource::Trees,
+        exact: ExactSource::File {
+            path: "sehstr/true_samples_beta6.csv",
+            beta: 6.0,
+        },
+        rounds: 2000,
+        eval_every: 50,
+        ls_k: 3,
+    },
+    TaskSpec {
+        name: "tfbind8",
+        alphabet: "0123",
+        length: 8,
+        beta: 20.0,
+        r_max: 10.0,
+        floor: RewardFloor::Max(1e-20),
+        modes_file: "tfbind8/modes.csv",
+        oracle: OracleSource::Lookup("tfbind8/all.csv"),
+        exact: ExactSource::Enumerate,
+        rounds: 2000,
+        eval_every: 50,
+        ls_k: 3,
+    },
+];
+
 impl Task {
     /// All tasks.
     pub const ALL: [Task; 3] = [Task::Qm9Str, Task::SehStr, Task::TfBind8];
 
+    /// The task's row of [`TASKS`].
+    pub fn spec(self) -> &'static TaskSpec {
+        &TASKS[self as usize]
+    }
+
     /// Name used in data paths and files: `qm9str`, `sehstr`, `tfbind8`.
     pub fn name(self) -> &'static str {
-        match self {
-            Task::Qm9Str => "qm9str",
-            Task::SehStr => "sehstr",
-            Task::TfBind8 => "tfbind8",
-        }
+        self.spec().name
     }
 
     /// The task called `name` (as written by [`Task::name`]).
@@ -62,11 +176,7 @@ impl Task {
 
     /// The alphabet in action order: symbol i is the i-th character.
     pub fn alphabet(self) -> &'static str {
-        match self {
-            Task::Qm9Str => "0123456789a",
-            Task::SehStr => "0123456789abcdefgh",
-            Task::TfBind8 => "0123",
-        }
+        self.spec().alphabet
     }
 
     /// Number of symbols k.
@@ -76,43 +186,12 @@ impl Task {
 
     /// Length L of a complete string.
     pub fn length(self) -> usize {
-        match self {
-            Task::Qm9Str => 5,
-            Task::SehStr => 6,
-            Task::TfBind8 => 8,
-        }
+        self.spec().length
     }
 
     /// Number of complete strings, k^L.
     pub fn num_strings(self) -> u64 {
         (self.k() as u64).pow(self.length() as u32)
-    }
-
-    /// The paper's reward exponent beta (20, 6, 20).
-    pub fn default_beta(self) -> f64 {
-        match self {
-            Task::Qm9Str => 20.0,
-            Task::SehStr => 6.0,
-            Task::TfBind8 => 20.0,
-        }
-    }
-
-    /// R_max: the largest training reward after scaling (100, 10, 10).
-    pub fn r_max(self) -> f64 {
-        match self {
-            Task::Qm9Str => 100.0,
-            Task::SehStr => 10.0,
-            Task::TfBind8 => 10.0,
-        }
-    }
-
-    /// The modes file of the paper, relative to the datasets root.
-    pub fn modes_file(self) -> &'static str {
-        match self {
-            Task::Qm9Str => "qm9str/modes.csv",
-            Task::SehStr => "sehstr/modes_tanimoto_div0.4_percentile_0.0001.csv",
-            Task::TfBind8 => "tfbind8/modes.csv",
-        }
     }
 
     /// Symbol indices of `text`; [`DataError::BadString`] for a wrong length or
@@ -252,24 +331,16 @@ pub struct LookupOracle {
 }
 
 impl LookupOracle {
-    /// The table file of a lookup task, relative to the datasets root
-    /// (`None` for sehstr, which has no table).
-    pub fn file_of(task: Task) -> Option<&'static str> {
-        match task {
-            Task::Qm9Str => Some("qm9str/rewards.csv"),
-            Task::TfBind8 => Some("tfbind8/all.csv"),
-            Task::SehStr => None,
-        }
-    }
-
     /// Load the table of `task` from the datasets `root`. The file must list
     /// every string exactly once in lexicographic (= base-k index) order;
     /// values are read as float32 (how the files were written).
     pub fn load(root: &Path, task: Task) -> Result<Self, DataError> {
-        let rel = Self::file_of(task).ok_or_else(|| DataError::Invalid {
-            path: root.to_path_buf(),
-            message: format!("{} has no lookup table (it uses TreeOracle)", task.name()),
-        })?;
+        let OracleSource::Lookup(rel) = task.spec().oracle else {
+            return Err(DataError::Invalid {
+                path: root.to_path_buf(),
+                message: format!("{} has no lookup table (it uses TreeOracle)", task.name()),
+            });
+        };
         let path = datasets::file(root, rel)?;
         let bytes = read_bytes(&path)?;
         let text = utf8(&path, &bytes)?;
@@ -715,16 +786,16 @@ impl Oracle for TreeOracle {
 
 /// Load the oracle of `task` from the datasets `root`.
 pub fn load_oracle(root: &Path, task: Task) -> Result<Box<dyn Oracle>, DataError> {
-    Ok(match task {
-        Task::Qm9Str | Task::TfBind8 => Box::new(LookupOracle::load(root, task)?),
-        Task::SehStr => Box::new(TreeOracle::load(root)?),
+    Ok(match task.spec().oracle {
+        OracleSource::Lookup(_) => Box::new(LookupOracle::load(root, task)?),
+        OracleSource::Trees => Box::new(TreeOracle::load(root)?),
     })
 }
 
 /// The paper's modes of `task` (column `x` of [`Task::modes_file`]) as symbol
 /// strings: 805 for qm9str, 129 for sehstr, 328 for tfbind8.
 pub fn load_modes(root: &Path, task: Task) -> Result<Vec<Vec<u8>>, DataError> {
-    let path = datasets::file(root, task.modes_file())?;
+    let path = datasets::file(root, task.spec().modes_file)?;
     let (header, rows) = datasets::read_csv_numbered(&path)?;
     let cx = column(&path, &header, "x")?;
     rows.iter()
@@ -755,10 +826,9 @@ pub fn floored_log(r: f64) -> f64 {
 /// target, as the spec defines them.
 pub fn log_reward(task: Task, r: f64, beta: f64, log_scale: f64) -> f64 {
     let lr = beta * floored_log(r) + log_scale;
-    match task {
-        Task::Qm9Str => log_add_exp(lr, 1e-12f64.ln()),
-        Task::SehStr => lr.max(1e-32f64.ln()),
-        Task::TfBind8 => lr.max(1e-20f64.ln()),
+    match task.spec().floor {
+        RewardFloor::Add(c) => log_add_exp(lr, c.ln()),
+        RewardFloor::Max(c) => lr.max(c.ln()),
     }
 }
 
@@ -911,7 +981,7 @@ pub fn constants(oracle: &dyn Oracle, beta: f64) -> TargetConstants {
         total.merge(p);
     }
     let log_z = total.z.value();
-    let log_scale = task.r_max().ln() - beta * floored_log(total.max_raw);
+    let log_scale = task.spec().r_max.ln() - beta * floored_log(total.max_raw);
     TargetConstants {
         beta,
         log_z,
@@ -1087,7 +1157,7 @@ mod tests {
 
     #[test]
     fn task_table() {
-        // spec/discovery.md task table.
+        // docs/discovery.md task table.
         assert_eq!((Task::Qm9Str.k(), Task::Qm9Str.length()), (11, 5));
         assert_eq!((Task::SehStr.k(), Task::SehStr.length()), (18, 6));
         assert_eq!((Task::TfBind8.k(), Task::TfBind8.length()), (4, 8));

@@ -1,4 +1,4 @@
-//! Metrics of the discovery tasks (spec/discovery.md "Evaluation"), computed
+//! Metrics of the discovery tasks (docs/discovery.md "Evaluation"), computed
 //! for the student with epsilon = 0.
 //!
 //! With the log-weight of a trajectory w = log R(x) + sum log P_B - sum log P_F
@@ -14,8 +14,9 @@ use std::collections::HashSet;
 
 use candle_core::Result;
 
-use crate::discovery::batch::{rollout, SeqTraj, Transitions};
-use crate::envs::task::{log_raw, SeqEnv};
+use super::{log_mean_exp, mean, pearson};
+use crate::envs::sequence::task::{log_raw, SeqEnv};
+use crate::envs::sequence::traj::{rollout, SeqTraj, Transitions};
 use crate::policy::ssr::Ssr;
 use crate::rng::Rng;
 
@@ -42,35 +43,6 @@ pub struct SeqEval {
     pub top100_reward: f64,
     /// Fraction of distinct strings among the samples.
     pub frac_unique: f64,
-}
-
-/// log(mean(exp(w))), stable; NaN for an empty slice.
-pub fn log_mean_exp(w: &[f64]) -> f64 {
-    if w.is_empty() {
-        return f64::NAN;
-    }
-    let m = w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !m.is_finite() {
-        return m;
-    }
-    m + (w.iter().map(|x| (x - m).exp()).sum::<f64>() / w.len() as f64).ln()
-}
-
-/// Arithmetic mean; NaN for an empty slice.
-pub fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
-}
-
-/// Pearson correlation of `a` and `b` (equal lengths); NaN when either is constant or empty.
-pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let (ma, mb) = (mean(a), mean(b));
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    sab / (saa * sbb).sqrt()
 }
 
 /// The exact samples' data fixed for a run: one uniform-P_B trajectory per
@@ -138,7 +110,7 @@ pub fn evaluate(
     best.truncate(100);
     let floored: Vec<f64> = raw
         .iter()
-        .map(|r| r.max(crate::envs::oracle::REWARD_FLOOR))
+        .map(|r| r.max(crate::envs::sequence::oracle::REWARD_FLOOR))
         .collect();
     let (eubo, pearson_r) = match exact {
         Some(e) => {
@@ -167,21 +139,4 @@ pub fn evaluate(
         top100_reward: mean(&best),
         frac_unique: distinct.len() as f64 / samples.len().max(1) as f64,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Hand values: log mean exp of (0, ln 3) = ln 2; correlation of a line is 1.
-    #[test]
-    fn reductions() {
-        assert!((log_mean_exp(&[0.0, 3f64.ln()]) - 2f64.ln()).abs() < 1e-12);
-        assert!((pearson(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]) - 1.0).abs() < 1e-12);
-        assert!((pearson(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
-        // (1,2,3) vs (1,3,2): cov 0.5*... = r = 0.5.
-        assert!((pearson(&[1.0, 2.0, 3.0], &[1.0, 3.0, 2.0]) - 0.5).abs() < 1e-12);
-        assert!(pearson(&[1.0, 1.0], &[1.0, 2.0]).is_nan());
-        assert!(log_mean_exp(&[]).is_nan());
-    }
 }

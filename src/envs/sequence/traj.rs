@@ -9,7 +9,7 @@
 use candle_core::{Device, Result, Tensor};
 use rand::Rng as _;
 
-use crate::envs::sequence::{SeqMdp, SeqState};
+use crate::envs::sequence::mdp::{SeqMdp, SeqState};
 use crate::policy::ssr::Ssr;
 use crate::rng::Rng;
 
@@ -190,7 +190,7 @@ pub fn host_tensor(v: &[f64], device: &Device) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envs::sequence::SeqMdpKind;
+    use crate::envs::sequence::mdp::SeqMdpKind;
     use crate::rng::{stream, Stream};
 
     #[test]

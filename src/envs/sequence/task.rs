@@ -1,4 +1,4 @@
-//! The biochemical discovery tasks as environments (spec/discovery.md): a
+//! The biochemical discovery tasks as environments (docs/discovery.md): a
 //! sequence MDP, a real reward oracle, the exact target constants, the modes
 //! and exact samples of the target.
 //!
@@ -13,16 +13,18 @@ use rand::Rng as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::check::Invalid;
 use crate::datasets::{self, column, DataError};
-use crate::envs::oracle::{
-    self, constants_cached, floored_log, load_modes, load_oracle, Oracle, TargetConstants, Task,
+use crate::envs::sequence::mdp::{SeqMdp, SeqMdpKind, SeqState};
+use crate::envs::sequence::oracle::{
+    self, constants_cached, floored_log, load_modes, load_oracle, ExactSource, Oracle,
+    TargetConstants, Task,
 };
-use crate::envs::sequence::{SeqMdp, SeqMdpKind, SeqState};
 use crate::rng::Rng;
 
 /// A sequence task (`qm9str`, `sehstr`, `tfbind8`): strings of the task's
 /// alphabet and length built by the sequence MDP, rewarded by the task's oracle
-/// as R(x) = max(r(x), 0.001)^beta * scale (spec/discovery.md "Reward").
+/// as R(x) = max(r(x), 0.001)^beta * scale (docs/discovery.md "Reward").
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SeqEnvConfig {
@@ -35,29 +37,19 @@ pub struct SeqEnvConfig {
 }
 
 impl SeqEnvConfig {
-    /// Range checks; `(key, message)` on failure.
-    pub fn check(&self) -> Result<(), (String, String)> {
+    /// Range checks.
+    pub fn check(&self) -> Result<(), Invalid> {
         if let Some(b) = self.beta {
             if !(b.is_finite() && b > 0.0) {
-                return Err(("env.beta".into(), "must be a positive number".into()));
+                return Err(Invalid::new("env.beta", "must be a positive number"));
             }
         }
         Ok(())
     }
-
-    /// beta, or the task's default.
-    pub fn beta_of(&self, task: Task) -> f64 {
-        self.beta.unwrap_or_else(|| task.default_beta())
-    }
 }
 
-/// Size of the exact-sample sets (spec/discovery.md "Evaluation").
+/// Size of the exact-sample sets (docs/discovery.md "Evaluation").
 pub const N_EXACT: usize = 2048;
-
-/// Exact samples of the sEH target at beta 6 (`x,scaled`); the rows with
-/// `scaled = 1` are used (our R is scaled; both lists share the target up to
-/// the scale).
-const SEH_EXACT: &str = "sehstr/true_samples_beta6.csv";
 
 /// A loaded sequence task.
 pub struct SeqEnv {
@@ -77,31 +69,33 @@ pub struct SeqEnv {
 }
 
 impl SeqEnv {
-    /// Load `task` from the datasets `root`: oracle, constants (cached in
-    /// `cache_dir` for sEH), modes and exact samples (drawn from `rng` by
-    /// enumeration for qm9str and tfbind8, read for sEH at beta 6).
+    /// Load `task` at reward exponent `beta`, its strings built by `mdp`, from
+    /// the datasets `root`: oracle, constants (cached in `cache_dir` for large
+    /// tasks), modes and exact samples (as the task's [`ExactSource`] says:
+    /// drawn from `rng` by enumeration, or read from a file).
     pub fn load(
         task: Task,
-        cfg: &SeqEnvConfig,
+        beta: f64,
+        mdp: SeqMdpKind,
         root: &Path,
         cache_dir: &Path,
         rng: &mut Rng,
     ) -> Result<Self, DataError> {
-        let beta = cfg.beta_of(task);
         let oracle = load_oracle(root, task)?;
         let constants = constants_cached(oracle.as_ref(), beta, cache_dir)?;
         let modes = load_modes(root, task)?.into_iter().collect();
-        let mdp =
-            SeqMdp::new(cfg.mdp, task.k(), task.length()).map_err(|e| DataError::Invalid {
-                path: root.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        let exact = match task {
-            Task::Qm9Str | Task::TfBind8 => {
+        let mdp = SeqMdp::new(mdp, task.k(), task.length()).map_err(|e| DataError::Invalid {
+            path: root.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let exact = match task.spec().exact {
+            ExactSource::Enumerate => {
                 Some(exact_by_enumeration(oracle.as_ref(), beta, N_EXACT, rng))
             }
-            Task::SehStr if beta == 6.0 => Some(read_seh_exact(root)?),
-            Task::SehStr => None,
+            ExactSource::File { path, beta: at } if beta == at => {
+                Some(read_exact(root, task, path)?)
+            }
+            ExactSource::File { .. } => None,
         };
         Ok(Self {
             task,
@@ -163,9 +157,11 @@ pub fn exact_by_enumeration(
         .collect()
 }
 
-/// The sEH exact samples (rows with `scaled = 1` of [`SEH_EXACT`]).
-fn read_seh_exact(root: &Path) -> Result<Vec<Vec<u8>>, DataError> {
-    let path = datasets::file(root, SEH_EXACT)?;
+/// The exact samples of `task` in the file `rel` (`x,scaled` CSV): the rows
+/// with `scaled = 1` (for sEH both lists share the target up to the scale of
+/// R, and ours is scaled).
+fn read_exact(root: &Path, task: Task, rel: &str) -> Result<Vec<Vec<u8>>, DataError> {
+    let path = datasets::file(root, rel)?;
     let (header, rows) = datasets::read_csv_numbered(&path)?;
     let (cx, cs) = (
         column(&path, &header, "x")?,
@@ -174,7 +170,7 @@ fn read_seh_exact(root: &Path) -> Result<Vec<Vec<u8>>, DataError> {
     rows.iter()
         .filter(|(_, row)| row[cs].trim() == "1")
         .map(|(line, row)| {
-            Task::SehStr.encode(&row[cx]).map_err(|e| DataError::Parse {
+            task.encode(&row[cx]).map_err(|e| DataError::Parse {
                 path: path.clone(),
                 line: *line,
                 message: e.to_string(),
@@ -195,7 +191,7 @@ mod tests {
     use crate::rng::{stream, Stream};
 
     /// Exact samples drawn by enumeration have the target's mean reward:
-    /// E_p[r] = 0.92241 for tfbind8 at beta 20 (spec/discovery.md,
+    /// E_p[r] = 0.92241 for tfbind8 at beta 20 (docs/discovery.md,
     /// "Done when" of the issue); 2048 draws, so within a few standard errors.
     #[test]
     fn tfbind8_exact_samples_match_expected_reward() {
@@ -207,12 +203,12 @@ mod tests {
     }
 
     /// The sEH exact samples (scaled = 1 list) have the beta-6 target's mean
-    /// reward E_p[r] = 5.39275 computed from the trees (spec/discovery.md).
+    /// reward E_p[r] = 5.39275 computed from the trees (docs/discovery.md).
     #[test]
     fn seh_exact_samples_match_expected_reward() {
         let Some(root) = test_root() else { return };
         let oracle = load_oracle(&root, Task::SehStr).unwrap();
-        let xs = read_seh_exact(&root).unwrap();
+        let xs = read_exact(&root, Task::SehStr, "sehstr/true_samples_beta6.csv").unwrap();
         assert_eq!(xs.len(), 2048);
         let mean = xs.iter().map(|x| oracle.raw(x).max(0.001)).sum::<f64>() / xs.len() as f64;
         assert!((mean - 5.39275).abs() < 0.05, "mean {mean}");

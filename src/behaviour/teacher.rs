@@ -1,0 +1,206 @@
+//! The adaptive Teacher (paper Sec. 4): its `[behaviour]` table and the
+//! teacher reward R_T that it is trained towards.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::check_epsilon;
+use super::Step;
+use crate::check::Invalid;
+
+/// The adaptive Teacher (paper Sec. 4): a second network of the student's shape
+/// with its own log Z and optimiser, trained with TB on the same batches as the
+/// student, towards the teacher reward R_T (see `teacher_log_reward`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TeacherConfig {
+    /// Uniform exploration mixed into both student and teacher training rollouts.
+    pub epsilon: f64,
+    /// C of the paper: extra weight of under-sampled states (delta > 0).
+    pub c: f64,
+    /// Exponent of the task reward in R_T (0: the teacher ignores R).
+    pub alpha: f64,
+    /// Use log(1 + 1e-3 + delta^2 (1 + C [delta > 0])) rather than the raw weighted delta^2.
+    pub log: bool,
+    /// Exponent applied to the teacher reward in the teacher's TB balance.
+    pub beta_teacher: f64,
+    /// Adam learning rate of the teacher's network. Unset: the objective's
+    /// `lr` (the discovery tasks' teacher uses 5e-4 against the student's 1e-4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    /// The batches of step i: `schedule[i % len]`, each entry a source
+    /// (`student`, `teacher`, `buffer`, `student+ls`, `teacher+ls`,
+    /// `student->buffer`, `teacher->buffer`) or a list of sources trained in
+    /// order. Unset: the paper's schedule for the environment, buffer and
+    /// local search (grid: S S T T, S B T B with a buffer; discovery tasks:
+    /// S S T, each followed by a buffer batch); the resolved config records it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Vec<Step>>,
+}
+
+impl Default for TeacherConfig {
+    fn default() -> Self {
+        Self {
+            epsilon: 0.0,
+            c: 19.0,
+            alpha: 0.0,
+            log: true,
+            beta_teacher: 1.0,
+            lr: None,
+            schedule: None,
+        }
+    }
+}
+
+impl TeacherConfig {
+    /// Range checks.
+    pub fn check(&self) -> Result<(), Invalid> {
+        check_epsilon(self.epsilon)?;
+        if !(self.c.is_finite() && self.c >= 0.0) {
+            return Err(Invalid::new("behaviour.c", "must be >= 0"));
+        }
+        if !(self.beta_teacher.is_finite() && self.beta_teacher > 0.0) {
+            return Err(Invalid::new("behaviour.beta_teacher", "must be > 0"));
+        }
+        if self.lr.is_some_and(|lr| !(lr.is_finite() && lr > 0.0)) {
+            return Err(Invalid::new("behaviour.lr", "must be a positive number"));
+        }
+        Ok(())
+    }
+
+    /// The teacher reward of a run whose family puts it in `form`, with the
+    /// squared residuals clamped at `clamp` (0: no clamp).
+    pub fn reward(&self, form: RewardForm, clamp: f64) -> TeacherReward {
+        TeacherReward {
+            c: self.c,
+            alpha: self.alpha,
+            log: self.log,
+            beta_teacher: self.beta_teacher,
+            clamp,
+            form,
+        }
+    }
+}
+
+/// How the task reward R enters the teacher reward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewardForm {
+    /// The paper's form, used on the grid: R_T = r_T(delta) * R^alpha and the
+    /// teacher's target log-reward beta_teacher * ln(R_T + 1e-8).
+    Product,
+    /// In log space, used on the discovery tasks, where R reaches e^-46:
+    /// R_T = r_T(delta) and the target beta_teacher * (ln R_T + alpha ln R).
+    LogSpace,
+}
+
+/// The teacher reward R_T (paper Sec. 4, Eq. 5), resolved for one run: the
+/// only definition of what the teacher is trained towards and of the PER
+/// priority. With the student's residual delta (no gradient) and l =
+/// min(delta^2, clamp):
+///
+/// r_T(delta) = log(1 + 1e-3 + l (1 + C [delta > 0]))  (`log`; else l (1 + C [delta > 0])),
+///
+/// `delta > 0` meaning the student under-samples the trajectory (its forward
+/// flow is below the backward one).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TeacherReward {
+    /// C: extra weight of under-sampled trajectories.
+    pub c: f64,
+    /// Exponent of the task reward.
+    pub alpha: f64,
+    /// Take the log of the weighted squared residual.
+    pub log: bool,
+    /// Exponent of R_T in the teacher's balance.
+    pub beta_teacher: f64,
+    /// Squared residuals are clamped to this (0: no clamp).
+    pub clamp: f64,
+    /// How R enters.
+    pub form: RewardForm,
+}
+
+impl TeacherReward {
+    /// R_T of a residual `delta` of a trajectory with task reward `r`
+    /// (linear; only [`RewardForm::Product`] uses it): the PER priority and
+    /// the input of [`TeacherReward::log_target`].
+    pub fn of(&self, delta: f64, r: f64) -> f64 {
+        let sq = delta * delta;
+        let l = if self.clamp > 0.0 {
+            sq.min(self.clamp)
+        } else {
+            sq
+        };
+        let weighted = l * (1.0 + if delta > 0.0 { self.c } else { 0.0 });
+        let r_t = if self.log {
+            (1.0 + 1e-3 + weighted).ln()
+        } else {
+            weighted
+        };
+        match self.form {
+            RewardForm::Product => r_t * r.powf(self.alpha),
+            RewardForm::LogSpace => r_t,
+        }
+    }
+
+    /// The teacher's target log-reward (what replaces log R in its balance)
+    /// of a trajectory with teacher reward `r_t` and task log-reward `log_r`.
+    pub fn log_target(&self, r_t: f64, log_r: f64) -> f64 {
+        match self.form {
+            RewardForm::Product => self.beta_teacher * (r_t + 1e-8).ln(),
+            RewardForm::LogSpace => self.beta_teacher * (r_t.ln() + self.alpha * log_r),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(t: &TeacherConfig) -> TeacherReward {
+        t.reward(RewardForm::Product, 0.0)
+    }
+
+    /// Hand values of the teacher reward (paper Eq. 5, C = 19, alpha = 0).
+    #[test]
+    fn teacher_reward_formula() {
+        let t = grid(&TeacherConfig::default());
+        // delta = 2 > 0: log(1.001 + 4 * 20) = log(81.001).
+        let expected = (81.001f64.ln() + 1e-8).ln();
+        assert!((t.log_target(t.of(2.0, 5.0), 0.0) - expected).abs() < 1e-12);
+        // delta = -2: no C bonus: log(1.001 + 4).
+        let expected = (5.001f64.ln() + 1e-8).ln();
+        assert!((t.log_target(t.of(-2.0, 5.0), 0.0) - expected).abs() < 1e-12);
+        // alpha = 1 multiplies by R; beta_teacher scales the log.
+        let t2 = grid(&TeacherConfig {
+            alpha: 1.0,
+            beta_teacher: 2.0,
+            ..TeacherConfig::default()
+        });
+        let expected = 2.0 * (81.001f64.ln() * 5.0 + 1e-8).ln();
+        assert!((t2.log_target(t2.of(2.0, 5.0), 0.0) - expected).abs() < 1e-12);
+        // log off: raw weighted square.
+        let t3 = grid(&TeacherConfig {
+            log: false,
+            ..TeacherConfig::default()
+        });
+        assert!((t3.log_target(t3.of(2.0, 1.0), 0.0) - (80.0f64 + 1e-8).ln()).abs() < 1e-12);
+        // delta = 0 gives the floor log(log(1.001)).
+        assert!((t.log_target(t.of(0.0, 1.0), 0.0) - (1.001f64.ln() + 1e-8).ln()).abs() < 1e-12);
+    }
+
+    /// The discovery form (docs/discovery.md "Teacher"): r_T = log(20 l +
+    /// 1.001) when delta > 0, log(l + 1.001) otherwise, l = min(delta^2,
+    /// 5000); the target beta_teacher (ln r_T + alpha ln R), R not in r_T.
+    #[test]
+    fn log_space_form() {
+        let t = TeacherConfig {
+            alpha: 0.5,
+            ..TeacherConfig::default()
+        }
+        .reward(RewardForm::LogSpace, 5000.0);
+        assert!((t.of(3.0, 1e-30) - (20.0 * 9.0 + 1.001f64).ln()).abs() < 1e-12);
+        assert!((t.of(-3.0, 7.0) - (9.0 + 1.001f64).ln()).abs() < 1e-12);
+        assert!((t.of(100.0, 1.0) - (20.0 * 5000.0 + 1.001f64).ln()).abs() < 1e-12);
+        let r_t = t.of(3.0, 1.0);
+        assert!((t.log_target(r_t, -46.0) - (r_t.ln() - 23.0)).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,223 @@
+//! The gridworld's part of the plan: its composition rules and defaults
+//! (docs/grid.md "Budgets", "Replay buffer", "Metrics").
+
+use super::{scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan, ShortBuffer};
+use crate::behaviour::teacher::RewardForm;
+use crate::behaviour::{paper_schedule, GafnConfig, Source};
+use crate::buffer::Priority;
+use crate::check::Invalid;
+use crate::config::Experiment;
+use crate::envs::grid::GridConfig;
+use crate::policy::mlp::MlpConfig;
+use crate::registry::{
+    BehaviourConfig, BufferConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
+};
+use crate::search::GridSearch;
+
+/// A gridworld run.
+#[derive(Debug, Clone)]
+pub struct GridPlan {
+    /// The grid.
+    pub grid: GridConfig,
+    /// The policy network.
+    pub net: MlpConfig,
+    /// Whether the objective is DB (per-transition residuals, a log F output)
+    /// rather than TB.
+    pub db: bool,
+    /// GAFN's intrinsic-reward settings, when the behaviour is `gafn`.
+    pub gafn: Option<GafnConfig>,
+    /// The replay buffer.
+    pub replay: Option<GridReplay>,
+    /// Back-and-forth local search.
+    pub local_search: Option<GridSearch>,
+    /// Training samples behind `empirical_l1`.
+    pub window: usize,
+    /// Write PNG heatmaps.
+    pub plot: bool,
+}
+
+/// The grid's replay buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GridReplay {
+    /// Terminal states (TB).
+    Terminal {
+        /// Capacity.
+        size: usize,
+        /// Sampling priority.
+        priority: Priority,
+    },
+    /// Transitions (DB).
+    Transition {
+        /// Capacity.
+        size: usize,
+        /// Sampling priority.
+        priority: Priority,
+        /// Transitions per replayed batch.
+        batch: usize,
+    },
+}
+
+impl GridReplay {
+    /// The sampling priority.
+    pub fn priority(&self) -> Priority {
+        match self {
+            GridReplay::Terminal { priority, .. } | GridReplay::Transition { priority, .. } => {
+                *priority
+            }
+        }
+    }
+}
+
+/// Check the grid's composition and fill its defaults into `resolved`.
+pub(crate) fn resolve(
+    exp: &Experiment,
+    g: &GridConfig,
+    resolved: &mut Experiment,
+) -> Result<(FamilyPlan, FamilyDefaults), Invalid> {
+    let err = |k: &str, m: &str| Err(Invalid::new(k, m));
+    let PolicyConfig::Mlp(net) = &exp.policy else {
+        return err(
+            "policy.kind",
+            "`ssr` scores the children of sequence states; the grid uses `mlp`",
+        );
+    };
+    let db = matches!(exp.objective, ObjectiveConfig::Db(_));
+    let gafn = match &exp.behaviour {
+        BehaviourConfig::Gafn(_) if db => {
+            return err(
+                "objective.kind",
+                "behaviour `gafn` trains with edge-augmented TB: use objective `tb`",
+            )
+        }
+        BehaviourConfig::Gafn(_) if exp.buffer.is_some() || exp.local_search.is_some() => {
+            return err(
+                "behaviour.kind",
+                "behaviour `gafn` uses no `[buffer]` and no `[local_search]`",
+            )
+        }
+        BehaviourConfig::Gafn(c) => Some(c.clone()),
+        _ => None,
+    };
+    let local_search = match &exp.local_search {
+        Some(LocalSearchConfig::BackAndForth(l)) => Some(l.grid()?),
+        None => None,
+    };
+    let explicit = match &exp.behaviour {
+        BehaviourConfig::OnPolicy(b) => b.schedule.clone(),
+        BehaviourConfig::Teacher(t) => t.schedule.clone(),
+        BehaviourConfig::Gafn(_) => None,
+    };
+    let schedule = explicit.unwrap_or_else(|| {
+        paper_schedule(
+            matches!(exp.behaviour, BehaviourConfig::Teacher(_)),
+            exp.buffer.is_some(),
+            local_search.is_some(),
+        )
+    });
+    // docs/grid.md "Budgets": x1.5 without local search, x2 when the schedule
+    // replays from a buffer; then the user's scale.
+    let mut base = g.base_steps() as f64;
+    if local_search.is_none() {
+        base *= 1.5;
+    }
+    if schedule
+        .iter()
+        .any(|s| s.sources().contains(&Source::Buffer))
+    {
+        base *= 2.0;
+    }
+    let steps = exp.train.steps.unwrap_or(scaled_steps(exp, base));
+    let batch_size = exp.train.batch_size.unwrap_or(16);
+    let replay = replay(exp, g, db, batch_size)?;
+    let plan = GridPlan {
+        grid: g.clone(),
+        net: net.clone(),
+        db,
+        gafn,
+        replay,
+        local_search,
+        window: exp.eval.window.unwrap_or(g.default_window()),
+        plot: exp.eval.plot,
+    };
+    let eval = EvalPlan {
+        every: exp
+            .eval
+            .every
+            .unwrap_or((steps / exp.train.n_evals as u64).max(1)),
+        samples: exp.eval.samples.unwrap_or(100_000),
+        batch_size: exp.eval.batch_size.unwrap_or(10_000),
+    };
+    record(resolved, steps, batch_size, &plan, &eval);
+    let defaults = FamilyDefaults {
+        steps,
+        batch_size,
+        schedule,
+        eval,
+        short_buffer: ShortBuffer::Student,
+        reward_form: RewardForm::Product,
+    };
+    Ok((FamilyPlan::Grid(plan), defaults))
+}
+
+/// The grid's buffer: terminal states for TB, transitions for DB.
+fn replay(
+    exp: &Experiment,
+    g: &GridConfig,
+    db: bool,
+    batch_size: usize,
+) -> Result<Option<GridReplay>, Invalid> {
+    let err = |m: &str| Err(Invalid::new("buffer.kind", m));
+    let size = g.default_buffer_size();
+    Ok(match &exp.buffer {
+        None => None,
+        Some(BufferConfig::Recent(_)) => return err(
+            "`recent` is the sequence tasks' replay; on the grid use `terminal` or `transition`",
+        ),
+        Some(BufferConfig::Terminal(_)) if db => {
+            return err("objective `db` replays transitions: use `kind = \"transition\"`")
+        }
+        Some(BufferConfig::Transition(_)) if !db => {
+            return err("a `transition` buffer needs objective `db`; use `kind = \"terminal\"`")
+        }
+        Some(BufferConfig::Terminal(b)) => Some(GridReplay::Terminal {
+            size: b.size.unwrap_or(size),
+            priority: b.priority,
+        }),
+        Some(BufferConfig::Transition(b)) => Some(GridReplay::Transition {
+            size: b.size.unwrap_or(size),
+            priority: b.priority,
+            batch: b.batch.unwrap_or(batch_size * (g.horizon / 2).max(1)),
+        }),
+    })
+}
+
+/// Write the resolved defaults into the experiment recorded as `config.toml`.
+fn record(
+    resolved: &mut Experiment,
+    steps: u64,
+    batch_size: usize,
+    plan: &GridPlan,
+    eval: &EvalPlan,
+) {
+    resolved.train.steps = Some(steps);
+    resolved.eval.window = Some(plan.window);
+    resolved.train.batch_size = Some(batch_size);
+    resolved.eval.samples = Some(eval.samples);
+    resolved.eval.batch_size = Some(eval.batch_size);
+    resolved.eval.every = Some(eval.every);
+    if let (Some(LocalSearchConfig::BackAndForth(l)), Some(ls)) =
+        (&mut resolved.local_search, &plan.local_search)
+    {
+        l.iterations = Some(ls.iterations);
+    }
+    match (&mut resolved.buffer, &plan.replay) {
+        (Some(BufferConfig::Terminal(b)), Some(GridReplay::Terminal { size, .. })) => {
+            b.size = Some(*size);
+        }
+        (Some(BufferConfig::Transition(b)), Some(GridReplay::Transition { size, batch, .. })) => {
+            b.size = Some(*size);
+            b.batch = Some(*batch);
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,323 @@
+//! The plan of a run: the experiment resolved into what the trainer executes.
+//!
+//! [`resolve`] is the one place where an [`Experiment`] (what the user wrote)
+//! is checked and completed: every component's ranges, the rules across
+//! components, the defaults that depend on the environment (budget, batch
+//! sizes, evaluation cadence, buffer sizes, local-search settings) and the
+//! schedule. It returns a [`Plan`] whose fields hold no unresolved option and
+//! no impossible combination, or an [`Invalid`] naming the key. Code after
+//! this point (the trainer, the family adapters) takes the plan and never
+//! re-checks it.
+//!
+//! The environment kind selects the family here, once: [`grid`] and
+//! [`sequence`] hold what is particular to each.
+
+pub mod grid;
+pub mod sequence;
+
+use std::path::Path;
+
+use crate::behaviour::teacher::{RewardForm, TeacherReward};
+use crate::behaviour::{Source, Step, TeacherConfig};
+use crate::check::{self, Invalid};
+use crate::config::{self, ConfigError, DeviceKind, Experiment, SetArg};
+use crate::envs::sequence::oracle::Task;
+use crate::registry::{
+    BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
+};
+
+/// Everything a run executes, resolved.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The experiment with every default filled in: written as the run's
+    /// `config.toml` (runnable as is) and compared when a sweep resumes.
+    pub resolved: Experiment,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Where tensors live.
+    pub device: DeviceKind,
+    /// Training steps (rounds on the sequence tasks).
+    pub steps: u64,
+    /// Trajectories per sampled batch.
+    pub batch_size: usize,
+    /// The batches of step i: `schedule[i % len]` (non-empty, every step non-empty).
+    pub schedule: Vec<Step>,
+    /// Uniform exploration mixed into training rollouts.
+    pub epsilon: f64,
+    /// The student's sampler.
+    pub student: SamplerPlan,
+    /// The teacher's sampler, with a teacher.
+    pub teacher: Option<SamplerPlan>,
+    /// The teacher reward: the teacher's target and the PER priority.
+    pub teacher_reward: TeacherReward,
+    /// Evaluation cadence and size.
+    pub eval: EvalPlan,
+    /// The `loss` columns average this many last batches.
+    pub loss_window: usize,
+    /// Show a progress bar (when stderr is a terminal).
+    pub progress: bool,
+    /// What a `buffer` source does when the buffer cannot give a batch.
+    pub short_buffer: ShortBuffer,
+    /// What is particular to the environment's family.
+    pub family: FamilyPlan,
+}
+
+/// What a `buffer` source does when the buffer cannot give a batch (it is
+/// empty, or below its `min_size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShortBuffer {
+    /// Train on a fresh student batch instead (the grid's buffers).
+    Student,
+    /// Skip the batch (the sequence tasks' `recent` buffer).
+    Skip,
+}
+
+/// The environment family of a run and its resolved settings.
+#[derive(Debug, Clone)]
+pub enum FamilyPlan {
+    /// The deceptive gridworld.
+    Grid(grid::GridPlan),
+    /// A sequence task of the discovery study.
+    Sequence(sequence::SequencePlan),
+}
+
+/// A sampler's trainable parts and optimiser settings (student or teacher).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplerPlan {
+    /// Adam learning rate of the policy network.
+    pub lr: f64,
+    /// The learned log Z (TB); `None` for DB, which learns a state flow.
+    pub log_z: Option<LogZPlan>,
+    /// Clip the global gradient norm to this.
+    pub clip: Option<f64>,
+    /// Clamp each squared residual to this (0: no clamp).
+    pub loss_clamp: f64,
+}
+
+/// The learned scalar log Z of TB.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogZPlan {
+    /// Initial value.
+    pub init: f64,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Clamp to at least this after every step.
+    pub min: Option<f64>,
+}
+
+/// When and how the student is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvalPlan {
+    /// Every this many steps (and after the last, and at step 0).
+    pub every: u64,
+    /// Fresh student samples per evaluation.
+    pub samples: usize,
+    /// Rollouts per network call while evaluating.
+    pub batch_size: usize,
+}
+
+/// The defaults a family fills in, and how it shapes the teacher reward.
+pub(crate) struct FamilyDefaults {
+    pub steps: u64,
+    pub batch_size: usize,
+    pub schedule: Vec<Step>,
+    pub eval: EvalPlan,
+    pub reward_form: RewardForm,
+    pub short_buffer: ShortBuffer,
+}
+
+/// Load `path` (with `sets` on top) and resolve it: the checked plan of one run.
+pub fn load(path: &Path, sets: &[SetArg]) -> Result<Plan, ConfigError> {
+    let (exp, sources) = config::load(path, sets)?;
+    resolve(&exp).map_err(|e| sources.invalid(&e))
+}
+
+/// Check `exp` and resolve it into a [`Plan`] (see the module documentation).
+pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
+    check_components(exp)?;
+    check_settings(exp)?;
+    let mut resolved = exp.clone();
+    // The one place where the environment kind selects a family.
+    let (family, defaults) = match &exp.env {
+        EnvConfig::Grid(g) => grid::resolve(exp, g, &mut resolved)?,
+        EnvConfig::Qm9Str(c) => sequence::resolve(exp, Task::Qm9Str, c, &mut resolved)?,
+        EnvConfig::SehStr(c) => sequence::resolve(exp, Task::SehStr, c, &mut resolved)?,
+        EnvConfig::TfBind8(c) => sequence::resolve(exp, Task::TfBind8, c, &mut resolved)?,
+    };
+    check_schedule(exp, &defaults.schedule)?;
+    match &mut resolved.behaviour {
+        BehaviourConfig::OnPolicy(b) => b.schedule = Some(defaults.schedule.clone()),
+        BehaviourConfig::Teacher(t) => t.schedule = Some(defaults.schedule.clone()),
+        BehaviourConfig::Gafn(_) => {}
+    }
+    let student = sampler_plan(&exp.objective, None);
+    let (epsilon, teacher, teacher_cfg) = match &exp.behaviour {
+        BehaviourConfig::OnPolicy(b) => (b.epsilon, None, TeacherConfig::default()),
+        BehaviourConfig::Teacher(t) => (
+            t.epsilon,
+            Some(sampler_plan(&exp.objective, t.lr)),
+            t.clone(),
+        ),
+        BehaviourConfig::Gafn(g) => (g.epsilon, None, TeacherConfig::default()),
+    };
+    Ok(Plan {
+        seed: exp.seed,
+        device: exp.device,
+        steps: defaults.steps,
+        batch_size: defaults.batch_size,
+        schedule: defaults.schedule,
+        epsilon,
+        student,
+        teacher,
+        teacher_reward: teacher_cfg.reward(defaults.reward_form, student.loss_clamp),
+        eval: defaults.eval,
+        loss_window: exp.train.loss_window,
+        progress: exp.train.progress,
+        short_buffer: defaults.short_buffer,
+        family,
+        resolved,
+    })
+}
+
+/// The sampler of `objective`; `lr` overrides its network learning rate.
+fn sampler_plan(objective: &ObjectiveConfig, lr: Option<f64>) -> SamplerPlan {
+    let clip = |c: f64| (c > 0.0).then_some(c);
+    match objective {
+        ObjectiveConfig::Tb(tb) => SamplerPlan {
+            lr: lr.unwrap_or(tb.lr),
+            log_z: Some(LogZPlan {
+                init: tb.log_z_init,
+                lr: tb.log_z_lr,
+                min: tb.log_z_min,
+            }),
+            clip: clip(tb.clip_grad_norm),
+            loss_clamp: tb.loss_clamp,
+        },
+        ObjectiveConfig::Db(db) => SamplerPlan {
+            lr: lr.unwrap_or(db.lr),
+            log_z: None,
+            clip: clip(db.clip_grad_norm),
+            loss_clamp: 0.0,
+        },
+    }
+}
+
+/// Every component's own range checks.
+fn check_components(exp: &Experiment) -> Result<(), Invalid> {
+    match &exp.env {
+        EnvConfig::Grid(g) => g.check()?,
+        EnvConfig::Qm9Str(c) | EnvConfig::SehStr(c) | EnvConfig::TfBind8(c) => c.check()?,
+    }
+    match &exp.policy {
+        PolicyConfig::Mlp(p) => p.check()?,
+        PolicyConfig::Ssr(p) => p.check()?,
+    }
+    match &exp.objective {
+        ObjectiveConfig::Tb(o) => o.check()?,
+        ObjectiveConfig::Db(o) => o.check()?,
+    }
+    match &exp.behaviour {
+        BehaviourConfig::OnPolicy(b) => b.check()?,
+        BehaviourConfig::Teacher(b) => b.check()?,
+        BehaviourConfig::Gafn(b) => b.check()?,
+    }
+    match &exp.buffer {
+        Some(BufferConfig::Terminal(b)) => b.check()?,
+        Some(BufferConfig::Transition(b)) => b.check()?,
+        Some(BufferConfig::Recent(b)) => b.check()?,
+        None => {}
+    }
+    match &exp.local_search {
+        Some(LocalSearchConfig::BackAndForth(l)) => l.check(),
+        None => Ok(()),
+    }
+}
+
+/// Ranges of the `[train]` and `[eval]` tables.
+fn check_settings(exp: &Experiment) -> Result<(), Invalid> {
+    let (t, e) = (&exp.train, &exp.eval);
+    check::nonzero("train.batch_size", t.batch_size)?;
+    check::positive("train.budget_scale", t.budget_scale)?;
+    check::nonzero("train.steps", t.steps)?;
+    check::nonzero("train.n_evals", Some(t.n_evals))?;
+    check::nonzero("train.loss_window", Some(t.loss_window))?;
+    check::nonzero("eval.samples", e.samples)?;
+    check::nonzero("eval.batch_size", e.batch_size)?;
+    check::nonzero("eval.every", e.every)?;
+    check::nonzero("eval.window", e.window)
+}
+
+/// What a schedule may name, for every family: teacher sources need a
+/// teacher, buffer sources a buffer, `+ls` sources a local search, and at
+/// least one source must sample fresh trajectories.
+fn check_schedule(exp: &Experiment, schedule: &[Step]) -> Result<(), Invalid> {
+    let err = |m: &str| Err(Invalid::new("behaviour.schedule", m));
+    if schedule.is_empty() || schedule.iter().any(|s| s.sources().is_empty()) {
+        return err("must list at least one source, and every step at least one");
+    }
+    let teacher = matches!(exp.behaviour, BehaviourConfig::Teacher(_));
+    let sources = || schedule.iter().flat_map(Step::sources);
+    for s in sources() {
+        if s.teacher() && !teacher {
+            return err("`teacher` sources need `behaviour.kind = \"teacher\"`");
+        }
+        if s.needs_buffer() && exp.buffer.is_none() {
+            return err("`buffer` and `->buffer` sources need a `[buffer]` table");
+        }
+        if s.local_search() && exp.local_search.is_none() {
+            return err("`+ls` sources need a `[local_search]` table");
+        }
+    }
+    if !sources().any(|s: &Source| s.is_fresh()) {
+        return err("needs at least one sampling source besides `buffer`");
+    }
+    Ok(())
+}
+
+/// The budget `base` scaled by `train.budget_scale`, at least 1.
+pub(crate) fn scaled_steps(exp: &Experiment, base: f64) -> u64 {
+    (base * exp.train.budget_scale).round().max(1.0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid_exp(extra: &str) -> Experiment {
+        let text = format!(
+            "name = \"t\"\n[env]\nkind = \"grid\"\nndim = 2\nhorizon = 8\n[policy]\nkind = \"mlp\"\n\
+             [objective]\nkind = \"tb\"\n[behaviour]\nkind = \"teacher\"\n{extra}"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    /// The paper's grid defaults land in the plan and the resolved config:
+    /// d = 2, H = 8 has a budget of 4000 x 1.5 steps (docs/grid.md "Budgets").
+    #[test]
+    fn grid_defaults_are_resolved() {
+        let plan = resolve(&grid_exp("")).unwrap();
+        assert_eq!(plan.steps, 6000);
+        assert_eq!(plan.batch_size, 16);
+        assert_eq!(plan.eval.every, 1200);
+        assert_eq!(plan.resolved.train.steps, Some(6000));
+        assert!(plan.teacher.is_some());
+        assert_eq!(plan.schedule.len(), 4);
+    }
+
+    /// A combination that no family supports is an error naming the key and
+    /// the allowed kinds, not a panic later.
+    #[test]
+    fn unsupported_combinations_are_rejected_with_their_key() {
+        let mut exp = grid_exp("");
+        exp.policy = PolicyConfig::Ssr(Default::default());
+        let e = resolve(&exp).unwrap_err();
+        assert_eq!(e.key, "policy.kind");
+        assert!(e.message.contains("`mlp`"), "{e}");
+        let e = resolve(&grid_exp("[buffer]\nkind = \"recent\"")).unwrap_err();
+        assert_eq!(e.key, "buffer.kind");
+        let e = resolve(&grid_exp("schedule = [\"student\", []]")).unwrap_err();
+        assert_eq!(e.key, "behaviour.schedule");
+        let e = resolve(&grid_exp("schedule = [[\"teacher->buffer\", \"buffer\"]]")).unwrap_err();
+        assert!(e.message.contains("need a `[buffer]`"), "{e}");
+    }
+}

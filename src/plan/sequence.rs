@@ -1,0 +1,169 @@
+//! The sequence tasks' part of the plan: their composition rules and the
+//! defaults of the task table (docs/discovery.md "Tasks", "Training loop").
+
+use super::{scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan, ShortBuffer};
+use crate::behaviour::discovery_schedule;
+use crate::behaviour::teacher::RewardForm;
+use crate::buffer::Priority;
+use crate::check::Invalid;
+use crate::config::Experiment;
+use crate::envs::sequence::mdp::SeqMdpKind;
+use crate::envs::sequence::oracle::Task;
+use crate::envs::sequence::task::SeqEnvConfig;
+use crate::registry::{
+    BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
+};
+use crate::search::SeqSearch;
+
+/// Trajectories per online and offline batch when unset (the reference's 32).
+pub const SEQ_BATCH: usize = 32;
+/// On-policy evaluation samples when unset (docs/discovery.md: 2048).
+pub const SEQ_EVAL_SAMPLES: usize = 2048;
+/// Rollouts per network call at evaluation when unset.
+pub const SEQ_EVAL_CHUNK: usize = 256;
+
+/// A sequence-task run.
+#[derive(Debug, Clone)]
+pub struct SequencePlan {
+    /// The task (its row of the task table).
+    pub task: Task,
+    /// Reward exponent.
+    pub beta: f64,
+    /// How strings are built.
+    pub mdp: SeqMdpKind,
+    /// Width of the SSR network.
+    pub hidden: usize,
+    /// Replay of the recent discoveries.
+    pub buffer: Option<RecentPlan>,
+    /// Back-and-forth local search.
+    pub local_search: Option<SeqSearch>,
+}
+
+/// The `recent` buffer, resolved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecentPlan {
+    /// Capacity.
+    pub size: usize,
+    /// Selection of the offline batch (`uniform`, `reward`, `teacher_reward`).
+    pub priority: Priority,
+    /// States per offline batch.
+    pub batch: usize,
+    /// No offline batch below this many entries.
+    pub min_size: usize,
+}
+
+/// Check a sequence task's composition and fill its defaults into `resolved`.
+pub(crate) fn resolve(
+    exp: &Experiment,
+    task: Task,
+    env: &SeqEnvConfig,
+    resolved: &mut Experiment,
+) -> Result<(FamilyPlan, FamilyDefaults), Invalid> {
+    let err = |k: &str, m: &str| Err(Invalid::new(k, m));
+    let PolicyConfig::Ssr(net) = &exp.policy else {
+        return err(
+            "policy.kind",
+            "sequence tasks use the `ssr` policy (encoder + pair scorer)",
+        );
+    };
+    // Decision: DB and GAFN exist for the grid only so far; say so rather
+    // than train something else.
+    if !matches!(exp.objective, ObjectiveConfig::Tb(_)) {
+        return err(
+            "objective.kind",
+            "sequence tasks train with `tb` (db is implemented for the grid only)",
+        );
+    }
+    if let BehaviourConfig::Gafn(_) = exp.behaviour {
+        return err(
+            "behaviour.kind",
+            "sequence tasks support `on_policy` and `teacher` (gafn is implemented for the grid only)",
+        );
+    }
+    let spec = task.spec();
+    let batch_size = exp.train.batch_size.unwrap_or(SEQ_BATCH);
+    let buffer =
+        match &exp.buffer {
+            None => None,
+            Some(BufferConfig::Recent(b)) => Some(RecentPlan {
+                size: b.size,
+                priority: b.priority,
+                batch: b.batch.unwrap_or(batch_size),
+                min_size: b.min_size,
+            }),
+            Some(_) => return err(
+                "buffer.kind",
+                "sequence tasks replay with `kind = \"recent\"` (the last distinct discoveries)",
+            ),
+        };
+    let local_search = match &exp.local_search {
+        Some(LocalSearchConfig::BackAndForth(l)) => Some(l.sequence(spec.ls_k)?),
+        None => None,
+    };
+    let explicit = match &exp.behaviour {
+        BehaviourConfig::OnPolicy(b) => b.schedule.clone(),
+        BehaviourConfig::Teacher(t) => t.schedule.clone(),
+        BehaviourConfig::Gafn(_) => None,
+    };
+    let schedule = explicit.unwrap_or_else(|| {
+        discovery_schedule(
+            matches!(exp.behaviour, BehaviourConfig::Teacher(_)),
+            buffer.is_some(),
+            local_search.is_some(),
+        )
+    });
+    let steps = exp
+        .train
+        .steps
+        .unwrap_or(scaled_steps(exp, spec.rounds as f64));
+    let eval = EvalPlan {
+        every: exp.eval.every.unwrap_or(spec.eval_every),
+        samples: exp.eval.samples.unwrap_or(SEQ_EVAL_SAMPLES),
+        batch_size: exp.eval.batch_size.unwrap_or(SEQ_EVAL_CHUNK),
+    };
+    let plan = SequencePlan {
+        task,
+        beta: env.beta.unwrap_or(spec.beta),
+        mdp: env.mdp,
+        hidden: net.hidden,
+        buffer,
+        local_search,
+    };
+    record(resolved, steps, batch_size, &plan, &eval);
+    let defaults = FamilyDefaults {
+        steps,
+        batch_size,
+        schedule,
+        eval,
+        short_buffer: ShortBuffer::Skip,
+        reward_form: RewardForm::LogSpace,
+    };
+    Ok((FamilyPlan::Sequence(plan), defaults))
+}
+
+/// Write the resolved defaults into the experiment recorded as `config.toml`.
+fn record(
+    resolved: &mut Experiment,
+    steps: u64,
+    batch_size: usize,
+    plan: &SequencePlan,
+    eval: &EvalPlan,
+) {
+    resolved.train.steps = Some(steps);
+    resolved.train.batch_size = Some(batch_size);
+    resolved.eval.samples = Some(eval.samples);
+    resolved.eval.batch_size = Some(eval.batch_size);
+    resolved.eval.every = Some(eval.every);
+    if let EnvConfig::Qm9Str(c) | EnvConfig::SehStr(c) | EnvConfig::TfBind8(c) = &mut resolved.env {
+        c.beta = Some(plan.beta);
+    }
+    if let (Some(BufferConfig::Recent(b)), Some(r)) = (&mut resolved.buffer, &plan.buffer) {
+        b.batch = Some(r.batch);
+    }
+    if let (Some(LocalSearchConfig::BackAndForth(l)), Some(ls)) =
+        (&mut resolved.local_search, &plan.local_search)
+    {
+        l.iterations = Some(ls.iterations);
+        l.k = Some(ls.k);
+    }
+}

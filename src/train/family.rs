@@ -1,0 +1,132 @@
+//! The seam between the one training loop and an environment family: what a
+//! family does differently (sampling and rebuilding batches, log P_F / log
+//! P_B and the objective's residuals, the teacher signals, replay, local
+//! search, evaluation). One adapter per family implements [`Family`]:
+//! `train::grid` and `train::sequence`.
+
+use candle_core::Tensor;
+
+use super::sampler::{Policy, Sampler};
+use super::RunError;
+use crate::behaviour::teacher::TeacherReward;
+
+/// The student's teacher signals of one batch (no gradient).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Signals {
+    /// R_T of each entry of the batch `[B]`: the PER priority, and the input
+    /// of the teacher's target.
+    pub per_entry: Vec<f64>,
+    /// R_T of each transition `[M]`, for objectives with per-transition
+    /// residuals (DB); empty otherwise.
+    pub per_transition: Vec<f64>,
+}
+
+/// A fresh batch and what producing it cost.
+pub struct Fresh<B> {
+    /// The trajectories.
+    pub batch: B,
+    /// Reward (oracle) calls made for it, local-search proposals included.
+    pub reward_calls: u64,
+}
+
+/// What the loop passes to an evaluation.
+pub struct Counters {
+    /// Reward calls for training so far.
+    pub reward_calls: u64,
+    /// Student optimisation steps so far.
+    pub grad_steps: u64,
+}
+
+/// What one environment family does inside the one training loop.
+pub trait Family: Sync {
+    /// The policy network of student and teacher.
+    type Net: Policy;
+    /// A batch of trajectories.
+    type Batch;
+    /// The tensors of a batch for the objective (built once, used by student and teacher).
+    type Packed: Sync;
+
+    /// Name of the first column of `metrics.csv` (`step`, `round`).
+    const STEP_COLUMN: &'static str;
+    /// The family's columns of `metrics.csv`, after `loss, teacher_loss,
+    /// log_z` and before `wall_s`.
+    const METRICS: &'static [&'static str];
+
+    /// A fresh network, weights drawn from `rng`.
+    fn new_net(&self, rng: &mut crate::rng::Rng) -> Result<Self::Net, RunError>;
+
+    /// A fresh batch sampled by `net` (with the behaviour's epsilon), refined
+    /// by local search when `local_search` (scored by the teacher reward of
+    /// `student` when `by_teacher`, where the family supports it); the family
+    /// records its discoveries.
+    fn sample(
+        &mut self,
+        net: &Self::Net,
+        local_search: bool,
+        by_teacher: bool,
+        student: &Sampler<Self::Net>,
+    ) -> Result<Fresh<Self::Batch>, RunError>;
+
+    /// A batch replayed from the buffer; `None` when there is no buffer or it
+    /// cannot give a batch yet.
+    fn replay(&mut self) -> Result<Option<Self::Batch>, RunError>;
+
+    /// The tensors of `batch`.
+    fn pack(&self, batch: &Self::Batch) -> Result<Self::Packed, RunError>;
+
+    /// Number of states of `batch` (the cost driver, for the benchmark).
+    fn n_states(&self, batch: &Self::Batch) -> usize;
+
+    /// log R of every entry of `batch` `[B]`.
+    fn log_rewards(&self, batch: &Self::Batch) -> Vec<f64>;
+
+    /// The residuals of `sampler` on `packed` towards the log-rewards
+    /// `log_target` `[B]` (`[B]` for TB, `[M]` per transition for DB) and the
+    /// objective's loss of them.
+    fn loss(
+        &self,
+        sampler: &Sampler<Self::Net>,
+        packed: &Self::Packed,
+        log_target: &[f64],
+    ) -> Result<(Tensor, Tensor), RunError>;
+
+    /// The student's residuals and loss: by default [`Family::loss`] towards
+    /// log R (GAFN augments it).
+    fn student_loss(
+        &self,
+        student: &Sampler<Self::Net>,
+        packed: &Self::Packed,
+        batch: &Self::Batch,
+    ) -> Result<(Tensor, Tensor), RunError> {
+        self.loss(student, packed, &self.log_rewards(batch))
+    }
+
+    /// The teacher signals of `batch` from the student's residuals `delta`.
+    fn signals(&self, reward: &TeacherReward, delta: &[f32], batch: &Self::Batch) -> Signals;
+
+    /// The teacher's target log-reward of every entry of `batch` `[B]`.
+    fn teacher_target(
+        &self,
+        reward: &TeacherReward,
+        signals: &Signals,
+        batch: &Self::Batch,
+    ) -> Vec<f64>;
+
+    /// Bookkeeping after a batch: a fresh batch enters the buffer, a
+    /// replayed one may update its entries' priorities.
+    fn remember(&mut self, batch: Self::Batch, fresh: bool, delta: &[f32], signals: &Signals);
+
+    /// Evaluate `student` after `step` steps: the cells of [`Family::METRICS`].
+    fn evaluate(
+        &mut self,
+        step: u64,
+        student: &Sampler<Self::Net>,
+        counters: &Counters,
+    ) -> Result<Vec<String>, RunError>;
+
+    /// A short progress message, e.g. `goals 12`.
+    fn progress(&self) -> String;
+
+    /// The run's headline result in words.
+    fn headline(&self) -> String;
+}

@@ -1,0 +1,505 @@
+//! The gridworld adapter of the training loop (docs/grid.md): batches are
+//! packed [`Trajectories`] sampled by the MLP, the objective is TB or DB
+//! (with GAFN's augmentation of TB), replay keeps terminal states or
+//! transitions, local search is back-and-forth with teacher-reward scoring
+//! for teacher batches, and evaluations measure goals found and L1 errors.
+
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+
+use super::family::{Counters, Family, Fresh, Signals};
+use super::sampler::Sampler;
+use super::{RunError, RunOptions};
+use crate::behaviour::gafn::{gafn_delta, rnd_loss, Rnd};
+use crate::behaviour::teacher::TeacherReward;
+use crate::behaviour::GafnConfig;
+use crate::buffer::{Priority, ReplayBuffer};
+use crate::envs::grid::Grid;
+use crate::envs::Trajectories;
+use crate::metrics::grid::{empirical_l1, GridDiscovery};
+use crate::objective::db::{db_delta, db_loss};
+use crate::objective::tb::{tb_delta, tb_loss_clamped};
+use crate::objective::PackedBatch;
+use crate::optim::Adam;
+use crate::output::{fmt_f64, plot};
+use crate::plan::grid::{GridPlan, GridReplay};
+use crate::plan::Plan;
+use crate::policy::mlp::Mlp;
+use crate::rng::{self, Rng, Stream};
+use crate::search::grid::refine;
+use crate::search::GridSearch;
+
+/// The columns of the grid's `metrics.csv` between `log_z` and `wall_s`.
+pub const GRID_METRICS: &[&str] = &[
+    "n_goals_found",
+    "empirical_l1",
+    "empirical_w_l1",
+    "eval_empirical_l1",
+    "eval_empirical_w_l1",
+    "n_reward_calls",
+    "n_grad_steps",
+];
+
+/// What the objective computations need (shared with the teacher's thread).
+struct Model {
+    grid: Grid,
+    device: Device,
+    /// Backward logits from the network rather than the uniform P_B.
+    learn_pb: bool,
+    /// Per-transition residuals (DB) rather than per-trajectory (TB).
+    db: bool,
+    /// GAFN's networks and settings.
+    gafn: Option<(Rnd, GafnConfig)>,
+}
+
+/// The gridworld family of one run.
+pub struct GridFamily {
+    model: Model,
+    /// Widths of the student's and teacher's MLP.
+    dims: Vec<usize>,
+    batch_size: usize,
+    epsilon: f64,
+    reward: TeacherReward,
+    local_search: Option<GridSearch>,
+    replay: Option<Replay>,
+    discovery: GridDiscovery,
+    eval_samples: usize,
+    eval_chunk: usize,
+    /// Where heatmaps go (`None`: no plots).
+    plots: Option<PathBuf>,
+    last_eval_l1: f64,
+    sampling_rng: Rng,
+    eval_rng: Rng,
+    buffer_rng: Rng,
+    ls_rng: Rng,
+}
+
+impl GridFamily {
+    /// The family of `plan` (whose family part is `g`); draws the target
+    /// heatmap when plots are on.
+    pub fn new(
+        plan: &Plan,
+        g: &GridPlan,
+        opts: &RunOptions,
+        device: &Device,
+    ) -> Result<Self, RunError> {
+        let grid = Grid::new(&g.grid);
+        let gafn = match &g.gafn {
+            Some(cfg) => Some((
+                Rnd::new(
+                    grid.obs_dim(),
+                    cfg,
+                    device,
+                    &mut rng::stream(plan.seed, Stream::InitAux),
+                )?,
+                cfg.clone(),
+            )),
+            None => None,
+        };
+        let plots = (g.plot && !opts.train_only).then(|| opts.dir.join("plots"));
+        if let Some(dir) = &plots {
+            plot::target_density(&grid, dir)?;
+        }
+        let model = Model {
+            grid,
+            device: device.clone(),
+            learn_pb: g.net.learn_pb,
+            db: g.db,
+            gafn,
+        };
+        Ok(Self {
+            discovery: GridDiscovery::new(&model.grid, g.window),
+            replay: g.replay.map(Replay::new),
+            dims: model.dims(g.net.hidden, g.net.layers),
+            model,
+            batch_size: plan.batch_size,
+            epsilon: plan.epsilon,
+            reward: plan.teacher_reward,
+            local_search: g.local_search,
+            eval_samples: plan.eval.samples,
+            eval_chunk: plan.eval.batch_size,
+            plots,
+            last_eval_l1: f64::NAN,
+            sampling_rng: rng::stream(plan.seed, Stream::Sampling),
+            eval_rng: rng::stream(plan.seed, Stream::Eval),
+            buffer_rng: rng::stream(plan.seed, Stream::Buffer),
+            ls_rng: rng::stream(plan.seed, Stream::LocalSearch),
+        })
+    }
+
+    /// GAFN's predictor optimiser, stepped with the student (none without GAFN).
+    pub fn student_aux(&self) -> Result<Vec<Adam>, RunError> {
+        match &self.model.gafn {
+            Some((rnd, cfg)) => Ok(vec![Adam::new(
+                vec![(rnd.predictor.vars(), cfg.rnd_lr)],
+                None,
+            )?]),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+impl Model {
+    /// Network widths: d*H one-hot inputs; d+1 forward logits, d backward
+    /// logits, and log F(s) for DB and GAFN.
+    fn dims(&self, hidden: usize, layers: usize) -> Vec<usize> {
+        let g = &self.grid;
+        let mut dims = vec![g.obs_dim()];
+        dims.extend(std::iter::repeat_n(hidden, layers));
+        dims.push(
+            g.n_forward_actions()
+                + g.n_backward_actions()
+                + usize::from(self.db || self.gafn.is_some()),
+        );
+        dims
+    }
+
+    fn loss(
+        &self,
+        s: &Sampler<Mlp>,
+        packed: &PackedBatch,
+        log_target: &[f64],
+    ) -> Result<(Tensor, Tensor), RunError> {
+        let v: Vec<f32> = log_target.iter().map(|&x| x as f32).collect();
+        let log_r = Tensor::from_vec(v, log_target.len(), &self.device)?; // [B]
+        let out = s.net.forward(&packed.obs)?; // [N, out]
+        Ok(match s.log_z() {
+            Some(z) => {
+                let delta = tb_delta(&out, packed, z, &log_r)?; // [B]
+                let loss = tb_loss_clamped(&delta, s.loss_clamp)?;
+                (delta, loss)
+            }
+            None => {
+                let delta = db_delta(&out, packed, &log_r)?; // [M]
+                let loss = db_loss(&delta, packed)?;
+                (delta, loss)
+            }
+        })
+    }
+
+    /// R_T per entry (TB: R_T(delta_b, R_b); DB: the sum over its
+    /// transitions) and, for DB, per transition (R_T(delta_t, r_t) with r_t
+    /// = 1, plus R(x) at the last transition, as the reference).
+    fn signals(&self, reward: &TeacherReward, delta: &[f32], trajs: &Trajectories) -> Signals {
+        if !self.db {
+            let per_entry = delta
+                .iter()
+                .zip(&trajs.reward)
+                .map(|(&d, &r)| reward.of(d as f64, r))
+                .collect();
+            return Signals {
+                per_entry,
+                per_transition: Vec::new(),
+            };
+        }
+        let mut out = Signals {
+            per_entry: Vec::with_capacity(trajs.len()),
+            per_transition: Vec::with_capacity(delta.len()),
+        };
+        for b in 0..trajs.len() {
+            let n = trajs.actions_of(b).len();
+            let start = trajs.offsets[b] - b;
+            let mut sum = 0.0;
+            for (k, &d) in delta[start..start + n].iter().enumerate() {
+                let r = 1.0 + if k + 1 == n { trajs.reward[b] } else { 0.0 };
+                let rt = reward.of(d as f64, r);
+                out.per_transition.push(rt);
+                sum += rt;
+            }
+            out.per_entry.push(sum);
+        }
+        out
+    }
+}
+
+/// log(R + 1e-8) of every entry (the reference's guard).
+fn log_rewards(trajs: &Trajectories) -> Vec<f64> {
+    trajs.reward.iter().map(|r| (r + 1e-8).ln()).collect()
+}
+
+impl Family for GridFamily {
+    type Net = Mlp;
+    type Batch = Trajectories;
+    type Packed = PackedBatch;
+
+    const STEP_COLUMN: &'static str = "step";
+    const METRICS: &'static [&'static str] = GRID_METRICS;
+
+    fn new_net(&self, rng: &mut Rng) -> Result<Mlp, RunError> {
+        Ok(Mlp::new(&self.dims, &self.model.device, rng)?)
+    }
+
+    fn sample(
+        &mut self,
+        net: &Mlp,
+        local_search: bool,
+        by_teacher: bool,
+        student: &Sampler<Mlp>,
+    ) -> Result<Fresh<Trajectories>, RunError> {
+        let m = &self.model;
+        let mut t = m.grid.rollout(
+            net,
+            self.batch_size,
+            self.epsilon,
+            &mut self.sampling_rng,
+            &m.device,
+        )?;
+        let mut reward_calls = t.len() as u64;
+        if let (Some(ls), true) = (&self.local_search, local_search) {
+            let reward = &self.reward;
+            let mut score = |c: &Trajectories| -> Result<Vec<f64>, RunError> {
+                if !by_teacher {
+                    return Ok(c.reward.clone());
+                }
+                let packed = m.grid.pack(c, m.learn_pb, &m.device)?;
+                let (delta, _) = m.loss(student, &packed, &log_rewards(c))?;
+                Ok(m.signals(reward, &delta.to_vec1()?, c).per_entry)
+            };
+            let (refined, calls) =
+                refine(ls, &m.grid, net, t, &mut score, &mut self.ls_rng, &m.device)?;
+            t = refined;
+            reward_calls += calls;
+        }
+        self.discovery.record(&m.grid, &t);
+        Ok(Fresh {
+            batch: t,
+            reward_calls,
+        })
+    }
+
+    fn replay(&mut self) -> Result<Option<Trajectories>, RunError> {
+        Ok(match &self.replay {
+            Some(r) => r.sample(&self.model.grid, self.batch_size, &mut self.buffer_rng),
+            None => None,
+        })
+    }
+
+    fn pack(&self, batch: &Trajectories) -> Result<PackedBatch, RunError> {
+        let m = &self.model;
+        Ok(m.grid.pack(batch, m.learn_pb, &m.device)?)
+    }
+
+    fn n_states(&self, batch: &Trajectories) -> usize {
+        batch.n_states()
+    }
+
+    fn log_rewards(&self, batch: &Trajectories) -> Vec<f64> {
+        log_rewards(batch)
+    }
+
+    fn loss(
+        &self,
+        sampler: &Sampler<Mlp>,
+        packed: &PackedBatch,
+        log_target: &[f64],
+    ) -> Result<(Tensor, Tensor), RunError> {
+        self.model.loss(sampler, packed, log_target)
+    }
+
+    fn student_loss(
+        &self,
+        student: &Sampler<Mlp>,
+        packed: &PackedBatch,
+        batch: &Trajectories,
+    ) -> Result<(Tensor, Tensor), RunError> {
+        // GAFN is planned with TB only, so its student has a log Z.
+        let (Some((rnd, cfg)), Some(z)) = (&self.model.gafn, student.log_z()) else {
+            return self.model.loss(student, packed, &log_rewards(batch));
+        };
+        let out = student.net.forward(&packed.obs)?; // [N, out]
+        let errors = rnd.errors(&packed.obs)?; // [N]
+        let ri = (errors.detach() * cfg.ri_scale)?;
+        let (reward, last_row, row_weight) = gafn_inputs(batch, &self.model.device)?;
+        let delta = gafn_delta(&out, packed, z, &ri, &reward, &last_row, cfg.edge_ri)?;
+        let loss = (tb_loss_clamped(&delta, student.loss_clamp)?
+            + (rnd_loss(&errors, &row_weight)? * cfg.ri_loss_weight)?)?;
+        Ok((delta, loss))
+    }
+
+    fn signals(&self, reward: &TeacherReward, delta: &[f32], batch: &Trajectories) -> Signals {
+        self.model.signals(reward, delta, batch)
+    }
+
+    fn teacher_target(
+        &self,
+        reward: &TeacherReward,
+        signals: &Signals,
+        _batch: &Trajectories,
+    ) -> Vec<f64> {
+        signals
+            .per_entry
+            .iter()
+            .map(|&r| reward.log_target(r, f64::NAN))
+            .collect()
+    }
+
+    fn remember(&mut self, batch: Trajectories, fresh: bool, delta: &[f32], signals: &Signals) {
+        if let (Some(r), true) = (&mut self.replay, fresh) {
+            r.add(&self.model.grid, &batch, delta, signals);
+        }
+    }
+
+    fn evaluate(
+        &mut self,
+        step: u64,
+        student: &Sampler<Mlp>,
+        counters: &Counters,
+    ) -> Result<Vec<String>, RunError> {
+        let m = &self.model;
+        let mut terminals = Vec::with_capacity(self.eval_samples);
+        while terminals.len() < self.eval_samples {
+            let n = self.eval_chunk.min(self.eval_samples - terminals.len());
+            let t = m
+                .grid
+                .rollout(&student.net, n, 0.0, &mut self.eval_rng, &m.device)?;
+            terminals.extend((0..t.len()).filter_map(|b| m.grid.terminal_index(t.terminal(b))));
+        }
+        if let Some(dir) = &self.plots {
+            plot::empirical_density(&m.grid, &terminals, step, dir)?;
+        }
+        let (eval_l1, eval_wl1) = empirical_l1(&m.grid, terminals.into_iter());
+        let (l1, wl1) = self.discovery.window_l1(&m.grid);
+        self.last_eval_l1 = eval_l1;
+        Ok(vec![
+            self.discovery.n_goals_found().to_string(),
+            fmt_f64(l1),
+            fmt_f64(wl1),
+            fmt_f64(eval_l1),
+            fmt_f64(eval_wl1),
+            counters.reward_calls.to_string(),
+            counters.grad_steps.to_string(),
+        ])
+    }
+
+    fn progress(&self) -> String {
+        format!("goals {}", self.discovery.n_goals_found())
+    }
+
+    fn headline(&self) -> String {
+        format!(
+            "goals found {}, eval L1 {}",
+            self.discovery.n_goals_found(),
+            fmt_f64(self.last_eval_l1)
+        )
+    }
+}
+
+/// GAFN inputs of a batch: R(x) `[B]`, the row of each x `[B]`, and the
+/// `[B, N]` matrix averaging each entry's states.
+fn gafn_inputs(
+    trajs: &Trajectories,
+    device: &Device,
+) -> Result<(Tensor, Tensor, Tensor), RunError> {
+    let (b, n) = (trajs.len(), trajs.n_states());
+    let reward: Vec<f32> = trajs.reward.iter().map(|&r| r as f32).collect();
+    let last: Vec<u32> = trajs.offsets[1..].iter().map(|&o| o as u32 - 1).collect();
+    let mut weight = vec![0f32; b * n];
+    for e in 0..b {
+        let (lo, hi) = (trajs.offsets[e], trajs.offsets[e + 1]);
+        for r in lo..hi {
+            weight[e * n + r] = 1.0 / (hi - lo) as f32;
+        }
+    }
+    Ok((
+        Tensor::from_vec(reward, b, device)?,
+        Tensor::from_vec(last, b, device)?,
+        Tensor::from_vec(weight, (b, n), device)?,
+    ))
+}
+
+/// A replayed transition: states s and s' (flattened), action, reward (R(x)
+/// if s' is terminal, else 0), whether s' is terminal.
+type StoredTransition = (Vec<u16>, u32, f64, bool);
+
+/// The grid's replay buffer.
+enum Replay {
+    /// Terminal states keyed by dense index: (state, reward).
+    Terminal(ReplayBuffer<usize, (Vec<u16>, f64)>, Priority),
+    /// Transitions keyed by dense (s, s'), with the batch size of a replay.
+    Transition(
+        ReplayBuffer<(usize, usize), StoredTransition>,
+        Priority,
+        usize,
+    ),
+}
+
+impl Replay {
+    fn new(plan: GridReplay) -> Self {
+        match plan {
+            GridReplay::Terminal { size, priority } => Replay::Terminal(
+                ReplayBuffer::new(size, priority != Priority::Uniform),
+                priority,
+            ),
+            GridReplay::Transition {
+                size,
+                priority,
+                batch,
+            } => Replay::Transition(
+                ReplayBuffer::new(size, priority != Priority::Uniform),
+                priority,
+                batch,
+            ),
+        }
+    }
+
+    /// A replayed batch (`None` while the buffer is empty): terminal states
+    /// with fresh backward trajectories, or single transitions.
+    fn sample(&self, grid: &Grid, n: usize, rng: &mut Rng) -> Option<Trajectories> {
+        let mut out = Trajectories {
+            state_dim: grid.ndim,
+            ..Default::default()
+        };
+        match self {
+            Replay::Terminal(buf, _) => {
+                for (x, r) in buf.sample(n, rng) {
+                    let p = grid.sample_backward(&x, rng);
+                    out.push(&p.states, &p.actions, r);
+                }
+            }
+            Replay::Transition(buf, _, k) => {
+                for (s, a, r, terminal) in buf.sample(*k, rng) {
+                    out.push_entry(&s, &[a], r, terminal);
+                }
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// Add a fresh batch with its student residuals and teacher signals.
+    fn add(&mut self, grid: &Grid, trajs: &Trajectories, delta: &[f32], signals: &Signals) {
+        let d = grid.ndim;
+        match self {
+            Replay::Terminal(buf, p) => {
+                for (b, &d_b) in delta.iter().enumerate().take(trajs.len()) {
+                    let x = trajs.terminal(b);
+                    let priority = match p {
+                        Priority::Uniform => 1.0,
+                        Priority::Reward => trajs.reward[b],
+                        Priority::Loss => (d_b as f64).powi(2),
+                        Priority::TeacherReward => signals.per_entry[b],
+                    };
+                    buf.add(grid.dense(x), (x.to_vec(), trajs.reward[b]), priority);
+                }
+            }
+            Replay::Transition(buf, p, _) => {
+                for b in 0..trajs.len() {
+                    let acts = trajs.actions_of(b);
+                    let (s0, m0) = (trajs.offsets[b], trajs.offsets[b] - b);
+                    for (k, &a) in acts.iter().enumerate() {
+                        let last = k + 1 == acts.len();
+                        let states = &trajs.states[(s0 + k) * d..(s0 + k + 2) * d];
+                        let priority = match p {
+                            Priority::Loss => (delta[m0 + k] as f64).powi(2),
+                            Priority::TeacherReward => signals.per_transition[m0 + k],
+                            Priority::Uniform | Priority::Reward => 1.0,
+                        };
+                        let r = if last { trajs.reward[b] } else { 0.0 };
+                        let key = (grid.dense(&states[..d]), grid.dense(&states[d..]));
+                        buf.add(key, (states.to_vec(), a, r, last), priority);
+                    }
+                }
+            }
+        }
+    }
+}

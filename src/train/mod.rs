@@ -1,0 +1,132 @@
+//! Training: the one loop ([`trainer`]), the sampler that student and teacher
+//! share ([`sampler`]), the seam to the environment families ([`family`]) and
+//! one adapter per family ([`grid`], [`sequence`]). [`run`] picks the
+//! adapter from the plan (the only `match` on the family after resolution)
+//! and writes the run's results.
+
+pub mod family;
+pub mod grid;
+pub mod sampler;
+pub mod sequence;
+mod trainer;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::Device;
+
+use crate::config::DeviceKind;
+use crate::output::write_atomic;
+use crate::plan::{FamilyPlan, Plan};
+
+/// Which sampler's loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The student's.
+    Student,
+    /// The teacher's.
+    Teacher,
+}
+
+impl std::fmt::Display for Which {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Which::Student => "student",
+            Which::Teacher => "teacher",
+        })
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A tensor operation failed.
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// Results could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The loss became NaN or infinite.
+    #[error("non-finite {which} loss ({value}) at training step {step}; try a smaller learning rate (objective.lr, objective.log_z_lr)")]
+    NonFiniteLoss { which: Which, value: f32, step: u64 },
+    /// A dataset of a sequence task is missing or malformed.
+    #[error(transparent)]
+    Data(#[from] crate::datasets::DataError),
+    /// A picture could not be written.
+    #[error(transparent)]
+    Plot(#[from] crate::output::plot::PlotError),
+    /// CUDA was asked for in a build without it.
+    #[error("device = \"cuda\" needs a runner built with the `cuda` feature: cargo build --release --features cuda")]
+    NoCuda,
+    /// The teacher's thread panicked (a bug).
+    #[error("the teacher's training step panicked")]
+    TeacherPanicked,
+}
+
+/// The candle device for `kind`.
+pub fn make_device(kind: DeviceKind) -> Result<Device, RunError> {
+    match kind {
+        DeviceKind::Cpu => Ok(Device::Cpu),
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda => Ok(Device::new_cuda(0)?),
+        #[cfg(not(feature = "cuda"))]
+        DeviceKind::Cuda => Err(RunError::NoCuda),
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Directory of the run's results.
+    pub dir: PathBuf,
+    /// Training steps done.
+    pub steps: u64,
+    /// The run's headline result in words, e.g. `goals found 13` or `modes found 42`.
+    pub headline: String,
+    /// Wall time of the whole run, seconds.
+    pub wall_s: f64,
+    /// Mean number of states per trained batch (the cost driver).
+    pub mean_batch_states: f64,
+}
+
+/// Options of one run that are not part of the experiment.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Directory of the run's results.
+    pub dir: PathBuf,
+    /// Skip evaluations and outputs (benchmarking): only train.
+    pub train_only: bool,
+    /// Overlap the student's update and the teacher's step on two threads
+    /// (off when several runs already share the cores).
+    pub parallel_teacher: bool,
+    /// Allow the run's own progress bar (a sweep shows one bar for all runs instead).
+    pub progress: bool,
+    /// Root of the datasets the sequence tasks read (`--datasets`,
+    /// `RUNNER_DATASETS` or `datasets/`; see `datasets::resolve_root`).
+    pub datasets: PathBuf,
+}
+
+/// Train `plan` and write its results (`config.toml`, `metrics.csv`, plots).
+pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, RunError> {
+    let start = Instant::now();
+    let device = make_device(plan.device)?;
+    if !opts.train_only {
+        let path = opts.dir.join("config.toml");
+        let text = toml::to_string(&plan.resolved).expect("an experiment serializes to TOML");
+        write_atomic(&path, text.as_bytes()).map_err(|source| RunError::Io { path, source })?;
+    }
+    match &plan.family {
+        FamilyPlan::Grid(g) => {
+            let family = grid::GridFamily::new(plan, g, opts, &device)?;
+            let aux = family.student_aux()?;
+            trainer::train(plan, family, aux, opts, &device, start)
+        }
+        FamilyPlan::Sequence(s) => {
+            let family = sequence::SequenceFamily::new(plan, s, opts, &device)?;
+            trainer::train(plan, family, Vec::new(), opts, &device, start)
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! A sampler being trained — the student, or the teacher, which is the same
+//! type: a policy network, a learned log Z (TB), one Adam optimiser and the
+//! objective's clamps.
+
+use candle_core::{Device, Tensor, Var};
+
+use super::RunError;
+use crate::optim::Adam;
+use crate::plan::SamplerPlan;
+use crate::policy::mlp::Mlp;
+use crate::policy::ssr::Ssr;
+
+/// A policy network: its trainable variables.
+pub trait Policy: Send + Sync {
+    /// Every trainable variable, in a fixed order (the optimiser's).
+    fn vars(&self) -> Vec<Var>;
+}
+
+impl Policy for Mlp {
+    fn vars(&self) -> Vec<Var> {
+        Mlp::vars(self)
+    }
+}
+
+impl Policy for Ssr {
+    fn vars(&self) -> Vec<Var> {
+        Ssr::vars(self)
+    }
+}
+
+/// A sampler being trained.
+pub struct Sampler<N> {
+    /// The policy network.
+    pub net: N,
+    /// log Z (TB); `None` for DB.
+    log_z: Option<Var>,
+    /// Adam over the network (the plan's `lr`) and log Z (its own `lr`).
+    opt: Adam,
+    /// Optimisers of auxiliary modules trained by the same loss (GAFN's RND
+    /// predictor), stepped on the same gradients after `opt`.
+    aux: Vec<Adam>,
+    /// Squared residuals are clamped to this (0: no clamp).
+    pub loss_clamp: f64,
+    /// log Z is clamped to at least this after every step.
+    log_z_min: Option<f64>,
+}
+
+impl<N: Policy> Sampler<N> {
+    /// A sampler of `net` with the optimiser and clamps of `plan`.
+    pub fn new(net: N, plan: &SamplerPlan, device: &Device) -> Result<Self, RunError> {
+        let log_z = match &plan.log_z {
+            Some(z) => Some((
+                Var::from_tensor(&Tensor::new(z.init as f32, device)?)?,
+                z.lr,
+            )),
+            None => None,
+        };
+        let mut groups = vec![(net.vars(), plan.lr)];
+        if let Some((z, z_lr)) = &log_z {
+            groups.push((vec![z.clone()], *z_lr));
+        }
+        Ok(Self {
+            net,
+            opt: Adam::new(groups, plan.clip)?,
+            log_z: log_z.map(|(z, _)| z),
+            aux: Vec::new(),
+            loss_clamp: plan.loss_clamp,
+            log_z_min: plan.log_z.and_then(|z| z.min),
+        })
+    }
+
+    /// The same sampler, with `opt` also stepped on every update.
+    pub fn with_aux(mut self, opt: Adam) -> Self {
+        self.aux.push(opt);
+        self
+    }
+
+    /// log Z as a scalar tensor (`None` for DB).
+    pub fn log_z(&self) -> Option<&Tensor> {
+        self.log_z.as_ref().map(Var::as_tensor)
+    }
+
+    /// log Z as a number (NaN for DB).
+    pub fn log_z_value(&self) -> Result<f64, RunError> {
+        Ok(match &self.log_z {
+            Some(z) => z.as_tensor().to_scalar::<f32>()? as f64,
+            None => f64::NAN,
+        })
+    }
+
+    /// Backpropagate `loss`, take one optimiser step (and one of every
+    /// auxiliary optimiser), then apply the log Z clamp.
+    pub fn update(&mut self, loss: &Tensor) -> Result<(), RunError> {
+        let grads = loss.backward()?;
+        self.opt.step(&grads)?;
+        for opt in &mut self.aux {
+            opt.step(&grads)?;
+        }
+        if let (Some(min), Some(z)) = (self.log_z_min, &self.log_z) {
+            if (z.as_tensor().to_scalar::<f32>()? as f64) < min {
+                z.set(&Tensor::new(min as f32, z.device())?)?;
+            }
+        }
+        Ok(())
+    }
+}

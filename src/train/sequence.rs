@@ -1,0 +1,339 @@
+//! The sequence-task adapter of the training loop (docs/discovery.md
+//! "Training loop"): batches are complete trajectories of the sequence MDP
+//! sampled by the SSR policy (or built by local search), the objective is TB
+//! with the reference's clamps, the `recent` buffer replays the last
+//! distinct discoveries with fresh uniform-P_B trajectories, and evaluations
+//! measure modes, log Z estimates, ELBO/EUBO and reward statistics.
+
+use std::collections::HashSet;
+
+use candle_core::{Device, Tensor};
+
+use super::family::{Counters, Family, Fresh, Signals};
+use super::sampler::Sampler;
+use super::{RunError, RunOptions};
+use crate::behaviour::teacher::TeacherReward;
+use crate::buffer::recent::RecentDiscoveries;
+use crate::envs::sequence::mdp::SeqMdp;
+use crate::envs::sequence::oracle::default_cache_dir;
+use crate::envs::sequence::task::SeqEnv;
+use crate::envs::sequence::traj::{host_tensor, rollout, SeqTraj, Transitions};
+use crate::metrics::sequence::{evaluate, ExactSet};
+use crate::objective::tb::tb_loss_clamped;
+use crate::output::fmt_f64;
+use crate::plan::sequence::{RecentPlan, SequencePlan};
+use crate::plan::Plan;
+use crate::policy::ssr::Ssr;
+use crate::rng::{self, Rng, Stream};
+use crate::search::{sequence as seq_search, SeqSearch};
+
+/// The columns of the sequence tasks' `metrics.csv` between `log_z` and `wall_s`.
+pub const SEQ_METRICS: &[&str] = &[
+    "num_modes_all",
+    "num_modes_onpolicy",
+    "log_z_est",
+    "log_z_gap",
+    "elbo",
+    "eubo",
+    "pearson",
+    "expected_reward_gap",
+    "mean_reward",
+    "top100_reward",
+    "frac_unique",
+    "n_discovered",
+    "n_reward_calls",
+];
+
+/// A batch: complete trajectories and log R of their strings.
+pub struct SeqBatch {
+    trajs: Vec<SeqTraj>,
+    log_r: Vec<f64>,
+}
+
+/// The tensors of a batch: its transitions and the host sums of log P_B.
+pub struct SeqPacked {
+    transitions: Transitions,
+    /// Sum of log P_B of each trajectory `[B]`.
+    log_pb: Vec<f64>,
+}
+
+/// TB residuals of `s` `[B]` towards `back` = log R + sum log P_B `[B]`:
+/// back - sum log P_F - log Z.
+fn residuals(
+    mdp: &SeqMdp,
+    s: &Sampler<Ssr>,
+    tr: &Transitions,
+    back: &Tensor,
+) -> Result<Tensor, RunError> {
+    let balance = (back - tr.sum_log_pf(mdp, &s.net)?)?; // [B]
+    Ok(match s.log_z() {
+        Some(z) => balance.broadcast_sub(z)?,
+        None => balance,
+    })
+}
+
+/// The sequence-task family of one run.
+pub struct SequenceFamily {
+    env: SeqEnv,
+    /// The exact samples' fixed trajectories (none when only training).
+    exact: Option<ExactSet>,
+    device: Device,
+    hidden: usize,
+    batch_size: usize,
+    epsilon: f64,
+    buffer: Option<(RecentDiscoveries<Vec<u8>>, RecentPlan)>,
+    local_search: Option<SeqSearch>,
+    /// Every string ever sampled for training.
+    history: HashSet<Vec<u8>>,
+    /// Distinct modes in `history`.
+    modes_found: usize,
+    eval_samples: usize,
+    eval_chunk: usize,
+    sampling_rng: Rng,
+    eval_rng: Rng,
+    buffer_rng: Rng,
+    ls_rng: Rng,
+}
+
+impl SequenceFamily {
+    /// Load the task of `plan` (whose family part is `s`) from the datasets.
+    pub fn new(
+        plan: &Plan,
+        s: &SequencePlan,
+        opts: &RunOptions,
+        device: &Device,
+    ) -> Result<Self, RunError> {
+        let mut exact_rng = rng::stream(plan.seed, Stream::ExactSamples);
+        let env = SeqEnv::load(
+            s.task,
+            s.beta,
+            s.mdp,
+            &opts.datasets,
+            &default_cache_dir(),
+            &mut exact_rng,
+        )?;
+        let exact = match opts.train_only {
+            true => None,
+            false => ExactSet::new(&env, &mut exact_rng)?,
+        };
+        Ok(Self {
+            env,
+            exact,
+            device: device.clone(),
+            hidden: s.hidden,
+            batch_size: plan.batch_size,
+            epsilon: plan.epsilon,
+            buffer: s.buffer.map(|b| (RecentDiscoveries::new(b.size), b)),
+            local_search: s.local_search,
+            history: HashSet::new(),
+            modes_found: 0,
+            eval_samples: plan.eval.samples,
+            eval_chunk: plan.eval.batch_size,
+            sampling_rng: rng::stream(plan.seed, Stream::Sampling),
+            eval_rng: rng::stream(plan.seed, Stream::Eval),
+            buffer_rng: rng::stream(plan.seed, Stream::Buffer),
+            ls_rng: rng::stream(plan.seed, Stream::LocalSearch),
+        })
+    }
+
+    /// The batch of `trajs` with log R of their strings.
+    fn batch(&self, trajs: Vec<SeqTraj>) -> SeqBatch {
+        let env = &self.env;
+        let log_r = trajs
+            .iter()
+            .map(|t| env.log_reward_of_raw(env.raw(t.x())))
+            .collect();
+        SeqBatch { trajs, log_r }
+    }
+}
+
+impl Family for SequenceFamily {
+    type Net = Ssr;
+    type Batch = SeqBatch;
+    type Packed = SeqPacked;
+
+    const STEP_COLUMN: &'static str = "round";
+    const METRICS: &'static [&'static str] = SEQ_METRICS;
+
+    fn new_net(&self, rng: &mut Rng) -> Result<Ssr, RunError> {
+        Ok(Ssr::new(
+            self.env.mdp.feature_dim(),
+            self.hidden,
+            &self.device,
+            rng,
+        )?)
+    }
+
+    fn sample(
+        &mut self,
+        net: &Ssr,
+        local_search: bool,
+        _by_teacher: bool,
+        _student: &Sampler<Ssr>,
+    ) -> Result<Fresh<SeqBatch>, RunError> {
+        // Local search accepts by the task reward, also for teacher batches
+        // (docs/discovery.md "Local search" defines no other score).
+        let trajs = match (&self.local_search, local_search) {
+            (Some(ls), true) => seq_search::search(
+                ls,
+                &self.env,
+                net,
+                self.batch_size,
+                self.epsilon,
+                &mut self.sampling_rng,
+                &mut self.ls_rng,
+            )?,
+            _ => rollout(
+                &self.env.mdp,
+                net,
+                self.batch_size,
+                self.epsilon,
+                &mut self.sampling_rng,
+            )?,
+        };
+        for t in &trajs {
+            if self.history.insert(t.x().to_vec()) && self.env.is_mode(t.x()) {
+                self.modes_found += 1;
+            }
+        }
+        Ok(Fresh {
+            reward_calls: trajs.len() as u64,
+            batch: self.batch(trajs),
+        })
+    }
+
+    fn replay(&mut self) -> Result<Option<SeqBatch>, RunError> {
+        let Some((buf, cfg)) = &self.buffer else {
+            return Ok(None);
+        };
+        let Some(picked) = buf.select(cfg.batch, cfg.priority, cfg.min_size, &mut self.buffer_rng)
+        else {
+            return Ok(None);
+        };
+        let mdp = &self.env.mdp;
+        let trajs = picked
+            .into_iter()
+            .map(|d| {
+                let states = mdp.sample_backward(&SeqEnv::terminal(&d.x), &mut self.buffer_rng);
+                SeqTraj::from_states(mdp, states)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Some(self.batch(trajs)))
+    }
+
+    fn pack(&self, batch: &SeqBatch) -> Result<SeqPacked, RunError> {
+        let mdp = &self.env.mdp;
+        Ok(SeqPacked {
+            transitions: Transitions::new(mdp, &batch.trajs)?,
+            log_pb: batch.trajs.iter().map(|t| t.log_pb(mdp)).collect(),
+        })
+    }
+
+    fn n_states(&self, batch: &SeqBatch) -> usize {
+        batch.trajs.iter().map(|t| t.states.len()).sum()
+    }
+
+    fn log_rewards(&self, batch: &SeqBatch) -> Vec<f64> {
+        batch.log_r.clone()
+    }
+
+    /// TB residuals `[B]`: (log_target + sum log P_B) - sum log P_F - log Z,
+    /// and the clamped loss.
+    fn loss(
+        &self,
+        s: &Sampler<Ssr>,
+        packed: &SeqPacked,
+        log_target: &[f64],
+    ) -> Result<(Tensor, Tensor), RunError> {
+        let back: Vec<f64> = log_target
+            .iter()
+            .zip(&packed.log_pb)
+            .map(|(r, b)| r + b)
+            .collect();
+        let back = host_tensor(&back, &self.device)?; // [B]
+        let delta = residuals(&self.env.mdp, s, &packed.transitions, &back)?;
+        let loss = tb_loss_clamped(&delta, s.loss_clamp)?;
+        Ok((delta, loss))
+    }
+
+    fn signals(&self, reward: &TeacherReward, delta: &[f32], batch: &SeqBatch) -> Signals {
+        Signals {
+            per_entry: delta
+                .iter()
+                .zip(&batch.log_r)
+                .map(|(&d, &lr)| reward.of(d as f64, lr.exp()))
+                .collect(),
+            per_transition: Vec::new(),
+        }
+    }
+
+    fn teacher_target(
+        &self,
+        reward: &TeacherReward,
+        signals: &Signals,
+        batch: &SeqBatch,
+    ) -> Vec<f64> {
+        signals
+            .per_entry
+            .iter()
+            .zip(&batch.log_r)
+            .map(|(&s, &lr)| reward.log_target(s, lr))
+            .collect()
+    }
+
+    /// A never-seen x enters the buffer with its reward and signal; an x seen
+    /// before (every replayed one) gets its latest signal.
+    fn remember(&mut self, batch: SeqBatch, _fresh: bool, _delta: &[f32], signals: &Signals) {
+        let Some((buf, _)) = &mut self.buffer else {
+            return;
+        };
+        for ((t, &lr), &s) in batch.trajs.iter().zip(&batch.log_r).zip(&signals.per_entry) {
+            if !buf.record(t.x().to_vec(), lr.exp(), s) {
+                buf.update_signal(t.x(), s);
+            }
+        }
+    }
+
+    fn evaluate(
+        &mut self,
+        _step: u64,
+        student: &Sampler<Ssr>,
+        counters: &Counters,
+    ) -> Result<Vec<String>, RunError> {
+        let e = evaluate(
+            &self.env,
+            &student.net,
+            self.eval_samples,
+            self.eval_chunk,
+            self.exact.as_ref(),
+            &mut self.eval_rng,
+        )?;
+        Ok(vec![
+            self.modes_found.to_string(),
+            e.num_modes_onpolicy.to_string(),
+            fmt_f64(e.log_z_est),
+            fmt_f64(e.log_z_gap),
+            fmt_f64(e.elbo),
+            fmt_f64(e.eubo),
+            fmt_f64(e.pearson),
+            fmt_f64(e.expected_reward_gap),
+            fmt_f64(e.mean_reward),
+            fmt_f64(e.top100_reward),
+            fmt_f64(e.frac_unique),
+            self.history.len().to_string(),
+            counters.reward_calls.to_string(),
+        ])
+    }
+
+    fn progress(&self) -> String {
+        format!("modes {}", self.modes_found)
+    }
+
+    fn headline(&self) -> String {
+        format!(
+            "modes found {}, distinct x {}",
+            self.modes_found,
+            self.history.len()
+        )
+    }
+}

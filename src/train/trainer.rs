@@ -1,0 +1,237 @@
+//! The one training loop, written once for every family (see [`Family`]).
+//!
+//! Step i runs the batches of `schedule[i % len]` in order. Each batch comes
+//! from its source: fresh samples of the student or the teacher (refined by
+//! local search for `+ls` sources), or a replay from the buffer (when the
+//! buffer cannot give one, the plan's `short_buffer` rule applies). On a
+//! batch the student takes one step of its objective; with a teacher, the
+//! teacher then takes one on the same batch towards the teacher reward of the
+//! student's residuals (on a second thread when `parallel_teacher`); the
+//! batch then enters (fresh) or updates (replayed) the buffer. `->buffer`
+//! sources only fill the buffer. Evaluations run at step 0, every
+//! `eval.every` steps and after the last, each appending a row to
+//! `metrics.csv`.
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+
+use super::family::{Counters, Family};
+use super::sampler::Sampler;
+use super::{RunError, RunOptions, RunSummary, Which};
+use crate::behaviour::Source;
+use crate::metrics::tail_mean;
+use crate::output::{fmt_f64, progress_bar, CsvTable};
+use crate::plan::{Plan, ShortBuffer};
+use crate::rng::{self, Stream};
+
+/// Running totals of a run.
+#[derive(Default)]
+struct Tally {
+    /// Student loss of every trained batch.
+    losses: Vec<f32>,
+    /// Teacher loss of every trained batch.
+    teacher_losses: Vec<f32>,
+    /// States over all trained batches.
+    states: u64,
+    /// Reward calls for training.
+    reward_calls: u64,
+}
+
+/// The loop's state: the plan, the family, the two samplers.
+struct Trainer<'a, F: Family> {
+    plan: &'a Plan,
+    opts: &'a RunOptions,
+    family: F,
+    student: Sampler<F::Net>,
+    teacher: Option<Sampler<F::Net>>,
+    tally: Tally,
+}
+
+/// Train `family` as `plan` says and write `metrics.csv` into the run directory.
+pub(crate) fn train<F: Family>(
+    plan: &Plan,
+    family: F,
+    student_aux: Vec<crate::optim::Adam>,
+    opts: &RunOptions,
+    device: &Device,
+    start: Instant,
+) -> Result<RunSummary, RunError> {
+    let net = family.new_net(&mut rng::stream(plan.seed, Stream::InitStudent))?;
+    let student = student_aux
+        .into_iter()
+        .fold(Sampler::new(net, &plan.student, device)?, Sampler::with_aux);
+    let teacher = match &plan.teacher {
+        Some(t) => Some(Sampler::new(
+            family.new_net(&mut rng::stream(plan.seed, Stream::InitTeacher))?,
+            t,
+            device,
+        )?),
+        None => None,
+    };
+    let mut trainer = Trainer {
+        plan,
+        opts,
+        family,
+        student,
+        teacher,
+        tally: Tally::default(),
+    };
+    trainer.run(start)
+}
+
+impl<F: Family> Trainer<'_, F> {
+    fn run(&mut self, start: Instant) -> Result<RunSummary, RunError> {
+        let (plan, opts) = (self.plan, self.opts);
+        let mut columns = vec![F::STEP_COLUMN, "loss", "teacher_loss", "log_z"];
+        columns.extend(F::METRICS);
+        columns.push("wall_s");
+        let path = opts.dir.join("metrics.csv");
+        let mut table = CsvTable::new(path.clone(), &columns);
+        let mut evaluate = |t: &mut Self, step: u64| -> Result<(), RunError> {
+            let mut row = vec![
+                step.to_string(),
+                fmt_f64(tail_mean(&t.tally.losses, plan.loss_window)),
+                fmt_f64(tail_mean(&t.tally.teacher_losses, plan.loss_window)),
+                fmt_f64(t.student.log_z_value()?),
+            ];
+            let counters = Counters {
+                reward_calls: t.tally.reward_calls,
+                grad_steps: t.tally.losses.len() as u64,
+            };
+            row.extend(t.family.evaluate(step, &t.student, &counters)?);
+            row.push(format!("{:.3}", start.elapsed().as_secs_f64()));
+            table.push(&row).map_err(|source| RunError::Io {
+                path: path.clone(),
+                source,
+            })
+        };
+        if !opts.train_only {
+            evaluate(self, 0)?;
+        }
+        let bar = progress_bar(
+            plan.steps,
+            plan.progress && opts.progress && !opts.train_only,
+            &plan.resolved.name,
+        );
+        let mut batches = 0u64;
+        for i in 0..plan.steps {
+            let step = &plan.schedule[i as usize % plan.schedule.len()];
+            for &source in step.sources() {
+                batches += u64::from(self.batch(source, i)?);
+            }
+            bar.inc(1);
+            let done = i + 1;
+            if !opts.train_only && (done % plan.eval.every == 0 || done == plan.steps) {
+                bar.set_message(self.family.progress());
+                evaluate(self, done)?;
+            }
+        }
+        bar.finish_and_clear();
+        Ok(RunSummary {
+            dir: opts.dir.clone(),
+            steps: plan.steps,
+            headline: self.family.headline(),
+            wall_s: start.elapsed().as_secs_f64(),
+            mean_batch_states: self.tally.states as f64 / batches.max(1) as f64,
+        })
+    }
+
+    /// One batch of `source` at step `i`; whether it was trained on.
+    fn batch(&mut self, source: Source, i: u64) -> Result<bool, RunError> {
+        let mut source = source;
+        if source == Source::Buffer {
+            match (self.family.replay()?, self.plan.short_buffer) {
+                (Some(batch), _) => return self.train_on(batch, false, i).map(|()| true),
+                (None, ShortBuffer::Skip) => return Ok(false),
+                (None, ShortBuffer::Student) => source = Source::Student,
+            }
+        }
+        let net = match (&self.teacher, source.teacher()) {
+            (Some(t), true) => &t.net,
+            _ => &self.student.net,
+        };
+        let by_teacher = source.teacher() && self.teacher.is_some();
+        let fresh = self
+            .family
+            .sample(net, source.local_search(), by_teacher, &self.student)?;
+        self.tally.reward_calls += fresh.reward_calls;
+        if source.trains() {
+            self.train_on(fresh.batch, true, i)?;
+            return Ok(true);
+        }
+        // A `->buffer` source: the student's signals, no training step.
+        let packed = self.family.pack(&fresh.batch)?;
+        let (delta, _) = self
+            .family
+            .student_loss(&self.student, &packed, &fresh.batch)?;
+        let delta: Vec<f32> = delta.detach().to_vec1()?;
+        let signals = self
+            .family
+            .signals(&self.plan.teacher_reward, &delta, &fresh.batch);
+        self.family.remember(fresh.batch, true, &delta, &signals);
+        Ok(false)
+    }
+
+    /// The student's step on `batch`, then the teacher's, then the buffer.
+    fn train_on(&mut self, batch: F::Batch, fresh: bool, i: u64) -> Result<(), RunError> {
+        let family = &self.family;
+        self.tally.states += family.n_states(&batch) as u64;
+        let packed = family.pack(&batch)?;
+        let (delta, loss) = family.student_loss(&self.student, &packed, &batch)?;
+        self.tally.losses.push(finite(&loss, Which::Student, i)?);
+        let delta: Vec<f32> = delta.detach().to_vec1()?;
+        let signals = family.signals(&self.plan.teacher_reward, &delta, &batch);
+        match &mut self.teacher {
+            Some(t) => {
+                let target = family.teacher_target(&self.plan.teacher_reward, &signals, &batch);
+                let teacher_step = |t: &mut Sampler<F::Net>| -> Result<f32, RunError> {
+                    let (_, l) = family.loss(t, &packed, &target)?;
+                    let v = finite(&l, Which::Teacher, i)?;
+                    t.update(&l)?;
+                    Ok(v)
+                };
+                let student = &mut self.student;
+                let tloss = update_both(
+                    self.opts.parallel_teacher,
+                    || student.update(&loss),
+                    || teacher_step(t),
+                )?;
+                self.tally.teacher_losses.push(tloss);
+            }
+            None => self.student.update(&loss)?,
+        }
+        self.family.remember(batch, fresh, &delta, &signals);
+        Ok(())
+    }
+}
+
+/// The student's update and the teacher's step (which returns its loss):
+/// independent given the student's residuals, so with `parallel` the teacher
+/// runs on a second thread while the student updates on this one.
+fn update_both(
+    parallel: bool,
+    student: impl FnOnce() -> Result<(), RunError>,
+    teacher: impl FnOnce() -> Result<f32, RunError> + Send,
+) -> Result<f32, RunError> {
+    if parallel {
+        std::thread::scope(|scope| {
+            let handle = scope.spawn(teacher);
+            student()?;
+            handle.join().unwrap_or(Err(RunError::TeacherPanicked))
+        })
+    } else {
+        student()?;
+        teacher()
+    }
+}
+
+/// The value of a scalar loss; an error for NaN or infinity.
+fn finite(loss: &Tensor, which: Which, step: u64) -> Result<f32, RunError> {
+    let value = loss.to_scalar::<f32>()?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(RunError::NonFiniteLoss { which, value, step })
+    }
+}
