@@ -445,7 +445,7 @@ fn composition_errors() {
         (
             "kind = \"teacher\"",
             "kind = \"on_policy\"\nschedule = [\"student\", \"buffer\"]",
-            "`buffer` sources need a `[buffer]` table",
+            "`buffer` and `->buffer` sources need a `[buffer]` table",
         ),
         (
             "kind = \"teacher\"",
@@ -468,4 +468,45 @@ fn composition_errors() {
         let err = stderr(&runner().arg("validate").arg(&path).output().unwrap());
         assert!(err.contains(expected), "expected `{expected}` in:\n{err}");
     }
+}
+
+/// A step of several batches: the teacher's samples only fill the buffer
+/// (`teacher->buffer`), then the student and the teacher train on a buffer
+/// batch. 24 steps: 24 x 16 reward calls, 24 optimisation steps, and the
+/// resolved config records the schedule as written.
+#[test]
+fn teacher_fills_the_buffer_then_the_student_trains_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = TINY.replacen(
+        "kind = \"teacher\"",
+        "kind = \"teacher\"\nschedule = [[\"teacher->buffer\", \"buffer\"]]",
+        1,
+    ) + "\n[buffer]\nkind = \"terminal\"\npriority = \"teacher_reward\"\n";
+    let path = write(
+        dir.path(),
+        "fill.toml",
+        &text.replace("name = \"tiny\"", "name = \"fill\""),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let o = runner()
+        .arg(&path)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = out.path().join("fill/seed=5");
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    let col = |name: &str| rows[0].iter().position(|c| *c == name).unwrap();
+    let last = rows.last().unwrap();
+    assert_eq!(last[col("step")], "24");
+    assert_eq!(last[col("n_reward_calls")], "384");
+    assert_eq!(last[col("n_grad_steps")], "24");
+    assert_ne!(last[col("teacher_loss")], "nan");
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains(r#"schedule = [["teacher->buffer", "buffer"]]"#),
+        "{cfg}"
+    );
 }

@@ -93,7 +93,8 @@ fn discovery_runs_are_deterministic() {
 /// Defaults filled in from the task table and recorded in config.toml:
 /// qm9str: beta 20, 1000 rounds (scaled here by budget_scale 0.001 to 1),
 /// evaluation every 20 rounds on 2048 samples, batches of 32, schedule
-/// student, student, teacher.
+/// student, student, teacher, each followed by a buffer batch; the file's
+/// `selection = "prt"` (the older spelling) is recorded as `priority = "reward"`.
 #[test]
 fn qm9_defaults_are_resolved() {
     let Some(data) = datasets() else { return };
@@ -119,7 +120,8 @@ fn qm9_defaults_are_resolved() {
         "batch_size = 32",
         "samples = 2048",
         "every = 20",
-        "schedule = [\"student\", \"student\", \"teacher\"]",
+        r#"schedule = [["student", "buffer"], ["student", "buffer"], ["teacher", "buffer"]]"#,
+        r#"priority = "reward""#,
     ] {
         assert!(cfg.contains(line), "`{line}` missing in:\n{cfg}");
     }
@@ -171,8 +173,8 @@ fn sequence_composition_errors() {
         ),
         (
             "lr = 5e-4",
-            "lr = 5e-4\nschedule = [\"student\", \"buffer\"]",
-            "sequence tasks replay every round",
+            "lr = 5e-4\nschedule = [\"buffer\"]",
+            "needs at least one sampling source besides `buffer`",
         ),
         (
             "kind = \"tfbind8\"",
@@ -182,7 +184,7 @@ fn sequence_composition_errors() {
         (
             "selection = \"prt\"",
             "selection = \"top\"",
-            "per",
+            "teacher_reward",
         ),
     ];
     for (from, to, expected) in cases {

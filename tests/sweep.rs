@@ -103,7 +103,7 @@ fn expansion_counts_and_ids() {
     );
     // Zipped values are paired, not crossed: ndim 4 always goes with horizon 4.
     assert!(specs.iter().all(|s| {
-        let runner::registry::EnvConfig::Grid(g) = &s.exp.env else {
+        let runner::registry::EnvConfig::Grid(g) = &s.plan.resolved.env else {
             return false;
         };
         (g.ndim, g.horizon) == (2, 8) || (g.ndim, g.horizon) == (4, 4)

@@ -1,5 +1,5 @@
 //! GAFN (arXiv 2210.03308): random-network-distillation intrinsic rewards and
-//! edge-augmented trajectory balance (spec/grid.md "Behaviour policies", `gafn`).
+//! edge-augmented trajectory balance (docs/grid.md "Behaviour policies", `gafn`).
 
 use candle_core::{Device, Result, Tensor, D};
 use schemars::JsonSchema;
@@ -12,7 +12,7 @@ use crate::policy::mlp::Mlp;
 use crate::rng::Rng;
 
 /// GAFN (arXiv 2210.03308): exploration by an intrinsic reward from random
-/// network distillation, with edge-augmented TB (spec/grid.md `gafn`). The
+/// network distillation, with edge-augmented TB (docs/grid.md `gafn`). The
 /// policy gets one extra output, log F(s). No buffer, no local search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]

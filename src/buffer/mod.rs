@@ -418,7 +418,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     fn keys<V: Clone>(buf: &ReplayBuffer<&'static str, V>) -> Vec<&'static str> {
-        entries(&buf).into_iter().map(|(k, _, _)| *k).collect()
+        entries(buf).into_iter().map(|(k, _, _)| *k).collect()
     }
 
     #[test]
@@ -688,5 +688,26 @@ mod tests {
             }
         }
         assert_eq!(buf.len(), cap);
+    }
+
+    /// Entries without a key are never de-duplicated, count towards the
+    /// capacity and leave FIFO order like the others; keyed entries still
+    /// replace their older copy.
+    #[test]
+    fn unkeyed_entries() {
+        let mut buf: ReplayBuffer<u32, f64> = ReplayBuffer::new(3, true);
+        buf.push(0.5, 1.0);
+        buf.push(0.5, 2.0);
+        buf.add(7, 1.5, 3.0);
+        assert_eq!(buf.len(), 3);
+        buf.add(7, 2.5, 0.0); // replaces the keyed entry
+        assert_eq!(buf.len(), 3);
+        buf.push(9.0, 5.0); // evicts the oldest (an unkeyed one)
+        let got: Vec<(Option<u32>, f64)> = buf.iter().map(|(k, v, _)| (k.copied(), *v)).collect();
+        assert_eq!(got, vec![(None, 0.5), (Some(7), 2.5), (None, 9.0)]);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        // The highest priority (5.0, the last push) ranks first.
+        assert_eq!(buf.rank_weights()[2].0, None);
+        assert_eq!(buf.sample(4, &mut rng).len(), 4);
     }
 }

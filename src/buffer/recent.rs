@@ -99,7 +99,7 @@ impl<K: Clone + Eq + std::hash::Hash> RecentDiscoveries<K> {
     }
 
     /// Draw `n` entries (with replacement); `None` when fewer than `min_len`
-    /// entries exist (the spec skips the offline step below 10). For PRT and
+    /// entries exist (the reference skips the offline step below 10). For PRT and
     /// PER, `n / 2` draws come from the entries at or above the 90th percentile
     /// of the key and the rest from those at or below it.
     pub fn select(

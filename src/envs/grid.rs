@@ -1,4 +1,4 @@
-//! The deceptive gridworld (spec/grid.md "Environment `grid`").
+//! The deceptive gridworld (docs/grid.md "Environment `grid`").
 //!
 //! States are integer vectors s in {0..H-1}^d starting at 0. Action i < d
 //! increments coordinate i, action d stops. An episode ends at the stop action
@@ -19,7 +19,7 @@ use crate::rng::Rng;
 pub const MAX_STATES: usize = 1 << 26;
 
 /// Deceptive gridworld: reward high in a ring of small cells near every corner,
-/// a deceptive plateau in the middle (spec/grid.md).
+/// a deceptive plateau in the middle (docs/grid.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GridConfig {
@@ -62,7 +62,7 @@ impl GridConfig {
     }
 
     /// The paper's training budget before the x1.5 (no local search) and x2
-    /// (buffer) factors: spec/grid.md "Budgets".
+    /// (buffer) factors: docs/grid.md "Budgets".
     pub fn base_steps(&self) -> u64 {
         match self.ndim {
             2 if self.horizon <= 256 => 4000,
@@ -73,13 +73,13 @@ impl GridConfig {
         }
     }
 
-    /// Default replay capacity: int(0.1 (H-1+d) (H-1)^(d-1)) (spec "Replay buffer").
+    /// Default replay capacity: int(0.1 (H-1+d) (H-1)^(d-1)) (docs/grid.md "Replay buffer").
     pub fn default_buffer_size(&self) -> usize {
         let h1 = (self.horizon - 1) as f64;
         ((0.1 * (h1 + self.ndim as f64) * h1.powi(self.ndim as i32 - 1)) as usize).max(1)
     }
 
-    /// Default number of recent training samples behind `empirical_l1` (spec "Metrics").
+    /// Default number of recent training samples behind `empirical_l1` (docs/grid.md "Metrics").
     pub fn default_window(&self) -> usize {
         match (self.ndim, self.horizon) {
             (2, h) if h <= 256 => 10_000,
@@ -349,7 +349,7 @@ impl Grid {
 
     /// A trajectory from s0 to the terminal state `x` drawn backwards from the
     /// uniform P_B: a stop action last if x has no coordinate at H-1, then
-    /// uniformly chosen parents down to 0 (spec "Backward trajectory generation").
+    /// uniformly chosen parents down to 0 (docs/grid.md "Backward trajectory generation").
     pub fn sample_backward(&self, x: &[u16], rng: &mut Rng) -> Prefix {
         let d = self.ndim;
         let mut rev_states: Vec<u16> = x.to_vec();
@@ -508,7 +508,7 @@ mod tests {
         })
     }
 
-    /// Goal counts of spec/grid.md "Environment `grid`".
+    /// Goal counts of docs/grid.md "Environment `grid`".
     #[test]
     fn goal_counts_match_spec() {
         for (d, h, goals) in [

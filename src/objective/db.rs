@@ -2,7 +2,7 @@
 //! delta = log F(s) + log P_F(s'|s) - log F(s') - log P_B(s|s'), with log F(x)
 //! replaced by log R(x) at the transition that reaches the terminal state.
 //! Loss = sum over transitions of delta^2, averaged over entries
-//! (spec/grid.md "Objectives").
+//! (docs/grid.md "Objectives").
 
 use candle_core::{Result, Tensor};
 use schemars::JsonSchema;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::PackedBatch;
 use crate::check::Invalid;
 
-/// Trajectory balance with its own learning rate for log Z (spec/grid.md "Policy `mlp`").
+/// Trajectory balance with its own learning rate for log Z (docs/grid.md "Policy `mlp`").
 /// The teacher, when there is one, is trained with the same settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -96,7 +96,7 @@ pub fn tb_loss(delta: &Tensor) -> Result<Tensor> {
 
 /// TB loss with each squared residual clamped: mean of min(delta^2, clamp)
 /// (`clamp` <= 0: no clamp). A clamped entry contributes the constant, so no
-/// gradient (spec/discovery.md "Student objective: TB").
+/// gradient (docs/discovery.md "Student objective: TB").
 pub fn tb_loss_clamped(delta: &Tensor, clamp: f64) -> Result<Tensor> {
     if clamp <= 0.0 {
         return tb_loss(delta);

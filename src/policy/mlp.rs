@@ -9,7 +9,7 @@ use crate::check::Invalid;
 use crate::rng::Rng;
 
 /// MLP policy: `[obs_dim, hidden x layers, out]` with LeakyReLU(0.01) between
-/// layers and none after the last (spec/grid.md "Policy `mlp`").
+/// layers and none after the last (docs/grid.md "Policy `mlp`").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MlpConfig {

@@ -1,4 +1,4 @@
-//! The "SSR" policy of the sequence tasks (spec/discovery.md "Policy (\"SSR\"
+//! The "SSR" policy of the sequence tasks (docs/discovery.md "Policy (\"SSR\"
 //! network)"): a state encoder and a pairwise (state, child) scorer.
 //!
 //! encoder = MLP[L*k, H, E], scorer = MLP[2E, H, 1] (LeakyReLU(0.01) between
@@ -52,7 +52,7 @@ use crate::rng::Rng;
 /// Scores are clipped to `[-SCORE_CLIP, SCORE_CLIP]` before the softmax.
 pub const SCORE_CLIP: f64 = 50.0;
 
-/// Configuration of the SSR policy (spec/discovery.md "Policy").
+/// Configuration of the SSR policy (docs/discovery.md "Policy").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SsrConfig {

@@ -17,7 +17,7 @@ pub mod sequence;
 /// Which batches use it is set by `student+ls` / `teacher+ls` in the behaviour's schedule.
 ///
 /// On the grid, `back_ratio` sets how much is destroyed and each batch is
-/// refined in place. On the sequence tasks (spec/discovery.md "Local search"),
+/// refined in place. On the sequence tasks (docs/discovery.md "Local search"),
 /// `k` states are walked back and rebuilt; of a batch of B, B / (iterations+1)
 /// trajectories are sampled fresh and every proposal of every iteration is
 /// training data.

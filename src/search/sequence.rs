@@ -14,7 +14,7 @@
 //! (P_F), and q_rev that of walking back from x' to s and rebuilding x.
 //!
 //! Acceptance always compares the task reward, also for batches the teacher
-//! samples (the spec defines no other score on these tasks).
+//! samples (the reference defines no other score on these tasks).
 
 use candle_core::Result;
 use rand::Rng as _;

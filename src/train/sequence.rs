@@ -337,3 +337,112 @@ impl Family for SequenceFamily {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::behaviour::teacher::RewardForm;
+    use crate::behaviour::TeacherConfig;
+    use crate::envs::sequence::mdp::{SeqMdpKind, SeqState};
+    use crate::plan::{LogZPlan, SamplerPlan};
+    use crate::rng::stream;
+    use candle_core::Var;
+
+    fn sampler(log_z_init: f64, log_z_min: Option<f64>) -> Sampler<Ssr> {
+        let plan = SamplerPlan {
+            lr: 1e-4,
+            log_z: Some(LogZPlan {
+                init: log_z_init,
+                lr: 1e-2,
+                min: log_z_min,
+            }),
+            clip: None,
+            loss_clamp: 5000.0,
+        };
+        let net = Ssr::new(4, 8, &Device::Cpu, &mut stream(0, Stream::InitStudent)).unwrap();
+        Sampler::new(net, &plan, &Device::Cpu).unwrap()
+    }
+
+    /// TB on a hand trajectory with k = 2, L = 2: "" -> "1" -> "10" -> leaf.
+    /// log P_B: "1" has one parent, "10" two ("0" and "1"), the leaf one:
+    /// sum = -ln 2. log P_F from the network's rows: child 1 of the root,
+    /// child 2 of "1" (children "01", "11", "10": the append of 1 merges with
+    /// the prepend), and 0 for the leaf step. delta = log R - ln 2 - log Z -
+    /// sum log P_F; the teacher signal is log(20 min(delta^2, 5000) + 1.001)
+    /// when delta > 0 (docs/discovery.md "Student objective: TB").
+    #[test]
+    fn tb_residual_and_teacher_signal_on_a_hand_trajectory() {
+        let mdp = SeqMdp::new(SeqMdpKind::PrependAppend, 2, 2).unwrap();
+        let s = sampler(5.0, Some(0.0));
+        let states = vec![
+            SeqState::root(),
+            SeqState::inner(vec![1]),
+            SeqState::inner(vec![1, 0]),
+            SeqMdp::leaf_of(vec![1, 0]),
+        ];
+        let traj = SeqTraj::from_states(&mdp, states.clone()).unwrap();
+        assert_eq!(traj.chosen, vec![1, 2, 0]);
+        assert!((traj.log_pb(&mdp) + 2f64.ln()).abs() < 1e-12);
+        let parents = states[..3].to_vec();
+        let children: Vec<_> = parents.iter().map(|p| mdp.children(p)).collect();
+        let rows: Vec<Vec<f32>> = s
+            .net
+            .log_pf_all(&mdp, &parents, &children)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        assert_eq!(rows[2][0], 0.0);
+        let sum_pf = rows[0][1] as f64 + rows[1][2] as f64;
+        for log_r in [10.0, 100.0, -3.0] {
+            let tr = Transitions::new(&mdp, std::slice::from_ref(&traj)).unwrap();
+            let back = host_tensor(&[log_r - 2f64.ln()], &Device::Cpu).unwrap();
+            let delta: Vec<f32> = residuals(&mdp, &s, &tr, &back).unwrap().to_vec1().unwrap();
+            let expected = log_r - 2f64.ln() - 5.0 - sum_pf;
+            assert!(
+                (delta[0] as f64 - expected).abs() < 1e-4,
+                "{delta:?} vs {expected}"
+            );
+            let t = TeacherConfig {
+                alpha: 0.5,
+                ..TeacherConfig::default()
+            }
+            .reward(RewardForm::LogSpace, 5000.0);
+            let l = (expected * expected).min(5000.0);
+            let weight = if expected > 0.0 { 20.0 } else { 1.0 };
+            let r_t = t.of(expected, log_r.exp());
+            assert!((r_t - (weight * l + 1.001).ln()).abs() < 1e-12);
+            // Teacher target: log r_T + alpha log R.
+            assert!((t.log_target(r_t, log_r) - (r_t.ln() + 0.5 * log_r)).abs() < 1e-12);
+        }
+    }
+
+    /// The clamped loss: min(delta^2, 5000) with no gradient beyond; the
+    /// mean over entries (1 + 5000) / 2 for residuals 1 and 100.
+    #[test]
+    fn clamped_loss_has_no_gradient_beyond_the_clamp() {
+        let z = Var::new(&[1f32, 100.0], &Device::Cpu).unwrap();
+        let loss = tb_loss_clamped(z.as_tensor(), 5000.0).unwrap();
+        assert_eq!(loss.to_scalar::<f32>().unwrap(), 2500.5);
+        let g: Vec<f32> = loss.backward().unwrap().get(&z).unwrap().to_vec1().unwrap();
+        // d/dz (z^2 / 2) = z for the first entry, 0 for the clamped one.
+        assert_eq!(g, vec![1.0, 0.0]);
+    }
+
+    /// log Z is clamped to >= 0 after a step that pushes it below.
+    #[test]
+    fn log_z_is_clamped_after_the_step() {
+        let mdp = SeqMdp::new(SeqMdpKind::PrependAppend, 2, 2).unwrap();
+        let mut s = sampler(0.0, Some(0.0));
+        let traj = rollout(&mdp, &s.net, 4, 0.0, &mut stream(0, Stream::Sampling)).unwrap();
+        let tr = Transitions::new(&mdp, &traj).unwrap();
+        // back = -50: delta about -50 < 0 (delta^2 below the clamp), so the gradient lowers log Z.
+        let back = host_tensor(&[-50.0; 4], &Device::Cpu).unwrap();
+        let loss = tb_loss_clamped(&residuals(&mdp, &s, &tr, &back).unwrap(), 5000.0).unwrap();
+        s.update(&loss).unwrap();
+        assert_eq!(s.log_z_value().unwrap(), 0.0);
+        let mut free = sampler(0.0, None);
+        let loss = tb_loss_clamped(&residuals(&mdp, &free, &tr, &back).unwrap(), 5000.0).unwrap();
+        free.update(&loss).unwrap();
+        assert!(free.log_z_value().unwrap() < 0.0);
+    }
+}

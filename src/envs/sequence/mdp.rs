@@ -1,4 +1,4 @@
-//! Host-side logic of the sequence MDPs (spec/discovery.md "Sequence MDP" and
+//! Host-side logic of the sequence MDPs (docs/discovery.md "Sequence MDP" and
 //! the "Policy" features paragraph).
 //!
 //! A state is a [`SeqState`]: a string of symbol indices `0..k` (position 0
@@ -33,7 +33,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-/// Which actions build a string (spec/discovery.md "Sequence MDP").
+/// Which actions build a string (docs/discovery.md "Sequence MDP").
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
 )]

@@ -816,14 +816,14 @@ pub fn floored_log(r: f64) -> f64 {
 
 /// Log of the training reward R(x) of raw value `r` under exponent `beta` and
 /// `log_scale` ([`TargetConstants::log_scale`]): beta ln max(r, 0.001) +
-/// log_scale, with the reference's small floors on R (spec "Reward"):
+/// log_scale, with the reference's small floors on R (docs/discovery.md "Reward"):
 ///
 /// * qm9str: R + 1e-12, i.e. ln(exp(.) + 1e-12) computed stably;
 /// * sehstr: max(R, 1e-32) (never binding at beta = 6: min R is about e^-52);
 /// * tfbind8: max(R, 1e-20) (binding at beta = 20 for r below about 0.089).
 ///
 /// The constants (log Z, E[r], log Z scaled) are those of the unfloored
-/// target, as the spec defines them.
+/// target, as the reference defines them.
 pub fn log_reward(task: Task, r: f64, beta: f64, log_scale: f64) -> f64 {
     let lr = beta * floored_log(r) + log_scale;
     match task.spec().floor {
@@ -1164,9 +1164,9 @@ mod tests {
         assert_eq!(Task::Qm9Str.num_strings(), 161_051);
         assert_eq!(Task::SehStr.num_strings(), 34_012_224);
         assert_eq!(Task::TfBind8.num_strings(), 65_536);
-        let b: Vec<f64> = Task::ALL.iter().map(|t| t.default_beta()).collect();
+        let b: Vec<f64> = Task::ALL.iter().map(|t| t.spec().beta).collect();
         assert_eq!(b, vec![20.0, 6.0, 20.0]);
-        let r: Vec<f64> = Task::ALL.iter().map(|t| t.r_max()).collect();
+        let r: Vec<f64> = Task::ALL.iter().map(|t| t.spec().r_max).collect();
         assert_eq!(r, vec![100.0, 10.0, 10.0]);
         for t in Task::ALL {
             assert_eq!(Task::from_name(t.name()), Some(t));
@@ -1384,7 +1384,7 @@ mod tests {
         // Spec (issue): log Z 57.24387, E[r] 16.77448.
         assert_close("log Z", c.log_z, 57.24387);
         assert_close("E[r]", c.expected_reward, 16.77448);
-        // The spec's E[r] printed to 5 decimals is the reference's float32
+        // The reference's E[r] printed to 5 decimals is the reference's float32
         // result: torch.logsumexp on the float32 log-rewards, i.e. both
         // log-sum-exps rounded to float32 before exp(difference). The float64
         // value is 16.774511.

@@ -112,7 +112,7 @@ impl SeqEnv {
         self.oracle.raw(x)
     }
 
-    /// log R(x) of a raw value (floors, exponent and scale of the spec).
+    /// log R(x) of a raw value (floors, exponent and scale of the reference).
     pub fn log_reward_of_raw(&self, r: f64) -> f64 {
         self.constants.log_reward(self.task, r)
     }

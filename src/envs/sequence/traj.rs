@@ -2,7 +2,7 @@
 //! backward trajectories, and the tensors of a TB step.
 //!
 //! Every complete trajectory of the sequence MDPs has exactly L+1
-//! transitions (spec/discovery.md), so a batch of B trajectories is a dense
+//! transitions (docs/discovery.md), so a batch of B trajectories is a dense
 //! `[B, L+1]` grid of transitions: no padding and no masks are needed; the
 //! per-parent child lists are padded inside [`Ssr::log_pf_all`].
 
