@@ -1,7 +1,7 @@
 //! The gridworld's part of the plan: its composition rules and defaults
 //! (docs/grid.md "Budgets", "Replay buffer", "Metrics").
 
-use super::{scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan, ShortBuffer};
+use super::{explicit_schedule, scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan, ShortBuffer};
 use crate::behaviour::teacher::RewardForm;
 use crate::behaviour::{paper_schedule, GafnConfig, Source};
 use crate::buffer::Priority;
@@ -102,12 +102,7 @@ pub(crate) fn resolve(
         Some(LocalSearchConfig::BackAndForth(l)) => Some(l.grid()?),
         None => None,
     };
-    let explicit = match &exp.behaviour {
-        BehaviourConfig::OnPolicy(b) => b.schedule.clone(),
-        BehaviourConfig::Teacher(t) => t.schedule.clone(),
-        BehaviourConfig::Gafn(_) => None,
-    };
-    let schedule = explicit.unwrap_or_else(|| {
+    let schedule = explicit_schedule(exp).unwrap_or_else(|| {
         paper_schedule(
             matches!(exp.behaviour, BehaviourConfig::Teacher(_)),
             exp.buffer.is_some(),

@@ -274,6 +274,15 @@ fn check_schedule(exp: &Experiment, schedule: &[Step]) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The schedule the behaviour's table gives, if any.
+pub(crate) fn explicit_schedule(exp: &Experiment) -> Option<Vec<Step>> {
+    match &exp.behaviour {
+        BehaviourConfig::OnPolicy(b) => b.schedule.clone(),
+        BehaviourConfig::Teacher(t) => t.schedule.clone(),
+        BehaviourConfig::Gafn(_) => None,
+    }
+}
+
 /// The budget `base` scaled by `train.budget_scale`, at least 1.
 pub(crate) fn scaled_steps(exp: &Experiment, base: f64) -> u64 {
     (base * exp.train.budget_scale).round().max(1.0) as u64

@@ -1,7 +1,7 @@
 //! The sequence tasks' part of the plan: their composition rules and the
 //! defaults of the task table (docs/discovery.md "Tasks", "Training loop").
 
-use super::{scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan, ShortBuffer};
+use super::{explicit_schedule, scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan, ShortBuffer};
 use crate::behaviour::discovery_schedule;
 use crate::behaviour::teacher::RewardForm;
 use crate::buffer::Priority;
@@ -100,12 +100,7 @@ pub(crate) fn resolve(
         Some(LocalSearchConfig::BackAndForth(l)) => Some(l.sequence(spec.ls_k)?),
         None => None,
     };
-    let explicit = match &exp.behaviour {
-        BehaviourConfig::OnPolicy(b) => b.schedule.clone(),
-        BehaviourConfig::Teacher(t) => t.schedule.clone(),
-        BehaviourConfig::Gafn(_) => None,
-    };
-    let schedule = explicit.unwrap_or_else(|| {
+    let schedule = explicit_schedule(exp).unwrap_or_else(|| {
         discovery_schedule(
             matches!(exp.behaviour, BehaviourConfig::Teacher(_)),
             buffer.is_some(),

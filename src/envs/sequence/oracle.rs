@@ -792,13 +792,31 @@ pub fn load_oracle(root: &Path, task: Task) -> Result<Box<dyn Oracle>, DataError
     })
 }
 
-/// The paper's modes of `task` (column `x` of [`Task::modes_file`]) as symbol
+/// The paper's modes of `task` (column `x` of its modes file) as symbol
 /// strings: 805 for qm9str, 129 for sehstr, 328 for tfbind8.
 pub fn load_modes(root: &Path, task: Task) -> Result<Vec<Vec<u8>>, DataError> {
-    let path = datasets::file(root, task.spec().modes_file)?;
+    read_strings(root, task, task.spec().modes_file, None)
+}
+
+/// The strings of column `x` of the CSV file `rel` (under `root`) as symbol
+/// strings of `task`; with `only = Some((column, value))`, of the rows whose
+/// `column` holds `value`. A string that is not one of `task` is an error
+/// naming the file and line.
+pub fn read_strings(
+    root: &Path,
+    task: Task,
+    rel: &str,
+    only: Option<(&str, &str)>,
+) -> Result<Vec<Vec<u8>>, DataError> {
+    let path = datasets::file(root, rel)?;
     let (header, rows) = datasets::read_csv_numbered(&path)?;
     let cx = column(&path, &header, "x")?;
+    let only = match only {
+        Some((name, value)) => Some((column(&path, &header, name)?, value)),
+        None => None,
+    };
     rows.iter()
+        .filter(|(_, row)| only.is_none_or(|(c, v)| row[c].trim() == v))
         .map(|(line, row)| {
             task.encode(&row[cx]).map_err(|e| DataError::Parse {
                 path: path.clone(),

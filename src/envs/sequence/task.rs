@@ -14,11 +14,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::check::Invalid;
-use crate::datasets::{self, column, DataError};
+use crate::datasets::DataError;
 use crate::envs::sequence::mdp::{SeqMdp, SeqMdpKind, SeqState};
 use crate::envs::sequence::oracle::{
-    self, constants_cached, floored_log, load_modes, load_oracle, ExactSource, Oracle,
-    TargetConstants, Task,
+    self, constants_cached, floored_log, load_modes, load_oracle, read_strings, ExactSource,
+    Oracle, TargetConstants, Task,
 };
 use crate::rng::Rng;
 
@@ -161,22 +161,7 @@ pub fn exact_by_enumeration(
 /// with `scaled = 1` (for sEH both lists share the target up to the scale of
 /// R, and ours is scaled).
 fn read_exact(root: &Path, task: Task, rel: &str) -> Result<Vec<Vec<u8>>, DataError> {
-    let path = datasets::file(root, rel)?;
-    let (header, rows) = datasets::read_csv_numbered(&path)?;
-    let (cx, cs) = (
-        column(&path, &header, "x")?,
-        column(&path, &header, "scaled")?,
-    );
-    rows.iter()
-        .filter(|(_, row)| row[cs].trim() == "1")
-        .map(|(line, row)| {
-            task.encode(&row[cx]).map_err(|e| DataError::Parse {
-                path: path.clone(),
-                line: *line,
-                message: e.to_string(),
-            })
-        })
-        .collect()
+    read_strings(root, task, rel, Some(("scaled", "1")))
 }
 
 /// Re-exported for the metrics: ln max(r, 0.001).
