@@ -503,29 +503,7 @@ impl TreeOracle {
         let (k, len) = (task.k(), task.length());
         let n_features = k * len;
 
-        let meta_err = |message: String| DataError::Invalid {
-            path: meta_path.to_path_buf(),
-            message,
-        };
-        let meta: serde_json::Value =
-            serde_json::from_str(meta_text).map_err(|e| meta_err(format!("bad JSON: {e}")))?;
-        let baseline = meta
-            .get("baseline")
-            .and_then(|v| v.as_f64())
-            .ok_or_else(|| meta_err("no numeric \"baseline\"".into()))?;
-        if let Some(nf) = meta.get("n_features") {
-            if nf.as_u64() != Some(n_features as u64) {
-                return Err(meta_err(format!("n_features {nf}, expected {n_features}")));
-            }
-        }
-        if let Some(sym) = meta.get("symbols") {
-            if sym.as_str() != Some(task.alphabet()) {
-                return Err(meta_err(format!(
-                    "symbols {sym}, expected {:?}",
-                    task.alphabet()
-                )));
-            }
-        }
+        let baseline = parse_meta(meta_path, meta_text, task, n_features)?;
 
         let (header, rows) = datasets::parse_csv(trees_path, trees_text)?;
         let col = |name: &str| column(trees_path, &header, name);
@@ -625,29 +603,7 @@ impl TreeOracle {
                 message: "no trees".into(),
             });
         }
-        // Check child indices against tree sizes and make them global.
-        for (t, &root) in roots.iter().enumerate() {
-            let start = root as usize;
-            let size = tree_sizes[t];
-            for i in start..start + size {
-                let (line, left, right) = raw_children[i];
-                let n = &mut nodes[i];
-                if n.leaf {
-                    continue;
-                }
-                if left >= size || right >= size {
-                    return Err(DataError::Parse {
-                        path: trees_path.to_path_buf(),
-                        line,
-                        message: format!(
-                            "children {left},{right} out of range: tree {t} has {size} nodes"
-                        ),
-                    });
-                }
-                n.present += root;
-                n.absent += root;
-            }
-        }
+        link(trees_path, &mut nodes, &roots, &tree_sizes, &raw_children)?;
         Ok(TreeOracle {
             baseline,
             nodes,
@@ -741,6 +697,74 @@ impl TreeOracle {
             }
         }
     }
+}
+
+/// The baseline of sEH's `gbr_meta.json`, after checking its feature count
+/// and symbols against `task`.
+fn parse_meta(
+    meta_path: &Path,
+    meta_text: &str,
+    task: Task,
+    n_features: usize,
+) -> Result<f64, DataError> {
+    let meta_err = |message: String| DataError::Invalid {
+        path: meta_path.to_path_buf(),
+        message,
+    };
+    let meta: serde_json::Value =
+        serde_json::from_str(meta_text).map_err(|e| meta_err(format!("bad JSON: {e}")))?;
+    let baseline = meta
+        .get("baseline")
+        .and_then(|v| v.as_f64())
+        .ok_or_else(|| meta_err("no numeric \"baseline\"".into()))?;
+    if let Some(nf) = meta.get("n_features") {
+        if nf.as_u64() != Some(n_features as u64) {
+            return Err(meta_err(format!("n_features {nf}, expected {n_features}")));
+        }
+    }
+    if let Some(sym) = meta.get("symbols") {
+        if sym.as_str() != Some(task.alphabet()) {
+            return Err(meta_err(format!(
+                "symbols {sym}, expected {:?}",
+                task.alphabet()
+            )));
+        }
+    }
+    Ok(baseline)
+}
+
+/// Check the child indices of every tree against its size and make them
+/// global (trees are stored one after another in `nodes`).
+fn link(
+    trees_path: &Path,
+    nodes: &mut [Node],
+    roots: &[u32],
+    tree_sizes: &[usize],
+    raw_children: &[(usize, usize, usize)],
+) -> Result<(), DataError> {
+    for (t, &root) in roots.iter().enumerate() {
+        let start = root as usize;
+        let size = tree_sizes[t];
+        for i in start..start + size {
+            let (line, left, right) = raw_children[i];
+            let n = &mut nodes[i];
+            if n.leaf {
+                continue;
+            }
+            if left >= size || right >= size {
+                return Err(DataError::Parse {
+                    path: trees_path.to_path_buf(),
+                    line,
+                    message: format!(
+                        "children {left},{right} out of range: tree {t} has {size} nodes"
+                    ),
+                });
+            }
+            n.present += root;
+            n.absent += root;
+        }
+    }
+    Ok(())
 }
 
 impl Oracle for TreeOracle {
