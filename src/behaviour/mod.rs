@@ -98,12 +98,6 @@ impl Step {
     }
 }
 
-impl From<Source> for Step {
-    fn from(s: Source) -> Self {
-        Step::One(s)
-    }
-}
-
 /// The paper's schedule (docs/grid.md "Source schedule" and "Back-and-forth
 /// local search"), as one period of 16 steps, shortened to its smallest period:
 /// - without a buffer, step i samples from the student, or with a teacher from

@@ -57,17 +57,6 @@ pub enum GridReplay {
     },
 }
 
-impl GridReplay {
-    /// The sampling priority.
-    pub fn priority(&self) -> Priority {
-        match self {
-            GridReplay::Terminal { priority, .. } | GridReplay::Transition { priority, .. } => {
-                *priority
-            }
-        }
-    }
-}
-
 /// Check the grid's composition and fill its defaults into `resolved`.
 pub(crate) fn resolve(
     exp: &Experiment,

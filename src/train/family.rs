@@ -4,11 +4,14 @@
 //! search, evaluation). One adapter per family implements [`Family`]:
 //! `train::grid` and `train::sequence`.
 
+use std::borrow::Cow;
+
 use candle_core::Tensor;
 
 use super::sampler::{Policy, Sampler};
 use super::RunError;
 use crate::behaviour::teacher::TeacherReward;
+use crate::optim::Adam;
 
 /// The student's teacher signals of one batch (no gradient).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -55,6 +58,12 @@ pub trait Family: Sync {
     /// A fresh network, weights drawn from `rng`.
     fn new_net(&self, rng: &mut crate::rng::Rng) -> Result<Self::Net, RunError>;
 
+    /// Optimisers of auxiliary modules trained with the student's loss and
+    /// stepped on its gradients (GAFN's predictor); none by default.
+    fn student_aux(&self) -> Result<Vec<Adam>, RunError> {
+        Ok(Vec::new())
+    }
+
     /// A fresh batch sampled by `net` (with the behaviour's epsilon), refined
     /// by local search when `local_search` (scored by the teacher reward of
     /// `student` when `by_teacher`, where the family supports it); the family
@@ -78,7 +87,7 @@ pub trait Family: Sync {
     fn n_states(&self, batch: &Self::Batch) -> usize;
 
     /// log R of every entry of `batch` `[B]`.
-    fn log_rewards(&self, batch: &Self::Batch) -> Vec<f64>;
+    fn log_rewards<'b>(&self, batch: &'b Self::Batch) -> Cow<'b, [f64]>;
 
     /// The residuals of `sampler` on `packed` towards the log-rewards
     /// `log_target` `[B]` (`[B]` for TB, `[M]` per transition for DB) and the

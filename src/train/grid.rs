@@ -4,6 +4,7 @@
 //! transitions, local search is back-and-forth with teacher-reward scoring
 //! for teacher batches, and evaluations measure goals found and L1 errors.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
@@ -127,17 +128,6 @@ impl GridFamily {
             ls_rng: rng::stream(plan.seed, Stream::LocalSearch),
         })
     }
-
-    /// GAFN's predictor optimiser, stepped with the student (none without GAFN).
-    pub fn student_aux(&self) -> Result<Vec<Adam>, RunError> {
-        match &self.model.gafn {
-            Some((rnd, cfg)) => Ok(vec![Adam::new(
-                vec![(rnd.predictor.vars(), cfg.rnd_lr)],
-                None,
-            )?]),
-            None => Ok(Vec::new()),
-        }
-    }
 }
 
 impl Model {
@@ -230,6 +220,17 @@ impl Family for GridFamily {
         Ok(Mlp::new(&self.dims, &self.model.device, rng)?)
     }
 
+    /// GAFN's predictor optimiser (none without GAFN).
+    fn student_aux(&self) -> Result<Vec<Adam>, RunError> {
+        match &self.model.gafn {
+            Some((rnd, cfg)) => Ok(vec![Adam::new(
+                vec![(rnd.predictor.vars(), cfg.rnd_lr)],
+                None,
+            )?]),
+            None => Ok(Vec::new()),
+        }
+    }
+
     fn sample(
         &mut self,
         net: &Mlp,
@@ -284,8 +285,8 @@ impl Family for GridFamily {
         batch.n_states()
     }
 
-    fn log_rewards(&self, batch: &Trajectories) -> Vec<f64> {
-        log_rewards(batch)
+    fn log_rewards<'b>(&self, batch: &'b Trajectories) -> Cow<'b, [f64]> {
+        Cow::Owned(log_rewards(batch))
     }
 
     fn loss(

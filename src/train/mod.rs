@@ -121,12 +121,11 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, RunError> {
     match &plan.family {
         FamilyPlan::Grid(g) => {
             let family = grid::GridFamily::new(plan, g, opts, &device)?;
-            let aux = family.student_aux()?;
-            trainer::train(plan, family, aux, opts, &device, start)
+            trainer::train(plan, family, opts, &device, start)
         }
         FamilyPlan::Sequence(s) => {
             let family = sequence::SequenceFamily::new(plan, s, opts, &device)?;
-            trainer::train(plan, family, Vec::new(), opts, &device, start)
+            trainer::train(plan, family, opts, &device, start)
         }
     }
 }

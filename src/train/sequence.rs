@@ -5,6 +5,7 @@
 //! distinct discoveries with fresh uniform-P_B trajectories, and evaluations
 //! measure modes, log Z estimates, ELBO/EUBO and reward statistics.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use candle_core::{Device, Tensor};
@@ -233,8 +234,8 @@ impl Family for SequenceFamily {
         batch.trajs.iter().map(|t| t.states.len()).sum()
     }
 
-    fn log_rewards(&self, batch: &SeqBatch) -> Vec<f64> {
-        batch.log_r.clone()
+    fn log_rewards<'b>(&self, batch: &'b SeqBatch) -> Cow<'b, [f64]> {
+        Cow::Borrowed(&batch.log_r)
     }
 
     /// TB residuals `[B]`: (log_target + sum log P_B) - sum log P_F - log Z,

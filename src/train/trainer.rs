@@ -52,13 +52,13 @@ struct Trainer<'a, F: Family> {
 pub(crate) fn train<F: Family>(
     plan: &Plan,
     family: F,
-    student_aux: Vec<crate::optim::Adam>,
     opts: &RunOptions,
     device: &Device,
     start: Instant,
 ) -> Result<RunSummary, RunError> {
     let net = family.new_net(&mut rng::stream(plan.seed, Stream::InitStudent))?;
-    let student = student_aux
+    let student = family
+        .student_aux()?
         .into_iter()
         .fold(Sampler::new(net, &plan.student, device)?, Sampler::with_aux);
     let teacher = match &plan.teacher {
@@ -142,7 +142,7 @@ impl<F: Family> Trainer<'_, F> {
         let mut source = source;
         if source == Source::Buffer {
             match (self.family.replay()?, self.plan.short_buffer) {
-                (Some(batch), _) => return self.train_on(batch, false, i).map(|()| true),
+                (Some(batch), _) => return self.learn(batch, false, true, i).map(|()| true),
                 (None, ShortBuffer::Skip) => return Ok(false),
                 (None, ShortBuffer::Student) => source = Source::Student,
             }
@@ -156,34 +156,26 @@ impl<F: Family> Trainer<'_, F> {
             .family
             .sample(net, source.local_search(), by_teacher, &self.student)?;
         self.tally.reward_calls += fresh.reward_calls;
-        if source.trains() {
-            self.train_on(fresh.batch, true, i)?;
-            return Ok(true);
-        }
-        // A `->buffer` source: the student's signals, no training step.
-        let packed = self.family.pack(&fresh.batch)?;
-        let (delta, _) = self
-            .family
-            .student_loss(&self.student, &packed, &fresh.batch)?;
-        let delta: Vec<f32> = delta.detach().to_vec1()?;
-        let signals = self
-            .family
-            .signals(&self.plan.teacher_reward, &delta, &fresh.batch);
-        self.family.remember(fresh.batch, true, &delta, &signals);
-        Ok(false)
+        self.learn(fresh.batch, true, source.trains(), i)?;
+        Ok(source.trains())
     }
 
-    /// The student's step on `batch`, then the teacher's, then the buffer.
-    fn train_on(&mut self, batch: F::Batch, fresh: bool, i: u64) -> Result<(), RunError> {
+    /// The student's residuals on `batch` and their teacher signals; with
+    /// `train`, the student's step, then the teacher's; then the buffer
+    /// (a `->buffer` source only fills it).
+    fn learn(&mut self, batch: F::Batch, fresh: bool, train: bool, i: u64) -> Result<(), RunError> {
         let family = &self.family;
-        self.tally.states += family.n_states(&batch) as u64;
         let packed = family.pack(&batch)?;
         let (delta, loss) = family.student_loss(&self.student, &packed, &batch)?;
-        self.tally.losses.push(finite(&loss, Which::Student, i)?);
-        let delta: Vec<f32> = delta.detach().to_vec1()?;
-        let signals = family.signals(&self.plan.teacher_reward, &delta, &batch);
-        match &mut self.teacher {
-            Some(t) => {
+        if train {
+            self.tally.states += family.n_states(&batch) as u64;
+            self.tally.losses.push(finite(&loss, Which::Student, i)?);
+        }
+        let delta_host: Vec<f32> = delta.detach().to_vec1()?;
+        let signals = family.signals(&self.plan.teacher_reward, &delta_host, &batch);
+        match (&mut self.teacher, train) {
+            (_, false) => {}
+            (Some(t), true) => {
                 let target = family.teacher_target(&self.plan.teacher_reward, &signals, &batch);
                 let teacher_step = |t: &mut Sampler<F::Net>| -> Result<f32, RunError> {
                     let (_, l) = family.loss(t, &packed, &target)?;
@@ -199,9 +191,9 @@ impl<F: Family> Trainer<'_, F> {
                 )?;
                 self.tally.teacher_losses.push(tloss);
             }
-            None => self.student.update(&loss)?,
+            (None, true) => self.student.update(&loss)?,
         }
-        self.family.remember(batch, fresh, &delta, &signals);
+        self.family.remember(batch, fresh, &delta_host, &signals);
         Ok(())
     }
 }
