@@ -14,6 +14,7 @@ pub mod datasets;
 pub mod envs;
 pub mod metrics;
 pub mod objective;
+pub mod ops;
 pub mod optim;
 pub mod output;
 pub mod plan;

@@ -124,6 +124,7 @@ fn step_unit(family: &FamilyPlan) -> &'static str {
     match family {
         FamilyPlan::Grid(_) => "steps",
         FamilyPlan::Sequence(_) => "rounds",
+        FamilyPlan::Diffusion(_) => "iterations",
     }
 }
 

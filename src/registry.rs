@@ -16,13 +16,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::behaviour::{GafnConfig, OnPolicyConfig, TeacherConfig};
 use crate::buffer::{RecentBufferConfig, TerminalBufferConfig, TransitionBufferConfig};
+use crate::envs::diffusion::DiffusionEnvConfig;
 use crate::envs::grid::GridConfig;
 use crate::envs::sequence::task::SeqEnvConfig;
 use crate::objective::db::DbConfig;
 use crate::objective::tb::TbConfig;
+use crate::policy::diffusion::DiffusionNetConfig;
 use crate::policy::mlp::MlpConfig;
 use crate::policy::ssr::SsrConfig;
-use crate::search::BackAndForthConfig;
+use crate::search::{BackAndForthConfig, MalaConfig};
 
 macro_rules! registry {
     (
@@ -73,6 +75,10 @@ registry! {
         SehStr(SeqEnvConfig) = "sehstr",
         /// TF binding of DNA 8-mers (lookup oracle).
         TfBind8(SeqEnvConfig) = "tfbind8",
+        /// Diffusion sampler: mixture of 25 Gaussians in 2-d, log Z = 0 (docs/diffusion.md).
+        Gmm25(DiffusionEnvConfig) = "gmm25",
+        /// Diffusion sampler: 32-d Manywell, 16 double wells, log Z = 164.69567532.
+        ManyWell(DiffusionEnvConfig) = "many_well",
     }
 }
 
@@ -83,6 +89,8 @@ registry! {
         Mlp(MlpConfig) = "mlp",
         /// The sequence tasks' state encoder and (state, child) pair scorer.
         Ssr(SsrConfig) = "ssr",
+        /// The diffusion sampler's time/state encoders and joint Gaussian head.
+        Diffusion(DiffusionNetConfig) = "diffusion",
     }
 }
 
@@ -111,7 +119,8 @@ registry! {
 registry! {
     /// The replay buffer (optional).
     BufferConfig {
-        /// Terminal states, replayed with fresh backward trajectories (TB, GAFN excluded).
+        /// Terminal states, replayed with fresh backward trajectories (TB, GAFN
+        /// excluded; on the diffusion energies unkeyed, priorities fixed at insertion).
         Terminal(TerminalBufferConfig) = "terminal",
         /// Transitions (DB).
         Transition(TransitionBufferConfig) = "transition",
@@ -125,5 +134,7 @@ registry! {
     LocalSearchConfig {
         /// Back-and-forth: destroy the end of a trajectory, rebuild it, keep the better.
         BackAndForth(BackAndForthConfig) = "back_and_forth",
+        /// Metropolis-adjusted Langevin on buffer samples (diffusion energies).
+        Mala(MalaConfig) = "mala",
     }
 }

@@ -28,6 +28,15 @@ pub struct TeacherConfig {
     /// `lr` (the discovery tasks' teacher uses 5e-4 against the student's 1e-4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+    /// Clip the teacher's gradient norm to this (0 disables). Unset: the
+    /// objective's `clip_grad_norm` (the diffusion teacher's 0.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_grad_norm: Option<f64>,
+    /// What the teacher's clip covers: `all` or `time_encoder` (the
+    /// `diffusion` policy's time encoder only, as the diffusion reference).
+    /// Unset: `time_encoder` on the diffusion energies, `all` elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_scope: Option<crate::optim::ClipScope>,
     /// The batches of step i: `schedule[i % len]`, each entry a source
     /// (`student`, `teacher`, `buffer`, `student+ls`, `teacher+ls`,
     /// `student->buffer`, `teacher->buffer`) or a list of sources trained in
@@ -47,6 +56,8 @@ impl Default for TeacherConfig {
             log: true,
             beta_teacher: 1.0,
             lr: None,
+            clip_grad_norm: None,
+            clip_scope: None,
             schedule: None,
         }
     }
@@ -61,6 +72,15 @@ impl TeacherConfig {
         }
         if !(self.beta_teacher.is_finite() && self.beta_teacher > 0.0) {
             return Err(Invalid::new("behaviour.beta_teacher", "must be > 0"));
+        }
+        if self
+            .clip_grad_norm
+            .is_some_and(|c| !(c.is_finite() && c >= 0.0))
+        {
+            return Err(Invalid::new(
+                "behaviour.clip_grad_norm",
+                "must be >= 0 (0 disables clipping)",
+            ));
         }
         if self.lr.is_some_and(|lr| !(lr.is_finite() && lr > 0.0)) {
             return Err(Invalid::new("behaviour.lr", "must be a positive number"));
@@ -78,6 +98,7 @@ impl TeacherConfig {
             beta_teacher: self.beta_teacher,
             clamp,
             form,
+            loss_scale: 1.0,
         }
     }
 }
@@ -116,14 +137,28 @@ pub struct TeacherReward {
     pub clamp: f64,
     /// How R enters.
     pub form: RewardForm,
+    /// The squared residual enters as `loss_scale * delta^2` (1; 0.5 on the
+    /// diffusion energies, whose loss is 0.5 delta^2).
+    pub loss_scale: f64,
 }
 
 impl TeacherReward {
+    /// The same reward with the squared residual scaled by `scale`.
+    pub fn with_loss_scale(mut self, scale: f64) -> Self {
+        self.loss_scale = scale;
+        self
+    }
+
     /// R_T of a residual `delta` of a trajectory with task reward `r`
     /// (linear; only [`RewardForm::Product`] uses it): the PER priority and
     /// the input of [`TeacherReward::log_target`].
     pub fn of(&self, delta: f64, r: f64) -> f64 {
         let sq = delta * delta;
+        let sq = if self.loss_scale == 1.0 {
+            sq
+        } else {
+            self.loss_scale * sq
+        };
         let l = if self.clamp > 0.0 {
             sq.min(self.clamp)
         } else {

@@ -139,9 +139,17 @@ pub struct EvalConfig {
     /// environment's default (grid: 10000 for d=2,H<=256 and d=4,H<=16, else 20000).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<usize>,
-    /// Write PNG heatmaps of the target density and of each evaluation's
-    /// empirical density to `plots/` in the run directory (even d only; 4-d
-    /// grids are folded to 2-d as the paper does).
+    /// Samples of the last evaluation on the diffusion energies (model and
+    /// exact, for every metric including W2). Unset: 10000 (the
+    /// reference's); 0: the same `samples` as every evaluation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_samples: Option<usize>,
+    /// Write pictures to `plots/` in the run directory: on the grid, PNG
+    /// heatmaps of the target density and of each evaluation's empirical
+    /// density (even d only; 4-d grids are folded to 2-d as the paper does);
+    /// on the diffusion energies, each evaluation's samples (25GMM over the
+    /// target's contours, Manywell's (x0, x1) and (x0, x2) marginals against
+    /// exact samples).
     pub plot: bool,
 }
 
@@ -152,6 +160,7 @@ impl Default for EvalConfig {
             batch_size: None,
             every: None,
             window: None,
+            final_samples: None,
             plot: true,
         }
     }

@@ -4,6 +4,7 @@
 //!
 //! [`Trajectories`] is the gridworld's packed batch of trajectories.
 
+pub mod diffusion;
 pub mod grid;
 pub mod sequence;
 

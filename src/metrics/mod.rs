@@ -2,6 +2,8 @@
 //! empirical L1 errors; [`sequence`]: modes, log Z estimates, ELBO, EUBO,
 //! Pearson and reward statistics), and the reductions they share.
 
+pub mod assignment;
+pub mod diffusion;
 pub mod grid;
 pub mod sequence;
 

@@ -28,6 +28,27 @@ pub struct TbConfig {
     /// reference clamps at 0). Unset: no clamp.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_z_min: Option<f64>,
+    /// Coupled L2 weight decay (PyTorch's `Adam(weight_decay=..)`, not
+    /// AdamW) of every variable, log Z included; 0 disables it (the
+    /// diffusion reference's 1e-7).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub weight_decay: f64,
+    /// Iterations at which every learning rate (student and teacher) is
+    /// multiplied by `lr_gamma`, e.g. `[4000, 8000]` (the diffusion
+    /// reference's epochs - 6000 and epochs - 2000); empty: constant rates.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lr_milestones: Vec<u64>,
+    /// Factor applied at each of `lr_milestones`.
+    #[serde(skip_serializing_if = "is_default_gamma")]
+    pub lr_gamma: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+fn is_default_gamma(v: &f64) -> bool {
+    *v == 0.1
 }
 
 impl Default for TbConfig {
@@ -39,6 +60,9 @@ impl Default for TbConfig {
             clip_grad_norm: 1.0,
             loss_clamp: 0.0,
             log_z_min: None,
+            weight_decay: 0.0,
+            lr_milestones: Vec::new(),
+            lr_gamma: 0.1,
         }
     }
 }
@@ -64,6 +88,21 @@ impl TbConfig {
             return Err(Invalid::new(
                 "objective.loss_clamp",
                 "must be >= 0 (0 disables the clamp)",
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Invalid::new("objective.weight_decay", "must be >= 0"));
+        }
+        if !(self.lr_gamma.is_finite() && self.lr_gamma > 0.0) {
+            return Err(Invalid::new(
+                "objective.lr_gamma",
+                "must be a positive number",
+            ));
+        }
+        if self.lr_milestones.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Invalid::new(
+                "objective.lr_milestones",
+                "must be strictly increasing iterations",
             ));
         }
         if self.log_z_min.is_some_and(|m| !m.is_finite()) {

@@ -1,6 +1,7 @@
 //! Results on disk: atomic writes, the metrics CSV, the progress bar.
 
 pub mod plot;
+pub mod scatter;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

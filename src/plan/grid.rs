@@ -8,6 +8,7 @@ use crate::buffer::Priority;
 use crate::check::Invalid;
 use crate::config::Experiment;
 use crate::envs::grid::GridConfig;
+use crate::optim::ClipScope;
 use crate::policy::mlp::MlpConfig;
 use crate::registry::{
     BehaviourConfig, BufferConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
@@ -89,6 +90,12 @@ pub(crate) fn resolve(
     };
     let local_search = match &exp.local_search {
         Some(LocalSearchConfig::BackAndForth(l)) => Some(l.grid()?),
+        Some(LocalSearchConfig::Mala(_)) => {
+            return err(
+                "local_search.kind",
+                "the grid and the sequence tasks use `back_and_forth` (`mala` is for the diffusion energies `gmm25`, `many_well`)",
+            )
+        }
         None => None,
     };
     let schedule = explicit_schedule(exp).unwrap_or_else(|| {
@@ -138,6 +145,8 @@ pub(crate) fn resolve(
         schedule,
         eval,
         short_buffer: ShortBuffer::Student,
+        loss_scale: 1.0,
+        clip_scope: ClipScope::All,
         reward_form: RewardForm::Product,
     };
     Ok((FamilyPlan::Grid(plan), defaults))

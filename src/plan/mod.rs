@@ -9,9 +9,10 @@
 //! this point (the trainer, the family adapters) takes the plan and never
 //! re-checks it.
 //!
-//! The environment kind selects the family here, once: [`grid`] and
-//! [`sequence`] hold what is particular to each.
+//! The environment kind selects the family here, once: [`grid`],
+//! [`sequence`] and [`diffusion`] hold what is particular to each.
 
+pub mod diffusion;
 pub mod grid;
 pub mod sequence;
 
@@ -21,7 +22,9 @@ use crate::behaviour::teacher::{RewardForm, TeacherReward};
 use crate::behaviour::{Source, Step, TeacherConfig};
 use crate::check::{self, Invalid};
 use crate::config::{self, ConfigError, DeviceKind, Experiment, SetArg};
+use crate::envs::diffusion::energy::Energy;
 use crate::envs::sequence::oracle::Task;
+use crate::optim::ClipScope;
 use crate::registry::{
     BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
 };
@@ -48,6 +51,8 @@ pub struct Plan {
     pub student: SamplerPlan,
     /// The teacher's sampler, with a teacher.
     pub teacher: Option<SamplerPlan>,
+    /// Learning-rate decay of both samplers.
+    pub lr_schedule: LrSchedule,
     /// The teacher reward: the teacher's target and the PER priority.
     pub teacher_reward: TeacherReward,
     /// Evaluation cadence and size.
@@ -79,6 +84,26 @@ pub enum FamilyPlan {
     Grid(grid::GridPlan),
     /// A sequence task of the discovery study.
     Sequence(sequence::SequencePlan),
+    /// A diffusion sampler on a continuous energy.
+    Diffusion(diffusion::DiffusionPlan),
+}
+
+/// Step-wise learning-rate decay (PyTorch's `MultiStepLR`): at iteration i
+/// every learning rate is multiplied by `gamma^(number of milestones <= i)`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LrSchedule {
+    /// Iterations at which the rates are multiplied by `gamma` (increasing).
+    pub milestones: Vec<u64>,
+    /// The factor.
+    pub gamma: f64,
+}
+
+impl LrSchedule {
+    /// The factor of every learning rate at iteration `i`.
+    pub fn scale(&self, i: u64) -> f64 {
+        let n = self.milestones.iter().filter(|&&m| m <= i).count();
+        self.gamma.powi(n as i32)
+    }
 }
 
 /// A sampler's trainable parts and optimiser settings (student or teacher).
@@ -90,6 +115,10 @@ pub struct SamplerPlan {
     pub log_z: Option<LogZPlan>,
     /// Clip the global gradient norm to this.
     pub clip: Option<f64>,
+    /// Which variables the clip measures and scales.
+    pub clip_scope: ClipScope,
+    /// Coupled L2 weight decay of every variable (0: none).
+    pub weight_decay: f64,
     /// Clamp each squared residual to this (0: no clamp).
     pub loss_clamp: f64,
 }
@@ -123,7 +152,12 @@ pub(crate) struct FamilyDefaults {
     pub schedule: Vec<Step>,
     pub eval: EvalPlan,
     pub reward_form: RewardForm,
+    /// The squared residual enters the teacher reward times this (1; the
+    /// diffusion family's 0.5, its loss 0.5 delta^2).
+    pub loss_scale: f64,
     pub short_buffer: ShortBuffer,
+    /// The teacher's clip scope when its table leaves it unset.
+    pub clip_scope: ClipScope,
 }
 
 /// Load `path` (with `sets` on top) and resolve it: the checked plan of one run.
@@ -143,6 +177,8 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
         EnvConfig::Qm9Str(c) => sequence::resolve(exp, Task::Qm9Str, c, &mut resolved)?,
         EnvConfig::SehStr(c) => sequence::resolve(exp, Task::SehStr, c, &mut resolved)?,
         EnvConfig::TfBind8(c) => sequence::resolve(exp, Task::TfBind8, c, &mut resolved)?,
+        EnvConfig::Gmm25(c) => diffusion::resolve(exp, Energy::Gmm25, c, &mut resolved)?,
+        EnvConfig::ManyWell(c) => diffusion::resolve(exp, Energy::ManyWell, c, &mut resolved)?,
     };
     check_schedule(exp, &defaults.schedule)?;
     match &mut resolved.behaviour {
@@ -153,13 +189,24 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
     let student = sampler_plan(&exp.objective, None);
     let (epsilon, teacher, teacher_cfg) = match &exp.behaviour {
         BehaviourConfig::OnPolicy(b) => (b.epsilon, None, TeacherConfig::default()),
-        BehaviourConfig::Teacher(t) => (
-            t.epsilon,
-            Some(sampler_plan(&exp.objective, t.lr)),
-            t.clone(),
-        ),
+        BehaviourConfig::Teacher(t) => {
+            let mut plan = sampler_plan(&exp.objective, t.lr);
+            if let Some(c) = t.clip_grad_norm {
+                plan.clip = (c > 0.0).then_some(c);
+            }
+            plan.clip_scope = t.clip_scope.unwrap_or(defaults.clip_scope);
+            (t.epsilon, Some(plan), t.clone())
+        }
         BehaviourConfig::Gafn(g) => (g.epsilon, None, TeacherConfig::default()),
     };
+    if teacher.is_some_and(|t| t.clip_scope == ClipScope::TimeEncoder)
+        && !matches!(exp.policy, PolicyConfig::Diffusion(_))
+    {
+        return Err(Invalid::new(
+            "behaviour.clip_scope",
+            "`time_encoder` needs the `diffusion` policy (the only one with a time encoder); allowed here: `all`",
+        ));
+    }
     Ok(Plan {
         seed: exp.seed,
         device: exp.device,
@@ -169,7 +216,10 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
         epsilon,
         student,
         teacher,
-        teacher_reward: teacher_cfg.reward(defaults.reward_form, student.loss_clamp),
+        lr_schedule: lr_schedule(&exp.objective),
+        teacher_reward: teacher_cfg
+            .reward(defaults.reward_form, student.loss_clamp)
+            .with_loss_scale(defaults.loss_scale),
         eval: defaults.eval,
         loss_window: exp.train.loss_window,
         progress: exp.train.progress,
@@ -191,13 +241,31 @@ fn sampler_plan(objective: &ObjectiveConfig, lr: Option<f64>) -> SamplerPlan {
                 min: tb.log_z_min,
             }),
             clip: clip(tb.clip_grad_norm),
+            clip_scope: ClipScope::All,
+            weight_decay: tb.weight_decay,
             loss_clamp: tb.loss_clamp,
         },
         ObjectiveConfig::Db(db) => SamplerPlan {
             lr: lr.unwrap_or(db.lr),
             log_z: None,
             clip: clip(db.clip_grad_norm),
+            clip_scope: ClipScope::All,
+            weight_decay: 0.0,
             loss_clamp: 0.0,
+        },
+    }
+}
+
+/// The learning-rate decay of `objective` (none for DB).
+fn lr_schedule(objective: &ObjectiveConfig) -> LrSchedule {
+    match objective {
+        ObjectiveConfig::Tb(tb) => LrSchedule {
+            milestones: tb.lr_milestones.clone(),
+            gamma: tb.lr_gamma,
+        },
+        ObjectiveConfig::Db(_) => LrSchedule {
+            milestones: Vec::new(),
+            gamma: 1.0,
         },
     }
 }
@@ -207,10 +275,12 @@ fn check_components(exp: &Experiment) -> Result<(), Invalid> {
     match &exp.env {
         EnvConfig::Grid(g) => g.check()?,
         EnvConfig::Qm9Str(c) | EnvConfig::SehStr(c) | EnvConfig::TfBind8(c) => c.check()?,
+        EnvConfig::Gmm25(c) | EnvConfig::ManyWell(c) => c.check()?,
     }
     match &exp.policy {
         PolicyConfig::Mlp(p) => p.check()?,
         PolicyConfig::Ssr(p) => p.check()?,
+        PolicyConfig::Diffusion(p) => p.check()?,
     }
     match &exp.objective {
         ObjectiveConfig::Tb(o) => o.check()?,
@@ -229,6 +299,7 @@ fn check_components(exp: &Experiment) -> Result<(), Invalid> {
     }
     match &exp.local_search {
         Some(LocalSearchConfig::BackAndForth(l)) => l.check(),
+        Some(LocalSearchConfig::Mala(l)) => l.check(),
         None => Ok(()),
     }
 }

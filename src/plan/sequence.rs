@@ -10,6 +10,7 @@ use crate::config::Experiment;
 use crate::envs::sequence::mdp::SeqMdpKind;
 use crate::envs::sequence::oracle::Task;
 use crate::envs::sequence::task::SeqEnvConfig;
+use crate::optim::ClipScope;
 use crate::registry::{
     BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
 };
@@ -98,6 +99,12 @@ pub(crate) fn resolve(
         };
     let local_search = match &exp.local_search {
         Some(LocalSearchConfig::BackAndForth(l)) => Some(l.sequence(spec.ls_k)?),
+        Some(LocalSearchConfig::Mala(_)) => {
+            return err(
+                "local_search.kind",
+                "sequence tasks use `back_and_forth` (`mala` is for the diffusion energies `gmm25`, `many_well`)",
+            )
+        }
         None => None,
     };
     let schedule = explicit_schedule(exp).unwrap_or_else(|| {
@@ -131,6 +138,8 @@ pub(crate) fn resolve(
         schedule,
         eval,
         short_buffer: ShortBuffer::Skip,
+        loss_scale: 1.0,
+        clip_scope: ClipScope::All,
         reward_form: RewardForm::LogSpace,
     };
     Ok((FamilyPlan::Sequence(plan), defaults))

@@ -44,6 +44,30 @@ impl MlpConfig {
     }
 }
 
+/// One `nn.Linear(fan_in, fan_out)` with PyTorch's default init, drawn on
+/// the host from `rng`: `(weight [in, out], bias [out])`, both
+/// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the weight drawn first.
+pub fn torch_linear(
+    fan_in: usize,
+    fan_out: usize,
+    device: &Device,
+    rng: &mut Rng,
+) -> Result<(Var, Var)> {
+    let bound = 1.0 / (fan_in as f32).sqrt();
+    let mut uniform = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect::<Vec<f32>>()
+    };
+    let weight = Var::from_tensor(&Tensor::from_vec(
+        uniform(fan_in * fan_out),
+        (fan_in, fan_out),
+        device,
+    )?)?;
+    let bias = Var::from_tensor(&Tensor::from_vec(uniform(fan_out), fan_out, device)?)?;
+    Ok((weight, bias))
+}
+
 /// Slope of the LeakyReLU (PyTorch's default, as in the reference).
 const LEAKY_SLOPE: f64 = 0.01;
 
@@ -58,23 +82,10 @@ pub struct Mlp {
 impl Mlp {
     /// `dims = [in, hidden..., out]`.
     pub fn new(dims: &[usize], device: &Device, rng: &mut Rng) -> Result<Self> {
-        let mut layers = Vec::new();
-        for w in dims.windows(2) {
-            let (fan_in, fan_out) = (w[0], w[1]);
-            let bound = 1.0 / (fan_in as f32).sqrt();
-            let mut uniform = |n: usize| -> Vec<f32> {
-                (0..n)
-                    .map(|_| rng.random_range(-bound..bound))
-                    .collect::<Vec<f32>>()
-            };
-            let weight = Var::from_tensor(&Tensor::from_vec(
-                uniform(fan_in * fan_out),
-                (fan_in, fan_out),
-                device,
-            )?)?;
-            let bias = Var::from_tensor(&Tensor::from_vec(uniform(fan_out), fan_out, device)?)?;
-            layers.push((weight, bias));
-        }
+        let layers = dims
+            .windows(2)
+            .map(|w| torch_linear(w[0], w[1], device, rng))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self { layers })
     }
 

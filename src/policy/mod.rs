@@ -1,4 +1,5 @@
 //! Policy networks.
 
+pub mod diffusion;
 pub mod mlp;
 pub mod ssr;

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::check::Invalid;
 
 pub mod grid;
+pub mod mala;
 pub mod sequence;
+
+pub use mala::MalaSettings;
 
 /// Back-and-forth local search: destroy the last part of each trajectory by
 /// walking back along a fresh uniform-P_B trajectory, rebuild it forward with
@@ -136,4 +139,83 @@ pub struct SeqSearch {
     pub iterations: usize,
     /// How a proposal is accepted.
     pub acceptance: Acceptance,
+}
+
+/// MALA local search of the diffusion energies (docs/diffusion.md "Local
+/// search"): on `student+ls` iterations, a batch drawn from the buffer is
+/// moved by `steps` Metropolis-adjusted Langevin steps with an adaptive step
+/// size; every accepted proposal after `burn_in` enters the buffer with
+/// priority log R, and that iteration's on-policy batch does not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MalaConfig {
+    /// Run every this many iterations (the schedule's period; the reference's 50).
+    pub every: u64,
+    /// Langevin steps per run (the reference's 200).
+    pub steps: usize,
+    /// Proposals of steps after this one are collected (the reference's 100).
+    pub burn_in: usize,
+    /// Initial step size (the reference's 0.001).
+    pub step_size: f64,
+    /// Adapt the step size by 1% per step towards this acceptance rate (the reference's 0.574).
+    pub target_acceptance: f64,
+    /// Adapt the step size (off: fixed `step_size`).
+    pub adapt: bool,
+}
+
+impl Default for MalaConfig {
+    fn default() -> Self {
+        let m = MalaSettings::default();
+        Self {
+            every: 50,
+            steps: m.steps,
+            burn_in: m.burn_in,
+            step_size: m.step_size,
+            target_acceptance: m.target_acceptance,
+            adapt: m.adapt,
+        }
+    }
+}
+
+impl MalaConfig {
+    /// Range checks.
+    pub fn check(&self) -> Result<(), Invalid> {
+        if self.every == 0 || self.steps == 0 {
+            return Err(Invalid::new(
+                "local_search",
+                "`every` and `steps` must be at least 1",
+            ));
+        }
+        if self.burn_in >= self.steps {
+            return Err(Invalid::new(
+                "local_search.burn_in",
+                "must be below `steps` (nothing would be collected)",
+            ));
+        }
+        if !(self.step_size.is_finite() && self.step_size > 0.0) {
+            return Err(Invalid::new(
+                "local_search.step_size",
+                "must be a positive number",
+            ));
+        }
+        if !(self.target_acceptance > 0.0 && self.target_acceptance < 1.0) {
+            return Err(Invalid::new(
+                "local_search.target_acceptance",
+                "must be in (0, 1)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The settings of one run of the sampler.
+    pub fn settings(&self) -> MalaSettings {
+        MalaSettings {
+            steps: self.steps,
+            burn_in: self.burn_in,
+            step_size: self.step_size,
+            target_acceptance: self.target_acceptance,
+            adapt: self.adapt,
+            ..MalaSettings::default()
+        }
+    }
 }

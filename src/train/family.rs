@@ -2,7 +2,7 @@
 //! family does differently (sampling and rebuilding batches, log P_F / log
 //! P_B and the objective's residuals, the teacher signals, replay, local
 //! search, evaluation). One adapter per family implements [`Family`]:
-//! `train::grid` and `train::sequence`.
+//! `train::grid`, `train::sequence` and `train::diffusion`.
 
 use std::borrow::Cow;
 
@@ -45,12 +45,14 @@ pub trait Family: Sync {
     /// The policy network of student and teacher.
     type Net: Policy;
     /// A batch of trajectories.
-    type Batch;
+    type Batch: Sync;
     /// The tensors of a batch for the objective (built once, used by student and teacher).
     type Packed: Sync;
 
-    /// Name of the first column of `metrics.csv` (`step`, `round`).
+    /// Name of the first column of `metrics.csv` (`step`, `round`, `iteration`).
     const STEP_COLUMN: &'static str;
+    /// Name of the column of the learned log Z.
+    const LOG_Z_COLUMN: &'static str = "log_z";
     /// The family's columns of `metrics.csv`, after `loss, teacher_loss,
     /// log_z` and before `wall_s`.
     const METRICS: &'static [&'static str];
@@ -63,6 +65,9 @@ pub trait Family: Sync {
     fn student_aux(&self) -> Result<Vec<Adam>, RunError> {
         Ok(Vec::new())
     }
+
+    /// Called before the batches of training step `i` (nothing by default).
+    fn start_step(&mut self, _i: u64) {}
 
     /// A fresh batch sampled by `net` (with the behaviour's epsilon), refined
     /// by local search when `local_search` (scored by the teacher reward of
@@ -108,6 +113,18 @@ pub trait Family: Sync {
         batch: &Self::Batch,
     ) -> Result<(Tensor, Tensor), RunError> {
         self.loss(student, packed, &self.log_rewards(batch))
+    }
+
+    /// The teacher's loss on `batch` towards `target`, or `None` to skip its
+    /// step: by default [`Family::loss`] on the student's tensors.
+    fn teacher_loss(
+        &self,
+        teacher: &Sampler<Self::Net>,
+        packed: &Self::Packed,
+        _batch: &Self::Batch,
+        target: &[f64],
+    ) -> Result<Option<Tensor>, RunError> {
+        Ok(Some(self.loss(teacher, packed, target)?.1))
     }
 
     /// The teacher signals of `batch` from the student's residuals `delta`.

@@ -1,9 +1,10 @@
 //! Training: the one loop ([`trainer`]), the sampler that student and teacher
 //! share ([`sampler`]), the seam to the environment families ([`family`]) and
-//! one adapter per family ([`grid`], [`sequence`]). [`run`] picks the
+//! one adapter per family ([`grid`], [`sequence`], [`diffusion`]). [`run`] picks the
 //! adapter from the plan (the only `match` on the family after resolution)
 //! and writes the run's results.
 
+pub mod diffusion;
 pub mod family;
 pub mod grid;
 pub mod sampler;
@@ -125,6 +126,10 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, RunError> {
         }
         FamilyPlan::Sequence(s) => {
             let family = sequence::SequenceFamily::new(plan, s, opts, &device)?;
+            trainer::train(plan, family, opts, &device, start)
+        }
+        FamilyPlan::Diffusion(d) => {
+            let family = diffusion::DiffusionFamily::new(plan, d, opts, &device)?;
             trainer::train(plan, family, opts, &device, start)
         }
     }

@@ -6,7 +6,9 @@ use candle_core::{Device, Tensor, Var};
 
 use super::RunError;
 use crate::optim::Adam;
+use crate::optim::ClipScope;
 use crate::plan::SamplerPlan;
+use crate::policy::diffusion::DiffusionNet;
 use crate::policy::mlp::Mlp;
 use crate::policy::ssr::Ssr;
 
@@ -14,6 +16,21 @@ use crate::policy::ssr::Ssr;
 pub trait Policy: Send + Sync {
     /// Every trainable variable, in a fixed order (the optimiser's).
     fn vars(&self) -> Vec<Var>;
+
+    /// How many of the first [`Policy::vars`] form the time encoder (none by default).
+    fn time_encoder_len(&self) -> usize {
+        0
+    }
+}
+
+impl Policy for DiffusionNet {
+    fn vars(&self) -> Vec<Var> {
+        DiffusionNet::vars(self)
+    }
+
+    fn time_encoder_len(&self) -> usize {
+        self.time_vars().len()
+    }
 }
 
 impl Policy for Mlp {
@@ -55,13 +72,26 @@ impl<N: Policy> Sampler<N> {
             )),
             None => None,
         };
-        let mut groups = vec![(net.vars(), plan.lr)];
+        let mut vars = net.vars();
+        let mut groups = Vec::new();
+        let clip_groups = match plan.clip_scope {
+            ClipScope::All => usize::MAX,
+            ClipScope::TimeEncoder => {
+                let rest = vars.split_off(net.time_encoder_len());
+                groups.push((std::mem::replace(&mut vars, rest), plan.lr));
+                1
+            }
+        };
+        groups.push((vars, plan.lr));
         if let Some((z, z_lr)) = &log_z {
             groups.push((vec![z.clone()], *z_lr));
         }
+        let opt = Adam::new(groups, plan.clip)?
+            .clip_first_groups(clip_groups)
+            .with_weight_decay(plan.weight_decay);
         Ok(Self {
             net,
-            opt: Adam::new(groups, plan.clip)?,
+            opt,
             log_z: log_z.map(|(z, _)| z),
             aux: Vec::new(),
             loss_clamp: plan.loss_clamp,
@@ -86,6 +116,12 @@ impl<N: Policy> Sampler<N> {
             Some(z) => z.as_tensor().to_scalar::<f32>()? as f64,
             None => f64::NAN,
         })
+    }
+
+    /// Multiply the learning rates of the sampler's own optimiser by `scale`
+    /// from the next step on (the auxiliary optimisers keep theirs).
+    pub fn set_lr_scale(&mut self, scale: f64) {
+        self.opt.set_lr_scale(scale);
     }
 
     /// Backpropagate `loss`, take one optimiser step (and one of every

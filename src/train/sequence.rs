@@ -358,6 +358,8 @@ mod tests {
                 min: log_z_min,
             }),
             clip: None,
+            clip_scope: crate::optim::ClipScope::All,
+            weight_decay: 0.0,
             loss_clamp: 5000.0,
         };
         let net = Ssr::new(4, 8, &Device::Cpu, &mut stream(0, Stream::InitStudent)).unwrap();

@@ -83,7 +83,7 @@ pub(crate) fn train<F: Family>(
 impl<F: Family> Trainer<'_, F> {
     fn run(&mut self, start: Instant) -> Result<RunSummary, RunError> {
         let (plan, opts) = (self.plan, self.opts);
-        let mut columns = vec![F::STEP_COLUMN, "loss", "teacher_loss", "log_z"];
+        let mut columns = vec![F::STEP_COLUMN, "loss", "teacher_loss", F::LOG_Z_COLUMN];
         columns.extend(F::METRICS);
         columns.push("wall_s");
         let path = opts.dir.join("metrics.csv");
@@ -116,6 +116,14 @@ impl<F: Family> Trainer<'_, F> {
         );
         let mut batches = 0u64;
         for i in 0..plan.steps {
+            if !plan.lr_schedule.milestones.is_empty() {
+                let scale = plan.lr_schedule.scale(i);
+                self.student.set_lr_scale(scale);
+                if let Some(t) = &mut self.teacher {
+                    t.set_lr_scale(scale);
+                }
+            }
+            self.family.start_step(i);
             let step = &plan.schedule[i as usize % plan.schedule.len()];
             for &source in step.sources() {
                 batches += u64::from(self.batch(source, i)?);
@@ -177,11 +185,13 @@ impl<F: Family> Trainer<'_, F> {
             (_, false) => {}
             (Some(t), true) => {
                 let target = family.teacher_target(&self.plan.teacher_reward, &signals, &batch);
-                let teacher_step = |t: &mut Sampler<F::Net>| -> Result<f32, RunError> {
-                    let (_, l) = family.loss(t, &packed, &target)?;
+                let teacher_step = |t: &mut Sampler<F::Net>| -> Result<Option<f32>, RunError> {
+                    let Some(l) = family.teacher_loss(t, &packed, &batch, &target)? else {
+                        return Ok(None);
+                    };
                     let v = finite(&l, Which::Teacher, i)?;
                     t.update(&l)?;
-                    Ok(v)
+                    Ok(Some(v))
                 };
                 let student = &mut self.student;
                 let tloss = update_both(
@@ -189,7 +199,7 @@ impl<F: Family> Trainer<'_, F> {
                     || student.update(&loss),
                     || teacher_step(t),
                 )?;
-                self.tally.teacher_losses.push(tloss);
+                self.tally.teacher_losses.extend(tloss);
             }
             (None, true) => self.student.update(&loss)?,
         }
@@ -198,14 +208,15 @@ impl<F: Family> Trainer<'_, F> {
     }
 }
 
-/// The student's update and the teacher's step (which returns its loss):
-/// independent given the student's residuals, so with `parallel` the teacher
-/// runs on a second thread while the student updates on this one.
+/// The student's update and the teacher's step (which returns its loss, or
+/// `None` when it skipped): independent given the student's residuals, so
+/// with `parallel` the teacher runs on a second thread while the student
+/// updates on this one.
 fn update_both(
     parallel: bool,
     student: impl FnOnce() -> Result<(), RunError>,
-    teacher: impl FnOnce() -> Result<f32, RunError> + Send,
-) -> Result<f32, RunError> {
+    teacher: impl FnOnce() -> Result<Option<f32>, RunError> + Send,
+) -> Result<Option<f32>, RunError> {
     if parallel {
         std::thread::scope(|scope| {
             let handle = scope.spawn(teacher);

@@ -1,0 +1,46 @@
+//! The diffusion samplers' environments (docs/diffusion.md): a continuous
+//! target energy ([`energy`]) reached by T Gaussian steps from the origin,
+//! and the fixed process around the learned forward policy ([`sde`]): the
+//! Brownian-bridge backward process, backward trajectories from given
+//! terminal states and their log P_B.
+
+pub mod energy;
+pub mod sde;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::check::Invalid;
+
+/// A diffusion-sampler target (`gmm25`: 2-d, `many_well`: 32-d) and the
+/// time discretisation of its sampler (docs/diffusion.md "Sampler").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiffusionEnvConfig {
+    /// Number T of Gaussian steps from 0 to a sample (dt = 1 / T; the paper's 100).
+    pub steps: usize,
+    /// Variance sigma^2 of the Brownian motion per unit time (`t_scale`; the paper's 1).
+    pub t_scale: f64,
+}
+
+impl Default for DiffusionEnvConfig {
+    fn default() -> Self {
+        Self {
+            steps: 100,
+            t_scale: 1.0,
+        }
+    }
+}
+
+impl DiffusionEnvConfig {
+    /// Range checks.
+    pub fn check(&self) -> Result<(), Invalid> {
+        if self.steps < 2 {
+            return Err(Invalid::new("env.steps", "must be at least 2"));
+        }
+        if !(self.t_scale.is_finite() && self.t_scale > 0.0) {
+            return Err(Invalid::new("env.t_scale", "must be a positive number"));
+        }
+        Ok(())
+    }
+}

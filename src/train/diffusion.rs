@@ -1,0 +1,715 @@
+//! The diffusion-sampler adapter of the training loop (docs/diffusion.md):
+//! batches are B trajectories of T Gaussian steps — forward rollouts of a
+//! policy, or Brownian-bridge backward trajectories of replayed or
+//! teacher-sampled terminal states — the objective is TB with the loss
+//! 0.5 delta^2, the buffer holds terminal states ranked by a priority fixed
+//! at insertion, and MALA local search refines buffer samples.
+//!
+//! log P_F of a whole batch is one batched pass of the network over all
+//! T x B states (the states themselves are sampled without a graph, as the
+//! reference's detached sampling): `[T * B, d]` rows, time-major.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+use rand_distr::{Distribution, StandardNormal};
+
+use super::family::{Counters, Family, Fresh, Signals};
+use super::sampler::Sampler;
+use super::{RunError, RunOptions};
+use crate::behaviour::teacher::TeacherReward;
+use crate::buffer::{Priority, ReplayBuffer};
+use crate::envs::diffusion::energy::Energy;
+use crate::envs::diffusion::sde::{Paths, Sde, LN_2PI};
+use crate::metrics::diffusion::{bounds, Bounds};
+use crate::output::{fmt_f64, scatter};
+use crate::plan::diffusion::{BufferPlan, DiffusionPlan};
+use crate::plan::Plan;
+use crate::policy::diffusion::{DiffusionNet, DiffusionNetConfig};
+use crate::rng::{self, Rng, Stream};
+use crate::search::mala::mala;
+use crate::search::MalaConfig;
+
+/// The columns of the diffusion energies' `metrics.csv` between
+/// `log_z_learned` and `wall_s`.
+pub const DIFFUSION_METRICS: &[&str] = &[
+    "log_z_is",
+    "delta_log_z",
+    "elbo",
+    "eubo",
+    "w2",
+    "buffer_size",
+    "n_energy_calls",
+];
+
+/// r_T of an x below the threshold tau: ln(1e-12 + 1.001) (docs/diffusion.md
+/// "Loss and teacher reward").
+fn gated_signal() -> f64 {
+    (1e-12f64 + 1.001).ln()
+}
+
+/// Where a batch came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A forward rollout of the student (or of the teacher, for a plain
+    /// `teacher` source): it may enter the buffer.
+    Fresh,
+    /// Teacher samples above tau with bridge trajectories (`teacher->buffer`).
+    Teacher,
+    /// Replayed from the buffer.
+    Replay,
+}
+
+/// A batch of trajectories and log R of their terminal states.
+pub struct DiffBatch {
+    origin: Origin,
+    /// The trajectories the student's loss is computed on.
+    paths: Paths,
+    /// log R(x) `[B]`.
+    log_r: Vec<f64>,
+    /// With a teacher: the entries with log R > tau and fresh bridge
+    /// trajectories of their x, for the teacher's loss.
+    teacher: Option<(Vec<usize>, Paths)>,
+    /// Whether the run's MALA step follows this batch.
+    local_search: bool,
+}
+
+/// One set of trajectories as tensors.
+pub struct PathTensors {
+    /// s_0 .. s_{T-1} `[T * B, d]`.
+    sources: Tensor,
+    /// s_{i+1} - s_i `[T * B, d]`.
+    increments: Tensor,
+    /// grad log R at every source state `[T * B, d]` (Langevin policy only).
+    grad: Option<Tensor>,
+    /// Sum of log P_B per trajectory `[B]`, host.
+    log_pb: Vec<f64>,
+    batch: usize,
+}
+
+/// The tensors of a batch: the student's trajectories and the teacher's.
+pub struct DiffPacked {
+    student: PathTensors,
+    teacher: Option<PathTensors>,
+}
+
+/// The diffusion family of one run.
+pub struct DiffusionFamily {
+    energy: Energy,
+    sde: Sde,
+    net_cfg: DiffusionNetConfig,
+    device: Device,
+    batch_size: usize,
+    has_teacher: bool,
+    buffer: Option<(ReplayBuffer<(), (Vec<f32>, f64)>, BufferPlan)>,
+    mala: Option<MalaConfig>,
+    /// The threshold tau on log R: the 90th percentile over one student
+    /// batch drawn before training (set at the first sample).
+    tau: Option<f64>,
+    /// Whether a fresh batch has entered the buffer yet (the first always does).
+    seeded: bool,
+    /// The current training iteration.
+    iteration: u64,
+    /// Energy calls for training (tau batch, fresh batches, MALA).
+    energy_calls: u64,
+    /// Exact samples for EUBO and W2 `[n, d]`, drawn once before training.
+    eval_data: Vec<f64>,
+    eval_samples: usize,
+    eval_chunk: usize,
+    final_samples: usize,
+    total_steps: u64,
+    plots: Option<PathBuf>,
+    sampling_rng: Rng,
+    eval_rng: Rng,
+    buffer_rng: Rng,
+    ls_rng: Rng,
+    exact_rng: Rng,
+}
+
+impl DiffusionFamily {
+    /// The family of `plan` (whose family part is `d`).
+    pub fn new(
+        plan: &Plan,
+        d: &DiffusionPlan,
+        opts: &RunOptions,
+        device: &Device,
+    ) -> Result<Self, RunError> {
+        let mut exact_rng = rng::stream(plan.seed, Stream::ExactSamples);
+        let eval_data = match opts.train_only {
+            true => Vec::new(),
+            false => d.energy.sample(plan.eval.samples, &mut exact_rng),
+        };
+        let buffer = d.buffer.map(|b| {
+            let prioritized = b.priority != Priority::Uniform;
+            (ReplayBuffer::new(b.size, prioritized), b)
+        });
+        Ok(Self {
+            energy: d.energy,
+            sde: d.sde,
+            net_cfg: d.net.clone(),
+            device: device.clone(),
+            batch_size: plan.batch_size,
+            has_teacher: plan.teacher.is_some(),
+            buffer,
+            mala: d.local_search.clone(),
+            tau: None,
+            seeded: false,
+            iteration: 0,
+            energy_calls: 0,
+            eval_data,
+            eval_samples: plan.eval.samples,
+            eval_chunk: plan.eval.batch_size,
+            final_samples: d.final_samples,
+            total_steps: plan.steps,
+            plots: (d.plot && !opts.train_only).then(|| opts.dir.join("plots")),
+            sampling_rng: rng::stream(plan.seed, Stream::Sampling),
+            eval_rng: rng::stream(plan.seed, Stream::Eval),
+            buffer_rng: rng::stream(plan.seed, Stream::Buffer),
+            ls_rng: rng::stream(plan.seed, Stream::LocalSearch),
+            exact_rng,
+        })
+    }
+
+    /// log R of the rows of `x` `[B, d]`.
+    fn log_rewards_of(&self, x: &[f32]) -> Vec<f64> {
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        self.energy.log_reward_batch(&x64)
+    }
+
+    /// grad log R at every row of `x` `[n, d]` as a tensor (Langevin only).
+    fn grad_tensor(&self, x: &[f32], rows: usize) -> Result<Tensor, RunError> {
+        let d = self.sde.dim;
+        let mut out = vec![0f32; x.len()];
+        let (mut xi, mut gi) = (vec![0f64; d], vec![0f64; d]);
+        for (src, dst) in x.chunks(d).zip(out.chunks_mut(d)) {
+            for (a, &b) in xi.iter_mut().zip(src) {
+                *a = b as f64;
+            }
+            self.energy.grad_log_reward(&xi, &mut gi);
+            for (a, &b) in dst.iter_mut().zip(&gi) {
+                *a = b as f32;
+            }
+        }
+        Ok(Tensor::from_vec(out, (rows, d), &self.device)?)
+    }
+
+    /// `n` forward trajectories of `net` with exploration std `expl`:
+    /// the paths and the sum of log P_F of each (host, f64) `[n]`.
+    fn rollout(
+        &self,
+        net: &DiffusionNet,
+        n: usize,
+        expl: f64,
+        rng: &mut Rng,
+    ) -> Result<(Paths, Vec<f64>), RunError> {
+        let (t, d) = (self.sde.steps, self.sde.dim);
+        let dt = self.sde.dt();
+        let terms = net.time_terms(&self.sde.times(), &self.device)?;
+        let mut p = Paths::zeros(t, n, d);
+        let mut log_pf = vec![0f64; n];
+        let base_v = self.sde.log_var();
+        for i in 0..t {
+            let x = Tensor::from_slice(p.at(i), (n, d), &self.device)?;
+            let grad = match net.uses_langevin() {
+                true => Some(self.grad_tensor(p.at(i), n)?),
+                false => None,
+            };
+            let out = net.forward(&x, &terms.row(i)?, n, grad.as_ref())?;
+            let mean: Vec<f32> = out.mean.flatten_all()?.to_vec1()?;
+            let lv: Option<Vec<f32>> = match out.log_var {
+                Some(v) => Some(v.flatten_all()?.to_vec1()?),
+                None => None,
+            };
+            let n_el = n * d;
+            let (lo, hi) = p.states.split_at_mut((i + 1) * n_el);
+            let (cur, next) = (&lo[i * n_el..], &mut hi[..n_el]);
+            for k in 0..n_el {
+                let v = base_v + lv.as_ref().map_or(0.0, |l| l[k] as f64);
+                // Sampling variance, widened by exploration (docs/diffusion.md "Sampler").
+                let v_sample = match expl > 0.0 {
+                    true => log_add_exp(v, 2.0 * (expl / dt.sqrt()).ln()),
+                    false => v,
+                };
+                let eps: f64 = StandardNormal.sample(rng);
+                let step = dt * mean[k] as f64 + dt.sqrt() * (v_sample / 2.0).exp() * eps;
+                let s_next = (cur[k] as f64 + step) as f32;
+                next[k] = s_next;
+                let z = (s_next as f64 - cur[k] as f64 - dt * mean[k] as f64)
+                    / (dt.sqrt() * (v / 2.0).exp());
+                log_pf[k / d] += -0.5 * (z * z + LN_2PI + dt.ln() + v);
+            }
+        }
+        Ok((p, log_pf))
+    }
+
+    /// The tensors of `paths`.
+    fn tensors(&self, net_langevin: bool, paths: &Paths) -> Result<PathTensors, RunError> {
+        let (t, b, d) = (paths.steps, paths.batch, paths.dim);
+        let rows = t * b;
+        Ok(PathTensors {
+            sources: Tensor::from_slice(paths.sources(), (rows, d), &self.device)?,
+            increments: Tensor::from_vec(paths.increments(), (rows, d), &self.device)?,
+            grad: match net_langevin {
+                true => Some(self.grad_tensor(paths.sources(), rows)?),
+                false => None,
+            },
+            log_pb: self.sde.log_pb(paths),
+            batch: b,
+        })
+    }
+
+    /// TB residuals of `net`, `log_z` on `pt` towards `log_target` `[B]`:
+    /// log_target + sum log P_B - sum log P_F - log Z. The constant part of
+    /// log P_F is folded into the host term (f64), the network's part is
+    /// 0.5 sum [r^2 e^{-lv} / (dt sigma^2) + lv], r = increment - dt mu.
+    fn residuals(
+        &self,
+        net: &DiffusionNet,
+        log_z: Option<&Tensor>,
+        pt: &PathTensors,
+        log_target: &[f64],
+    ) -> Result<Tensor, RunError> {
+        let (t, b, d) = (self.sde.steps, pt.batch, self.sde.dim);
+        let dt = self.sde.dt();
+        let terms = net.time_terms(&self.sde.times(), &self.device)?;
+        let out = net.forward(&pt.sources, &terms, b, pt.grad.as_ref())?;
+        let r = (&pt.increments - (out.mean * dt)?)?; // [T*B, d]
+        let scale = 1.0 / (dt * self.sde.t_scale);
+        let quad = match &out.log_var {
+            None => (r.sqr()? * scale)?,
+            Some(lv) => ((r.sqr()? * (lv.neg()?.exp()? * scale)?)? + lv)?,
+        };
+        let net_part = (quad.reshape((t, b, d))?.sum(2)?.sum(0)? * 0.5)?; // [B]
+                                                                          // sum log P_F = c_pf - net_part
+        let c_pf = -0.5 * (t * d) as f64 * (LN_2PI + dt.ln() + self.sde.log_var());
+        let host: Vec<f32> = log_target
+            .iter()
+            .zip(&pt.log_pb)
+            .map(|(r, pb)| (r + pb - c_pf) as f32)
+            .collect();
+        let delta = (Tensor::from_vec(host, b, &self.device)? + net_part)?;
+        Ok(match log_z {
+            Some(z) => delta.broadcast_sub(z)?,
+            None => delta,
+        })
+    }
+
+    /// sum log P_F (no gradient, f64) of backward trajectories of `x` `[n, d]` under `net`.
+    fn log_weights_backward(
+        &mut self,
+        net: &DiffusionNet,
+        x: &[f64],
+    ) -> Result<Vec<f64>, RunError> {
+        let d = self.sde.dim;
+        let mut out = Vec::with_capacity(x.len() / d);
+        for chunk in x.chunks(self.eval_chunk * d) {
+            let x32: Vec<f32> = chunk.iter().map(|&v| v as f32).collect();
+            let paths = self.sde.bridge(&x32, &mut self.eval_rng);
+            let pt = self.tensors(net.uses_langevin(), &paths)?;
+            let log_r = self.energy.log_reward_batch(chunk);
+            // log R + sum log P_B - sum log P_F = delta + log Z with log Z = 0.
+            let delta: Vec<f32> = self.residuals(net, None, &pt, &log_r)?.to_vec1()?;
+            out.extend(delta.iter().map(|&v| v as f64));
+        }
+        Ok(out)
+    }
+
+    /// `n` evaluation samples of `net` and their log-weights
+    /// log R + sum log P_B - sum log P_F.
+    fn forward_weights(
+        &mut self,
+        net: &DiffusionNet,
+        n: usize,
+    ) -> Result<(Vec<f64>, Vec<f64>), RunError> {
+        let mut rng = self.eval_rng.clone();
+        let (mut xs, mut w) = (Vec::with_capacity(n * self.sde.dim), Vec::with_capacity(n));
+        let mut left = n;
+        while left > 0 {
+            let m = left.min(self.eval_chunk);
+            let (paths, log_pf) = self.rollout(net, m, 0.0, &mut rng)?;
+            let log_pb = self.sde.log_pb(&paths);
+            let log_r = self.log_rewards_of(paths.terminal());
+            w.extend((0..m).map(|j| log_r[j] + log_pb[j] - log_pf[j]));
+            xs.extend(paths.terminal().iter().map(|&v| v as f64));
+            left -= m;
+        }
+        self.eval_rng = rng;
+        Ok((xs, w))
+    }
+
+    /// tau: the 90th percentile (linear interpolation) of log R over one
+    /// student batch.
+    fn threshold(&mut self, student: &DiffusionNet) -> Result<f64, RunError> {
+        let mut rng = self.sampling_rng.clone();
+        let (paths, _) = self.rollout(student, self.batch_size, 0.0, &mut rng)?;
+        self.sampling_rng = rng;
+        self.energy_calls += self.batch_size as u64;
+        Ok(quantile(&self.log_rewards_of(paths.terminal()), 0.9))
+    }
+
+    /// Bridge trajectories of the entries of `x` with log R > tau, for the teacher.
+    fn teacher_part(&mut self, x: &[f32], log_r: &[f64]) -> Option<(Vec<usize>, Paths)> {
+        if !self.has_teacher {
+            return None;
+        }
+        let tau = self.tau.unwrap_or(f64::NEG_INFINITY);
+        let d = self.sde.dim;
+        let keep: Vec<usize> = (0..log_r.len()).filter(|&j| log_r[j] > tau).collect();
+        let kept: Vec<f32> = keep
+            .iter()
+            .flat_map(|&j| x[j * d..(j + 1) * d].iter().copied())
+            .collect();
+        let paths = self.sde.bridge(&kept, &mut self.buffer_rng);
+        Some((keep, paths))
+    }
+
+    /// The batch of `paths`, its teacher part drawn.
+    fn batch(&mut self, origin: Origin, paths: Paths, log_r: Vec<f64>, ls: bool) -> DiffBatch {
+        let teacher = self.teacher_part(paths.terminal(), &log_r);
+        DiffBatch {
+            origin,
+            paths,
+            log_r,
+            teacher,
+            local_search: ls,
+        }
+    }
+
+    /// MALA on a buffer batch; every accepted proposal after burn-in enters
+    /// the buffer with priority log R.
+    fn local_search(&mut self) {
+        let (Some(cfg), Some((buf, plan))) = (&self.mala, &mut self.buffer) else {
+            return;
+        };
+        if buf.is_empty() {
+            return;
+        }
+        let start: Vec<f64> = buf
+            .sample(plan.batch, &mut self.buffer_rng)
+            .into_iter()
+            .flat_map(|(x, _)| x.into_iter().map(|v| v as f64))
+            .collect();
+        let energy = self.energy;
+        let out = mala(
+            energy.dim(),
+            &start,
+            |x| energy.log_reward(x),
+            |x, g| energy.grad_log_reward(x, g),
+            &cfg.settings(),
+            &mut self.ls_rng,
+        );
+        self.energy_calls += out.energy_calls;
+        let d = energy.dim();
+        for (x, &lr) in out.samples.chunks(d).zip(&out.log_r) {
+            buf.push((x.iter().map(|&v| v as f32).collect(), lr), lr);
+        }
+    }
+
+    /// Pictures of `samples` `[n, d]` after `step` steps.
+    fn plot(&self, step: u64, samples: &[f64], exact: &[f64]) -> Result<(), RunError> {
+        let Some(dir) = &self.plots else {
+            return Ok(());
+        };
+        let d = self.sde.dim;
+        let pairs =
+            |x: &[f64], j: usize| -> Vec<[f64; 2]> { x.chunks(d).map(|r| [r[0], r[j]]).collect() };
+        let path = dir.join(format!("samples_{step:06}.png"));
+        let title = format!("{} samples, step {step}", self.energy.name());
+        match self.energy {
+            Energy::Gmm25 => {
+                let e = self.energy;
+                scatter::samples_over_density(
+                    &path,
+                    &title,
+                    (-15.0, 15.0),
+                    &|x, y| e.log_reward(&[x, y]),
+                    &pairs(samples, 1),
+                )?
+            }
+            Energy::ManyWell => {
+                let (m1, e1, m2, e2) = (
+                    pairs(samples, 1),
+                    pairs(exact, 1),
+                    pairs(samples, 2),
+                    pairs(exact, 2),
+                );
+                let panels = [
+                    scatter::MarginalPanel {
+                        x_label: "x0",
+                        y_label: "x1",
+                        model: &m1,
+                        exact: &e1,
+                    },
+                    scatter::MarginalPanel {
+                        x_label: "x0",
+                        y_label: "x2",
+                        model: &m2,
+                        exact: &e2,
+                    },
+                ];
+                scatter::marginals(&path, &title, (-3.0, 3.0), &panels)?
+            }
+        }
+        Ok(())
+    }
+}
+
+/// ln(e^a + e^b).
+fn log_add_exp(a: f64, b: f64) -> f64 {
+    let m = a.max(b);
+    m + ((a - m).exp() + (b - m).exp()).ln()
+}
+
+/// The q-quantile of `v` with linear interpolation between order statistics
+/// (numpy's and torch's default).
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let pos = q * (s.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    s[lo] + (s[hi] - s[lo]) * (pos - lo as f64)
+}
+
+impl Family for DiffusionFamily {
+    type Net = DiffusionNet;
+    type Batch = DiffBatch;
+    type Packed = DiffPacked;
+
+    const STEP_COLUMN: &'static str = "iteration";
+    const LOG_Z_COLUMN: &'static str = "log_z_learned";
+    const METRICS: &'static [&'static str] = DIFFUSION_METRICS;
+
+    fn new_net(&self, rng: &mut Rng) -> Result<DiffusionNet, RunError> {
+        Ok(DiffusionNet::new(
+            &self.net_cfg,
+            self.sde.dim,
+            &self.device,
+            rng,
+        )?)
+    }
+
+    fn start_step(&mut self, i: u64) {
+        self.iteration = i;
+    }
+
+    fn sample(
+        &mut self,
+        net: &DiffusionNet,
+        local_search: bool,
+        by_teacher: bool,
+        student: &Sampler<DiffusionNet>,
+    ) -> Result<Fresh<DiffBatch>, RunError> {
+        if self.tau.is_none() {
+            self.tau = Some(self.threshold(&student.net)?);
+        }
+        let n = self.batch_size;
+        let mut rng = self.sampling_rng.clone();
+        let result = if by_teacher && self.buffer.is_some() {
+            // The teacher's samples (no exploration) above tau, as bridge
+            // trajectories the student's signal is computed on.
+            let (paths, _) = self.rollout(net, n, 0.0, &mut rng)?;
+            let log_r = self.log_rewards_of(paths.terminal());
+            let tau = self.tau.unwrap_or(f64::NEG_INFINITY);
+            let keep: Vec<usize> = (0..n).filter(|&j| log_r[j] > tau).collect();
+            let x = paths.select(&keep);
+            let bridge = self.sde.bridge(x.terminal(), &mut self.buffer_rng);
+            let log_r = keep.iter().map(|&j| log_r[j]).collect();
+            (Origin::Teacher, bridge, log_r)
+        } else {
+            let expl = self.net_cfg.exploration_at(self.iteration);
+            let (paths, _) = self.rollout(net, n, expl, &mut rng)?;
+            let log_r = self.log_rewards_of(paths.terminal());
+            (Origin::Fresh, paths, log_r)
+        };
+        self.sampling_rng = rng;
+        self.energy_calls += n as u64;
+        let (origin, paths, log_r) = result;
+        Ok(Fresh {
+            reward_calls: n as u64,
+            batch: self.batch(origin, paths, log_r, local_search),
+        })
+    }
+
+    fn replay(&mut self) -> Result<Option<DiffBatch>, RunError> {
+        let Some((buf, plan)) = &self.buffer else {
+            return Ok(None);
+        };
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let picked = buf.sample(plan.batch, &mut self.buffer_rng);
+        let x: Vec<f32> = picked.iter().flat_map(|(x, _)| x.iter().copied()).collect();
+        let log_r = picked.iter().map(|(_, lr)| *lr).collect();
+        let paths = self.sde.bridge(&x, &mut self.buffer_rng);
+        Ok(Some(self.batch(Origin::Replay, paths, log_r, false)))
+    }
+
+    fn pack(&self, batch: &DiffBatch) -> Result<DiffPacked, RunError> {
+        let lgv = self.net_cfg.langevin;
+        Ok(DiffPacked {
+            student: self.tensors(lgv, &batch.paths)?,
+            teacher: match &batch.teacher {
+                Some((keep, p)) if !keep.is_empty() => Some(self.tensors(lgv, p)?),
+                _ => None,
+            },
+        })
+    }
+
+    fn n_states(&self, batch: &DiffBatch) -> usize {
+        batch.paths.batch * (batch.paths.steps + 1)
+    }
+
+    fn log_rewards<'b>(&self, batch: &'b DiffBatch) -> Cow<'b, [f64]> {
+        Cow::Borrowed(&batch.log_r)
+    }
+
+    /// TB residuals `[B]` and the loss mean 0.5 delta^2.
+    fn loss(
+        &self,
+        s: &Sampler<DiffusionNet>,
+        packed: &DiffPacked,
+        log_target: &[f64],
+    ) -> Result<(Tensor, Tensor), RunError> {
+        let delta = self.residuals(&s.net, s.log_z(), &packed.student, log_target)?;
+        let loss = (delta.sqr()?.mean_all()? * 0.5)?;
+        Ok((delta, loss))
+    }
+
+    /// The teacher's TB on its own bridge trajectories of the entries above
+    /// tau; no step when none is.
+    fn teacher_loss(
+        &self,
+        teacher: &Sampler<DiffusionNet>,
+        packed: &DiffPacked,
+        batch: &DiffBatch,
+        target: &[f64],
+    ) -> Result<Option<Tensor>, RunError> {
+        let (Some(pt), Some((keep, _))) = (&packed.teacher, &batch.teacher) else {
+            return Ok(None);
+        };
+        let target: Vec<f64> = keep.iter().map(|&j| target[j]).collect();
+        let delta = self.residuals(&teacher.net, teacher.log_z(), pt, &target)?;
+        Ok(Some((delta.sqr()?.mean_all()? * 0.5)?))
+    }
+
+    /// r_T = ln(0.5 delta^2 (1 + C [delta > 0]) + 1.001), or ln(1e-12 +
+    /// 1.001) where log R < tau.
+    fn signals(&self, reward: &TeacherReward, delta: &[f32], batch: &DiffBatch) -> Signals {
+        let tau = self.tau.unwrap_or(f64::NEG_INFINITY);
+        Signals {
+            per_entry: delta
+                .iter()
+                .zip(&batch.log_r)
+                .map(|(&d, &lr)| match lr < tau {
+                    true => gated_signal(),
+                    false => reward.of(d as f64, lr.exp()),
+                })
+                .collect(),
+            per_transition: Vec::new(),
+        }
+    }
+
+    /// log r_T + alpha log R (docs/diffusion.md: a log of the already
+    /// logarithmic r_T, as the reference).
+    fn teacher_target(
+        &self,
+        reward: &TeacherReward,
+        signals: &Signals,
+        batch: &DiffBatch,
+    ) -> Vec<f64> {
+        signals
+            .per_entry
+            .iter()
+            .zip(&batch.log_r)
+            .map(|(&s, &lr)| reward.log_target(s, lr))
+            .collect()
+    }
+
+    /// The buffer's rules (docs/diffusion.md "Behaviour policies"): the
+    /// first fresh batch enters whole; later fresh batches enter, above tau,
+    /// only without a teacher and not on a local-search iteration; teacher
+    /// batches enter whole (already above tau); replays change nothing.
+    /// Then the local search of the iteration, if any.
+    fn remember(&mut self, batch: DiffBatch, _fresh: bool, _delta: &[f32], signals: &Signals) {
+        let tau = self.tau.unwrap_or(f64::NEG_INFINITY);
+        let first = !self.seeded && batch.origin == Origin::Fresh;
+        if let Some((buf, plan)) = &mut self.buffer {
+            let add = match batch.origin {
+                Origin::Replay => false,
+                Origin::Teacher => true,
+                Origin::Fresh => first || (!self.has_teacher && !batch.local_search),
+            };
+            if add {
+                let d = batch.paths.dim;
+                let x = batch.paths.terminal();
+                for j in 0..batch.log_r.len() {
+                    let lr = batch.log_r[j];
+                    if first || batch.origin == Origin::Teacher || lr > tau {
+                        let priority = match plan.priority {
+                            Priority::Reward => lr,
+                            _ => signals.per_entry[j],
+                        };
+                        buf.push((x[j * d..(j + 1) * d].to_vec(), lr), priority);
+                    }
+                }
+            }
+        }
+        if batch.origin == Origin::Fresh {
+            self.seeded = true;
+        }
+        if batch.local_search {
+            self.local_search();
+        }
+    }
+
+    fn evaluate(
+        &mut self,
+        step: u64,
+        student: &Sampler<DiffusionNet>,
+        _counters: &Counters,
+    ) -> Result<Vec<String>, RunError> {
+        let last = step == self.total_steps && self.final_samples > 0;
+        let n = if last {
+            self.final_samples
+        } else {
+            self.eval_samples
+        };
+        let exact = match last {
+            true => self.energy.sample(n, &mut self.exact_rng),
+            false => self.eval_data.clone(),
+        };
+        let (samples, fwd) = self.forward_weights(&student.net, n)?;
+        let bwd = self.log_weights_backward(&student.net, &exact)?;
+        let Bounds {
+            log_z_is,
+            elbo,
+            eubo,
+        } = bounds(&fwd, &bwd);
+        let w2 = crate::metrics::assignment::w2(&samples, &exact, self.sde.dim);
+        self.plot(step, &samples, &exact)?;
+        Ok(vec![
+            fmt_f64(log_z_is),
+            fmt_f64(self.energy.true_log_z() - log_z_is),
+            fmt_f64(elbo),
+            fmt_f64(eubo),
+            fmt_f64(w2),
+            self.buffer.as_ref().map_or(0, |(b, _)| b.len()).to_string(),
+            self.energy_calls.to_string(),
+        ])
+    }
+
+    fn progress(&self) -> String {
+        format!(
+            "buffer {}",
+            self.buffer.as_ref().map_or(0, |(b, _)| b.len())
+        )
+    }
+
+    fn headline(&self) -> String {
+        format!("energy calls {}", self.energy_calls)
+    }
+}
