@@ -128,21 +128,64 @@ fn step_unit(family: &FamilyPlan) -> &'static str {
     }
 }
 
+/// Whether the experiment `file` samples a diffusion energy (unreadable
+/// files count as not: their errors come later, from the command itself).
+fn is_diffusion(file: &Path) -> bool {
+    config::load(file, &[]).is_ok_and(|(exp, _)| {
+        matches!(
+            exp.env,
+            runner::registry::EnvConfig::Gmm25(_) | runner::registry::EnvConfig::ManyWell(_)
+        )
+    })
+}
+
+impl Cli {
+    /// The experiment files the command trains.
+    fn files(&self) -> Vec<&Path> {
+        match &self.command {
+            Some(Command::Bench { files, .. }) => files.iter().map(PathBuf::as_path).collect(),
+            Some(Command::Slurm { file, .. }) => vec![file.as_path()],
+            None => self.run.file.iter().map(PathBuf::as_path).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 fn parse_sets(raw: &[String]) -> anyhow::Result<Vec<SetArg>> {
     raw.iter()
         .map(|s| config::parse_set(s).map_err(anyhow::Error::from))
         .collect()
 }
 
+/// Keep freed memory in the process: glibc serves large allocations (the
+/// diffusion sampler's [T * B, 256] activations, 51 MB each) by mmap and
+/// returns them on free, so every training step paid for page faults and
+/// the kernel's zeroing of fresh pages (more than half its time, measured
+/// with perf). Without mmap and trimming, freed buffers are reused.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
 fn main() -> ExitCode {
-    // One thread per matrix product: the networks are small, so candle's
-    // multi-threaded gemm costs more than it gains; parallelism comes from
-    // running runs side by side (and a teacher run's second thread).
-    // Set RAYON_NUM_THREADS to override.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+    keep_freed_memory();
+    let cli = Cli::parse();
+    // One thread per matrix product on the grid and the sequence tasks: their
+    // networks are small, so candle's multi-threaded gemm costs more than it
+    // gains; parallelism comes from running runs side by side (and a teacher
+    // run's second thread). The diffusion samplers' products are large
+    // ([T * B, 256] x [256, 256]): they use every core. Decided before any
+    // thread starts; set RAYON_NUM_THREADS to override.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none()
+        && !cli.files().iter().any(|f| is_diffusion(f))
+    {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
-    let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Schema) => {
             print!("{}", runner::schema_json());

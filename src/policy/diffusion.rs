@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::mlp::torch_linear;
 use crate::check::Invalid;
-use crate::ops::gelu;
+use crate::ops::bias_gelu;
 use crate::rng::Rng;
 
 /// The diffusion sampler's network and its exploration (docs/diffusion.md
@@ -110,6 +110,11 @@ impl Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.matmul(self.w.as_tensor())?
             .broadcast_add(self.b.as_tensor())
+    }
+
+    /// GELU(x W + b) `[n, out]`, the bias added inside the activation's pass.
+    fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        bias_gelu(&x.matmul(self.w.as_tensor())?, self.b.as_tensor())
     }
 
     fn vars(&self) -> [Var; 2] {
@@ -230,7 +235,7 @@ impl DiffusionNet {
             feats.extend((0..k).map(|j| phase(j).cos() as f32));
         }
         let feats = Tensor::from_vec(feats, (t.len(), 2 * k), device)?; // [n_t, 2K]
-        let emb = gelu(&self.time[1].forward(&gelu(&self.time[0].forward(&feats)?)?)?)?; // [n_t, H]
+        let emb = self.time[1].forward_gelu(&self.time[0].forward_gelu(&feats)?)?; // [n_t, H]
         Ok(TimeTerms {
             joint: self.joint_time.forward(&emb)?,
             langevin: match &self.langevin {
@@ -252,16 +257,13 @@ impl DiffusionNet {
     ) -> Result<StepParams> {
         let n_t = terms.joint.dim(0)?;
         let h = self.joint_state.dim(1)?;
-        let s = gelu(&self.state[1].forward(&gelu(&self.state[0].forward(x)?)?)?)?; // [n, H]
-        let a = s
-            .matmul(self.joint_state.as_tensor())?
-            .reshape((n_t, b, h))?;
-        let a = a
-            .broadcast_add(&terms.joint.unsqueeze(1)?)?
-            .reshape((n_t * b, h))?;
-        let mut z = gelu(&a)?;
+        let s = self.state[1].forward_gelu(&self.state[0].forward_gelu(x)?)?; // [n, H]
+                                                                              // The time half of the joint layer (one row per time) is the bias of its block of b rows.
+        let a = s.matmul(self.joint_state.as_tensor())?; // [n_t * b, H]
+        debug_assert_eq!(a.dims2()?, (n_t * b, h));
+        let mut z = bias_gelu(&a, &terms.joint)?;
         for l in &self.joint_hidden {
-            z = gelu(&l.forward(&z)?)?;
+            z = l.forward_gelu(&z)?;
         }
         let out = self.out.forward(&z)?; // [n, 2d]
         let d = self.dim;
