@@ -81,6 +81,10 @@ enum Command {
         /// Untimed warm-up steps per file.
         #[arg(long, default_value_t = 20)]
         warmup: u64,
+        /// Also measure the machine's f32 matrix-product peak (GFLOP/s), the
+        /// yardstick of the diffusion samplers' achieved GFLOP/s.
+        #[arg(long)]
+        peak: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -196,8 +200,9 @@ fn main() -> ExitCode {
             files,
             steps,
             warmup,
+            peak,
             common,
-        }) => bench(&files, steps, warmup, &common),
+        }) => bench(&files, steps, warmup, peak, &common),
         Some(Command::Slurm {
             file,
             common,
@@ -326,7 +331,13 @@ fn validate(files: &[PathBuf], common: &Common) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bench(files: &[PathBuf], steps: u64, warmup: u64, common: &Common) -> anyhow::Result<()> {
+fn bench(
+    files: &[PathBuf],
+    steps: u64,
+    warmup: u64,
+    peak: bool,
+    common: &Common,
+) -> anyhow::Result<()> {
     let sets = parse_sets(&common.sets)?;
     for file in files {
         let with_steps = |n: u64| {
@@ -350,8 +361,19 @@ fn bench(files: &[PathBuf], steps: u64, warmup: u64, common: &Common) -> anyhow:
         let s = train::run(&plan, &opts)?;
         let secs = t0.elapsed().as_secs_f64();
         let unit = step_unit(&plan.family);
+        let gflops = match &plan.family {
+            FamilyPlan::Diffusion(d) => {
+                let f = runner::plan::diffusion::flops_per_iteration(&plan, d);
+                format!(
+                    "; {:.1} GFLOP/s ({:.0} GFLOP per iteration)",
+                    f * steps as f64 / secs / 1e9,
+                    f / 1e9
+                )
+            }
+            _ => String::new(),
+        };
         println!(
-            "{}: {:.2} {unit}/s ({} {unit} in {:.2}s; {:.0} states per batch; {})",
+            "{}: {:.2} {unit}/s ({} {unit} in {:.2}s; {:.0} states per batch; {}{gflops})",
             plan.resolved.name,
             steps as f64 / secs,
             steps,
@@ -360,7 +382,29 @@ fn bench(files: &[PathBuf], steps: u64, warmup: u64, common: &Common) -> anyhow:
             s.headline
         );
     }
+    if peak {
+        println!("matmul peak: {:.1} GFLOP/s", matmul_peak()?);
+    }
     Ok(())
+}
+
+/// The best achieved GFLOP/s of candle's f32 matrix product over 5 runs
+/// of [2048, 2048] x [2048, 2048] on the CPU, all cores.
+fn matmul_peak() -> anyhow::Result<f64> {
+    use candle_core::{Device, Tensor};
+    let n = 2048;
+    let a = Tensor::ones((n, n), candle_core::DType::F32, &Device::Cpu)?;
+    let b = (a.clone() * 0.5)?;
+    let _ = a.matmul(&b)?;
+    let mut best = 0f64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let c = a.matmul(&b)?;
+        let secs = t.elapsed().as_secs_f64();
+        drop(c);
+        best = best.max(2.0 * (n as f64).powi(3) / secs / 1e9);
+    }
+    Ok(best)
 }
 
 struct SlurmOverrides {

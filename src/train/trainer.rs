@@ -8,7 +8,8 @@
 //! teacher then takes one on the same batch towards the teacher reward of the
 //! student's residuals (on a second thread when `parallel_teacher`); the
 //! batch then enters (fresh) or updates (replayed) the buffer. `->buffer`
-//! sources only fill the buffer. Evaluations run at step 0, every
+//! sources only fill the buffer. With `lr_milestones`, every learning rate
+//! is multiplied by `gamma` from each milestone iteration on. Evaluations run at step 0, every
 //! `eval.every` steps and after the last, each appending a row to
 //! `metrics.csv`.
 
@@ -173,6 +174,11 @@ impl<F: Family> Trainer<'_, F> {
     /// (a `->buffer` source only fills it).
     fn learn(&mut self, batch: F::Batch, fresh: bool, train: bool, i: u64) -> Result<(), RunError> {
         let family = &self.family;
+        if family.n_states(&batch) == 0 {
+            // Nothing survived the family's filter (e.g. no teacher sample
+            // above the diffusion threshold): nothing to learn or remember.
+            return Ok(());
+        }
         let packed = family.pack(&batch)?;
         let (delta, loss) = family.student_loss(&self.student, &packed, &batch)?;
         if train {

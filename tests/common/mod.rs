@@ -41,3 +41,14 @@ pub fn datasets() -> Option<PathBuf> {
         None
     }
 }
+
+/// The lines of a `metrics.csv` without their last column (`wall_s`).
+#[allow(dead_code)]
+pub fn metrics_without_wall(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
