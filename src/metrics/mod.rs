@@ -7,6 +7,19 @@ pub mod diffusion;
 pub mod grid;
 pub mod sequence;
 
+/// The q-quantile of `v` with linear interpolation between order statistics
+/// (numpy's and torch's default).
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let pos = q * (s.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    s[lo] + (s[hi] - s[lo]) * (pos - lo as f64)
+}
+
 /// Mean of the last `window` values as f64; NaN when there are none (the
 /// `loss` columns of `metrics.csv`).
 pub fn tail_mean(xs: &[f32], window: usize) -> f64 {
@@ -61,5 +74,15 @@ mod tests {
         assert!((pearson(&[1.0, 2.0, 3.0], &[1.0, 3.0, 2.0]) - 0.5).abs() < 1e-12);
         assert!(pearson(&[1.0, 1.0], &[1.0, 2.0]).is_nan());
         assert!(log_mean_exp(&[]).is_nan());
+    }
+
+    /// Linear-interpolation quantiles (numpy's default): the 90th percentile
+    /// of 1..=11 is 10; of [1, 2] it is 1.9.
+    #[test]
+    fn quantile_interpolates() {
+        let v: Vec<f64> = (1..=11).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.9), 10.0);
+        assert!((quantile(&[2.0, 1.0], 0.9) - 1.9).abs() < 1e-12);
+        assert!(quantile(&[], 0.5).is_nan());
     }
 }

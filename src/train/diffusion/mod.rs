@@ -1,19 +1,17 @@
-//! The diffusion-sampler adapter of the training loop (docs/diffusion.md):
+//! The diffusion-sampler adapter of the training loop (docs/diffusion.md),
+//! over the process of [`process`]:
 //! batches are B trajectories of T Gaussian steps — forward rollouts of a
 //! policy, or Brownian-bridge backward trajectories of replayed or
 //! teacher-sampled terminal states — the objective is TB with the loss
 //! 0.5 delta^2, the buffer holds terminal states ranked by a priority fixed
 //! at insertion, and MALA local search refines buffer samples.
-//!
-//! log P_F of a whole batch is one batched pass of the network over all
-//! T x B states (the states themselves are sampled without a graph, as the
-//! reference's detached sampling): `[T * B, d]` rows, time-major.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
 
+mod process;
+
 use candle_core::{Device, Tensor};
-use rand_distr::{Distribution, StandardNormal};
 
 use super::family::{Counters, Family, Fresh, Signals};
 use super::sampler::Sampler;
@@ -21,8 +19,9 @@ use super::{RunError, RunOptions};
 use crate::behaviour::teacher::TeacherReward;
 use crate::buffer::{Priority, ReplayBuffer};
 use crate::envs::diffusion::energy::Energy;
-use crate::envs::diffusion::sde::{Paths, Sde, LN_2PI};
+use crate::envs::diffusion::sde::Paths;
 use crate::metrics::diffusion::{bounds, Bounds};
+use crate::metrics::quantile;
 use crate::output::{fmt_f64, scatter};
 use crate::plan::diffusion::{BufferPlan, DiffusionPlan};
 use crate::plan::Plan;
@@ -30,6 +29,7 @@ use crate::policy::diffusion::{DiffusionNet, DiffusionNetConfig};
 use crate::rng::{self, Rng, Stream};
 use crate::search::mala::mala;
 use crate::search::MalaConfig;
+use process::{PathTensors, Process};
 
 /// The columns of the diffusion energies' `metrics.csv` between
 /// `log_z_learned` and `wall_s`.
@@ -75,34 +75,23 @@ pub struct DiffBatch {
     local_search: bool,
 }
 
-/// One set of trajectories as tensors.
-pub struct PathTensors {
-    /// s_0 .. s_{T-1} `[T * B, d]`.
-    sources: Tensor,
-    /// s_{i+1} - s_i `[T * B, d]`.
-    increments: Tensor,
-    /// grad log R at every source state `[T * B, d]` (Langevin policy only).
-    grad: Option<Tensor>,
-    /// Sum of log P_B per trajectory `[B]`, host.
-    log_pb: Vec<f64>,
-    batch: usize,
-}
-
 /// The tensors of a batch: the student's trajectories and the teacher's.
 pub struct DiffPacked {
     student: PathTensors,
     teacher: Option<PathTensors>,
 }
 
+/// Terminal states x `[d]` with their log R, unkeyed, ranked by a priority
+/// fixed at insertion.
+type TerminalBuffer = ReplayBuffer<(), (Vec<f32>, f64)>;
+
 /// The diffusion family of one run.
 pub struct DiffusionFamily {
-    energy: Energy,
-    sde: Sde,
+    process: Process,
     net_cfg: DiffusionNetConfig,
-    device: Device,
     batch_size: usize,
     has_teacher: bool,
-    buffer: Option<(ReplayBuffer<(), (Vec<f32>, f64)>, BufferPlan)>,
+    buffer: Option<(TerminalBuffer, BufferPlan)>,
     mala: Option<MalaConfig>,
     /// The threshold tau on log R: the 90th percentile over one student
     /// batch drawn before training (set at the first sample).
@@ -145,10 +134,12 @@ impl DiffusionFamily {
             (ReplayBuffer::new(b.size, prioritized), b)
         });
         Ok(Self {
-            energy: d.energy,
-            sde: d.sde,
+            process: Process {
+                energy: d.energy,
+                sde: d.sde,
+                device: device.clone(),
+            },
             net_cfg: d.net.clone(),
-            device: device.clone(),
             batch_size: plan.batch_size,
             has_teacher: plan.teacher.is_some(),
             buffer,
@@ -171,145 +162,21 @@ impl DiffusionFamily {
         })
     }
 
-    /// log R of the rows of `x` `[B, d]`.
-    fn log_rewards_of(&self, x: &[f32]) -> Vec<f64> {
-        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-        self.energy.log_reward_batch(&x64)
-    }
-
-    /// grad log R at every row of `x` `[n, d]` as a tensor (Langevin only).
-    fn grad_tensor(&self, x: &[f32], rows: usize) -> Result<Tensor, RunError> {
-        let d = self.sde.dim;
-        let mut out = vec![0f32; x.len()];
-        let (mut xi, mut gi) = (vec![0f64; d], vec![0f64; d]);
-        for (src, dst) in x.chunks(d).zip(out.chunks_mut(d)) {
-            for (a, &b) in xi.iter_mut().zip(src) {
-                *a = b as f64;
-            }
-            self.energy.grad_log_reward(&xi, &mut gi);
-            for (a, &b) in dst.iter_mut().zip(&gi) {
-                *a = b as f32;
-            }
-        }
-        Ok(Tensor::from_vec(out, (rows, d), &self.device)?)
-    }
-
-    /// `n` forward trajectories of `net` with exploration std `expl`:
-    /// the paths and the sum of log P_F of each (host, f64) `[n]`.
-    fn rollout(
-        &self,
-        net: &DiffusionNet,
-        n: usize,
-        expl: f64,
-        rng: &mut Rng,
-    ) -> Result<(Paths, Vec<f64>), RunError> {
-        let (t, d) = (self.sde.steps, self.sde.dim);
-        let dt = self.sde.dt();
-        let terms = net.time_terms(&self.sde.times(), &self.device)?;
-        let mut p = Paths::zeros(t, n, d);
-        let mut log_pf = vec![0f64; n];
-        let base_v = self.sde.log_var();
-        for i in 0..t {
-            let x = Tensor::from_slice(p.at(i), (n, d), &self.device)?;
-            let grad = match net.uses_langevin() {
-                true => Some(self.grad_tensor(p.at(i), n)?),
-                false => None,
-            };
-            let out = net.forward(&x, &terms.row(i)?, n, grad.as_ref())?;
-            let mean: Vec<f32> = out.mean.flatten_all()?.to_vec1()?;
-            let lv: Option<Vec<f32>> = match out.log_var {
-                Some(v) => Some(v.flatten_all()?.to_vec1()?),
-                None => None,
-            };
-            let n_el = n * d;
-            let (lo, hi) = p.states.split_at_mut((i + 1) * n_el);
-            let (cur, next) = (&lo[i * n_el..], &mut hi[..n_el]);
-            for k in 0..n_el {
-                let v = base_v + lv.as_ref().map_or(0.0, |l| l[k] as f64);
-                // Sampling variance, widened by exploration (docs/diffusion.md "Sampler").
-                let v_sample = match expl > 0.0 {
-                    true => log_add_exp(v, 2.0 * (expl / dt.sqrt()).ln()),
-                    false => v,
-                };
-                let eps: f64 = StandardNormal.sample(rng);
-                let step = dt * mean[k] as f64 + dt.sqrt() * (v_sample / 2.0).exp() * eps;
-                let s_next = (cur[k] as f64 + step) as f32;
-                next[k] = s_next;
-                let z = (s_next as f64 - cur[k] as f64 - dt * mean[k] as f64)
-                    / (dt.sqrt() * (v / 2.0).exp());
-                log_pf[k / d] += -0.5 * (z * z + LN_2PI + dt.ln() + v);
-            }
-        }
-        Ok((p, log_pf))
-    }
-
-    /// The tensors of `paths`.
-    fn tensors(&self, net_langevin: bool, paths: &Paths) -> Result<PathTensors, RunError> {
-        let (t, b, d) = (paths.steps, paths.batch, paths.dim);
-        let rows = t * b;
-        Ok(PathTensors {
-            sources: Tensor::from_slice(paths.sources(), (rows, d), &self.device)?,
-            increments: Tensor::from_vec(paths.increments(), (rows, d), &self.device)?,
-            grad: match net_langevin {
-                true => Some(self.grad_tensor(paths.sources(), rows)?),
-                false => None,
-            },
-            log_pb: self.sde.log_pb(paths),
-            batch: b,
-        })
-    }
-
-    /// TB residuals of `net`, `log_z` on `pt` towards `log_target` `[B]`:
-    /// log_target + sum log P_B - sum log P_F - log Z. The constant part of
-    /// log P_F is folded into the host term (f64), the network's part is
-    /// 0.5 sum [r^2 e^{-lv} / (dt sigma^2) + lv], r = increment - dt mu.
-    fn residuals(
-        &self,
-        net: &DiffusionNet,
-        log_z: Option<&Tensor>,
-        pt: &PathTensors,
-        log_target: &[f64],
-    ) -> Result<Tensor, RunError> {
-        let (t, b, d) = (self.sde.steps, pt.batch, self.sde.dim);
-        let dt = self.sde.dt();
-        let terms = net.time_terms(&self.sde.times(), &self.device)?;
-        let out = net.forward(&pt.sources, &terms, b, pt.grad.as_ref())?;
-        let r = (&pt.increments - (out.mean * dt)?)?; // [T*B, d]
-        let scale = 1.0 / (dt * self.sde.t_scale);
-        let quad = match &out.log_var {
-            None => (r.sqr()? * scale)?,
-            Some(lv) => ((r.sqr()? * (lv.neg()?.exp()? * scale)?)? + lv)?,
-        };
-        let net_part = (quad.reshape((t, b, d))?.sum(2)?.sum(0)? * 0.5)?; // [B]
-                                                                          // sum log P_F = c_pf - net_part
-        let c_pf = -0.5 * (t * d) as f64 * (LN_2PI + dt.ln() + self.sde.log_var());
-        let host: Vec<f32> = log_target
-            .iter()
-            .zip(&pt.log_pb)
-            .map(|(r, pb)| (r + pb - c_pf) as f32)
-            .collect();
-        let delta = (Tensor::from_vec(host, b, &self.device)? + net_part)?;
-        Ok(match log_z {
-            Some(z) => delta.broadcast_sub(z)?,
-            None => delta,
-        })
-    }
-
     /// sum log P_F (no gradient, f64) of backward trajectories of `x` `[n, d]` under `net`.
     fn log_weights_backward(
         &mut self,
         net: &DiffusionNet,
         x: &[f64],
     ) -> Result<Vec<f64>, RunError> {
-        let d = self.sde.dim;
+        let d = self.process.sde.dim;
         let mut out = Vec::with_capacity(x.len() / d);
         for chunk in x.chunks(self.eval_chunk * d) {
             let x32: Vec<f32> = chunk.iter().map(|&v| v as f32).collect();
-            let paths = self.sde.bridge(&x32, &mut self.eval_rng);
-            let pt = self.tensors(net.uses_langevin(), &paths)?;
-            let log_r = self.energy.log_reward_batch(chunk);
+            let paths = self.process.sde.bridge(&x32, &mut self.eval_rng);
+            let pt = self.process.tensors(net.uses_langevin(), &paths)?;
+            let log_r = self.process.energy.log_reward_batch(chunk);
             // log R + sum log P_B - sum log P_F = delta + log Z with log Z = 0.
-            let delta: Vec<f32> = self.residuals(net, None, &pt, &log_r)?.to_vec1()?;
+            let delta: Vec<f32> = self.process.residuals(net, None, &pt, &log_r)?.to_vec1()?;
             out.extend(delta.iter().map(|&v| v as f64));
         }
         Ok(out)
@@ -323,13 +190,16 @@ impl DiffusionFamily {
         n: usize,
     ) -> Result<(Vec<f64>, Vec<f64>), RunError> {
         let mut rng = self.eval_rng.clone();
-        let (mut xs, mut w) = (Vec::with_capacity(n * self.sde.dim), Vec::with_capacity(n));
+        let (mut xs, mut w) = (
+            Vec::with_capacity(n * self.process.sde.dim),
+            Vec::with_capacity(n),
+        );
         let mut left = n;
         while left > 0 {
             let m = left.min(self.eval_chunk);
-            let (paths, log_pf) = self.rollout(net, m, 0.0, &mut rng)?;
-            let log_pb = self.sde.log_pb(&paths);
-            let log_r = self.log_rewards_of(paths.terminal());
+            let (paths, log_pf) = self.process.rollout(net, m, 0.0, &mut rng)?;
+            let log_pb = self.process.sde.log_pb(&paths);
+            let log_r = self.process.log_rewards_of(paths.terminal());
             w.extend((0..m).map(|j| log_r[j] + log_pb[j] - log_pf[j]));
             xs.extend(paths.terminal().iter().map(|&v| v as f64));
             left -= m;
@@ -342,10 +212,15 @@ impl DiffusionFamily {
     /// student batch.
     fn threshold(&mut self, student: &DiffusionNet) -> Result<f64, RunError> {
         let mut rng = self.sampling_rng.clone();
-        let (paths, _) = self.rollout(student, self.batch_size, 0.0, &mut rng)?;
+        let (paths, _) = self
+            .process
+            .rollout(student, self.batch_size, 0.0, &mut rng)?;
         self.sampling_rng = rng;
         self.energy_calls += self.batch_size as u64;
-        Ok(quantile(&self.log_rewards_of(paths.terminal()), 0.9))
+        Ok(quantile(
+            &self.process.log_rewards_of(paths.terminal()),
+            0.9,
+        ))
     }
 
     /// Bridge trajectories of the entries of `x` with log R > tau, for the teacher.
@@ -354,13 +229,13 @@ impl DiffusionFamily {
             return None;
         }
         let tau = self.tau.unwrap_or(f64::NEG_INFINITY);
-        let d = self.sde.dim;
+        let d = self.process.sde.dim;
         let keep: Vec<usize> = (0..log_r.len()).filter(|&j| log_r[j] > tau).collect();
         let kept: Vec<f32> = keep
             .iter()
             .flat_map(|&j| x[j * d..(j + 1) * d].iter().copied())
             .collect();
-        let paths = self.sde.bridge(&kept, &mut self.buffer_rng);
+        let paths = self.process.sde.bridge(&kept, &mut self.buffer_rng);
         Some((keep, paths))
     }
 
@@ -390,7 +265,7 @@ impl DiffusionFamily {
             .into_iter()
             .flat_map(|(x, _)| x.into_iter().map(|v| v as f64))
             .collect();
-        let energy = self.energy;
+        let energy = self.process.energy;
         let out = mala(
             energy.dim(),
             &start,
@@ -411,14 +286,14 @@ impl DiffusionFamily {
         let Some(dir) = &self.plots else {
             return Ok(());
         };
-        let d = self.sde.dim;
+        let d = self.process.sde.dim;
         let pairs =
             |x: &[f64], j: usize| -> Vec<[f64; 2]> { x.chunks(d).map(|r| [r[0], r[j]]).collect() };
         let path = dir.join(format!("samples_{step:06}.png"));
-        let title = format!("{} samples, step {step}", self.energy.name());
-        match self.energy {
+        let title = format!("{} samples, step {step}", self.process.energy.name());
+        match self.process.energy {
             Energy::Gmm25 => {
-                let e = self.energy;
+                let e = self.process.energy;
                 scatter::samples_over_density(
                     &path,
                     &title,
@@ -455,25 +330,6 @@ impl DiffusionFamily {
     }
 }
 
-/// ln(e^a + e^b).
-fn log_add_exp(a: f64, b: f64) -> f64 {
-    let m = a.max(b);
-    m + ((a - m).exp() + (b - m).exp()).ln()
-}
-
-/// The q-quantile of `v` with linear interpolation between order statistics
-/// (numpy's and torch's default).
-pub fn quantile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let pos = q * (s.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    s[lo] + (s[hi] - s[lo]) * (pos - lo as f64)
-}
-
 impl Family for DiffusionFamily {
     type Net = DiffusionNet;
     type Batch = DiffBatch;
@@ -486,8 +342,8 @@ impl Family for DiffusionFamily {
     fn new_net(&self, rng: &mut Rng) -> Result<DiffusionNet, RunError> {
         Ok(DiffusionNet::new(
             &self.net_cfg,
-            self.sde.dim,
-            &self.device,
+            self.process.sde.dim,
+            &self.process.device,
             rng,
         )?)
     }
@@ -511,18 +367,18 @@ impl Family for DiffusionFamily {
         let result = if by_teacher && self.buffer.is_some() {
             // The teacher's samples (no exploration) above tau, as bridge
             // trajectories the student's signal is computed on.
-            let (paths, _) = self.rollout(net, n, 0.0, &mut rng)?;
-            let log_r = self.log_rewards_of(paths.terminal());
+            let (paths, _) = self.process.rollout(net, n, 0.0, &mut rng)?;
+            let log_r = self.process.log_rewards_of(paths.terminal());
             let tau = self.tau.unwrap_or(f64::NEG_INFINITY);
             let keep: Vec<usize> = (0..n).filter(|&j| log_r[j] > tau).collect();
             let x = paths.select(&keep);
-            let bridge = self.sde.bridge(x.terminal(), &mut self.buffer_rng);
+            let bridge = self.process.sde.bridge(x.terminal(), &mut self.buffer_rng);
             let log_r = keep.iter().map(|&j| log_r[j]).collect();
             (Origin::Teacher, bridge, log_r)
         } else {
             let expl = self.net_cfg.exploration_at(self.iteration);
-            let (paths, _) = self.rollout(net, n, expl, &mut rng)?;
-            let log_r = self.log_rewards_of(paths.terminal());
+            let (paths, _) = self.process.rollout(net, n, expl, &mut rng)?;
+            let log_r = self.process.log_rewards_of(paths.terminal());
             (Origin::Fresh, paths, log_r)
         };
         self.sampling_rng = rng;
@@ -544,16 +400,16 @@ impl Family for DiffusionFamily {
         let picked = buf.sample(plan.batch, &mut self.buffer_rng);
         let x: Vec<f32> = picked.iter().flat_map(|(x, _)| x.iter().copied()).collect();
         let log_r = picked.iter().map(|(_, lr)| *lr).collect();
-        let paths = self.sde.bridge(&x, &mut self.buffer_rng);
+        let paths = self.process.sde.bridge(&x, &mut self.buffer_rng);
         Ok(Some(self.batch(Origin::Replay, paths, log_r, false)))
     }
 
     fn pack(&self, batch: &DiffBatch) -> Result<DiffPacked, RunError> {
         let lgv = self.net_cfg.langevin;
         Ok(DiffPacked {
-            student: self.tensors(lgv, &batch.paths)?,
+            student: self.process.tensors(lgv, &batch.paths)?,
             teacher: match &batch.teacher {
-                Some((keep, p)) if !keep.is_empty() => Some(self.tensors(lgv, p)?),
+                Some((keep, p)) if !keep.is_empty() => Some(self.process.tensors(lgv, p)?),
                 _ => None,
             },
         })
@@ -574,7 +430,9 @@ impl Family for DiffusionFamily {
         packed: &DiffPacked,
         log_target: &[f64],
     ) -> Result<(Tensor, Tensor), RunError> {
-        let delta = self.residuals(&s.net, s.log_z(), &packed.student, log_target)?;
+        let delta = self
+            .process
+            .residuals(&s.net, s.log_z(), &packed.student, log_target)?;
         let loss = (delta.sqr()?.mean_all()? * 0.5)?;
         Ok((delta, loss))
     }
@@ -592,7 +450,9 @@ impl Family for DiffusionFamily {
             return Ok(None);
         };
         let target: Vec<f64> = keep.iter().map(|&j| target[j]).collect();
-        let delta = self.residuals(&teacher.net, teacher.log_z(), pt, &target)?;
+        let delta = self
+            .process
+            .residuals(&teacher.net, teacher.log_z(), pt, &target)?;
         Ok(Some((delta.sqr()?.mean_all()? * 0.5)?))
     }
 
@@ -679,7 +539,7 @@ impl Family for DiffusionFamily {
             self.eval_samples
         };
         let exact = match last {
-            true => self.energy.sample(n, &mut self.exact_rng),
+            true => self.process.energy.sample(n, &mut self.exact_rng),
             false => self.eval_data.clone(),
         };
         let (samples, fwd) = self.forward_weights(&student.net, n)?;
@@ -689,11 +549,11 @@ impl Family for DiffusionFamily {
             elbo,
             eubo,
         } = bounds(&fwd, &bwd);
-        let w2 = crate::metrics::assignment::w2(&samples, &exact, self.sde.dim);
+        let w2 = crate::metrics::assignment::w2(&samples, &exact, self.process.sde.dim);
         self.plot(step, &samples, &exact)?;
         Ok(vec![
             fmt_f64(log_z_is),
-            fmt_f64(self.energy.true_log_z() - log_z_is),
+            fmt_f64(self.process.energy.true_log_z() - log_z_is),
             fmt_f64(elbo),
             fmt_f64(eubo),
             fmt_f64(w2),
@@ -722,18 +582,20 @@ mod tests {
 
     fn family(steps: usize, dim_energy: Energy) -> DiffusionFamily {
         DiffusionFamily {
-            energy: dim_energy,
-            sde: Sde {
-                steps,
-                dim: dim_energy.dim(),
-                t_scale: 1.0,
+            process: Process {
+                energy: dim_energy,
+                sde: crate::envs::diffusion::sde::Sde {
+                    steps,
+                    dim: dim_energy.dim(),
+                    t_scale: 1.0,
+                },
+                device: Device::Cpu,
             },
             net_cfg: DiffusionNetConfig {
                 hidden: 8,
                 harmonics: 2,
                 ..Default::default()
             },
-            device: Device::Cpu,
             batch_size: 4,
             has_teacher: true,
             buffer: None,
@@ -754,51 +616,6 @@ mod tests {
             ls_rng: rng::stream(0, Stream::LocalSearch),
             exact_rng: rng::stream(0, Stream::ExactSamples),
         }
-    }
-
-    /// log P_F and log P_B of a hand-built 2-step trajectory 0 -> s_1 -> s_2
-    /// in 2-d (T = 2, dt = 0.5, sigma^2 = 1) under the untrained network
-    /// (mean 0): log P_F = sum over steps and dimensions of
-    /// -0.5 (z^2 + ln 2 pi + ln dt), z = increment / sqrt(dt); log P_B =
-    /// log N(s_1; s_2 / 2, 0.25 I). The residual towards log R = 0 with no
-    /// log Z is log P_B - log P_F.
-    #[test]
-    fn log_pf_and_log_pb_of_a_hand_trajectory() {
-        let f = family(2, Energy::Gmm25);
-        let net = f.new_net(&mut rng::stream(0, Stream::InitStudent)).unwrap();
-        let s1 = [0.3f32, -0.2];
-        let s2 = [1.0f32, 0.5];
-        let paths = Paths {
-            steps: 2,
-            batch: 1,
-            dim: 2,
-            states: vec![0.0, 0.0, s1[0], s1[1], s2[0], s2[1]],
-        };
-        let dt: f64 = 0.5;
-        let mut log_pf = 0.0;
-        for (a, b) in [([0f32, 0.0], s1), (s1, s2)] {
-            for k in 0..2 {
-                let z = (b[k] - a[k]) as f64 / dt.sqrt();
-                log_pf += -0.5 * (z * z + LN_2PI + dt.ln());
-            }
-        }
-        let mut log_pb = 0.0;
-        for k in 0..2 {
-            let r = s1[k] as f64 - s2[k] as f64 / 2.0;
-            log_pb += -0.5 * (r * r / 0.25 + LN_2PI + 0.25f64.ln());
-        }
-        assert!((f.sde.log_pb(&paths)[0] - log_pb).abs() < 1e-6);
-        let pt = f.tensors(false, &paths).unwrap();
-        let delta: Vec<f32> = f
-            .residuals(&net, None, &pt, &[0.0])
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let expected = log_pb - log_pf;
-        assert!(
-            (delta[0] as f64 - expected).abs() < 1e-4,
-            "{delta:?} vs {expected}"
-        );
     }
 
     /// The teacher signal on hand values: r_T = ln(0.5 delta^2 * 20 + 1.001)
@@ -832,50 +649,6 @@ mod tests {
             assert!((a - b).abs() < 1e-12, "{a} vs {b}");
         }
         let t = f.teacher_target(&reward, &s, &batch);
-        assert!((t[0] - (want[0].ln() + 0.5 * -1.0)).abs() < 1e-12);
-    }
-
-    /// Linear-interpolation quantiles (numpy's default): the 90th percentile
-    /// of 1..=11 is 10; of [1, 2] it is 1.9.
-    #[test]
-    fn quantile_interpolates() {
-        let v: Vec<f64> = (1..=11).map(f64::from).collect();
-        assert_eq!(quantile(&v, 0.9), 10.0);
-        assert!((quantile(&[2.0, 1.0], 0.9) - 1.9).abs() < 1e-12);
-        assert!(quantile(&[], 0.5).is_nan());
-    }
-
-    /// An untrained sampler's terminal states are N(0, I) exactly in law
-    /// (zero output layer): mean 0 and variance 1 over 4000 2-d samples,
-    /// and its forward log P_F equals that of the Brownian motion.
-    #[test]
-    fn untrained_rollout_is_brownian() {
-        let f = family(10, Energy::Gmm25);
-        let net = f.new_net(&mut rng::stream(0, Stream::InitStudent)).unwrap();
-        let (p, log_pf) = f
-            .rollout(&net, 2000, 0.0, &mut rng::stream(0, Stream::Sampling))
-            .unwrap();
-        let x = p.terminal();
-        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
-        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / x.len() as f64;
-        assert!(
-            mean.abs() < 0.07 && (var - 1.0).abs() < 0.07,
-            "{mean} {var}"
-        );
-        // The batched residual pass agrees with the rollout's own log P_F.
-        let pt = f.tensors(false, &p.select(&[0, 1])).unwrap();
-        let delta: Vec<f32> = f
-            .residuals(&net, None, &pt, &[0.0, 0.0])
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        for j in 0..2 {
-            let want = pt.log_pb[j] - log_pf[j];
-            assert!(
-                (delta[j] as f64 - want).abs() < 1e-3,
-                "{} vs {want}",
-                delta[j]
-            );
-        }
+        assert!((t[0] - (want[0].ln() - 0.5)).abs() < 1e-12);
     }
 }
