@@ -18,9 +18,8 @@
 //! every iteration i with i % `rate_window` == 0 (the first window is iteration
 //! 0 alone, then iterations 1..=5, 6..=10, ... for a window of 5), and at every
 //! iteration i ≥ 1 the step grows by 1% if the latest rate exceeds the target
-//! and shrinks by 1% otherwise. This follows `langevin_dynamics` /
-//! `adjust_ld_step` of the reference implementation (`diffusion/langevin.py`
-//! of alstn12088/adaptive-teacher), rewritten here.
+//! and shrinks by 1% otherwise. This is the reference implementation's rule
+//! (docs/diffusion.md "Local search").
 //!
 //! Because only accepted proposals are collected, the collected points are
 //! distributed (at stationarity) as R(x)·a(x) rather than R(x), where a(x) is
