@@ -285,8 +285,9 @@ mod tests {
 
     /// Phi and phi against f64 references over [-10, 10] (A&S 7.1.26:
     /// |error| <= 1.5e-7 on erf, so <= 1e-7 on Phi, plus f32 rounding; phi
-    /// to a relative 2e-7 (1 + x^2 / 2): the f32 exponent -x^2/2 alone is
-    /// off by up to x^2/2 x 6e-8).
+    /// to a relative 5e-7 (1 + x^2 / 2), a few f32 ulps: the polynomial's
+    /// roundings, and the f32 exponent -x^2/2 alone is off by up to
+    /// x^2/2 x 6e-8).
     #[test]
     fn phi_is_accurate_to_f32_precision() {
         for i in -10_000..=10_000 {
@@ -300,7 +301,7 @@ mod tests {
             );
             assert!(
                 (pdf as f64 - want_pdf).abs()
-                    <= 2e-7 * (1.0 + 0.5 * (x as f64).powi(2)) * want_pdf + 1e-30,
+                    <= 5e-7 * (1.0 + 0.5 * (x as f64).powi(2)) * want_pdf + 1e-30,
                 "phi({x}) {pdf} vs {want_pdf}"
             );
         }
