@@ -373,19 +373,35 @@ fn bench(
             _ => String::new(),
         };
         println!(
-            "{}: {:.2} {unit}/s ({} {unit} in {:.2}s; {:.0} states per batch; {}{gflops})",
+            "{}: {:.2} {unit}/s ({} {unit} in {:.2}s; {:.0} states per batch; {}{gflops}; max RSS so far {})",
             plan.resolved.name,
             steps as f64 / secs,
             steps,
             secs,
             s.mean_batch_states,
-            s.headline
+            s.headline,
+            max_rss()
         );
     }
     if peak {
         println!("matmul peak: {:.1} GFLOP/s", matmul_peak()?);
     }
     Ok(())
+}
+
+/// The process's peak resident memory so far (bench one file per process to
+/// read each file's own), or `?` where it cannot be read.
+fn max_rss() -> String {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getrusage writes into the zeroed struct we own.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } == 0 {
+            // Linux reports kilobytes.
+            return format!("{:.2} GB", u.ru_maxrss as f64 / 1e6);
+        }
+    }
+    "?".to_string()
 }
 
 /// The best achieved GFLOP/s of candle's f32 matrix product over 5 runs

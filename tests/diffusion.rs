@@ -98,6 +98,42 @@ fn every_diffusion_file_runs_three_iterations() {
     assert!(out.path().join("diffusion_compare/summary.csv").exists());
 }
 
+/// The options off in the paper's runs work end to end: learned variance,
+/// the Langevin parametrisation, decaying exploration, MALA without
+/// adaptation, a uniform buffer.
+#[test]
+fn optional_components_run() {
+    let out = tempfile::tempdir().unwrap();
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/many_well_teacher_mala.toml");
+    let o = run(
+        &file,
+        out.path(),
+        &[
+            "policy.learned_variance=true",
+            "policy.langevin=true",
+            "policy.exploration=0.2",
+            "policy.exploration_decay=2",
+            "local_search.adapt=false",
+            "buffer.priority=uniform",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text =
+        std::fs::read_to_string(out.path().join("many_well_teacher_mala/seed=0/metrics.csv"))
+            .unwrap();
+    let last: Vec<f64> = text
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .skip(4)
+        .take(5)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(last.iter().all(|v| v.is_finite()), "{last:?}");
+}
+
 /// The same seed gives the same metrics, bit for bit (wall time aside); another seed differs.
 #[test]
 fn same_seed_same_bytes() {
