@@ -20,7 +20,7 @@ pub struct TeacherConfig {
     pub c: f64,
     /// Exponent of the task reward in R_T (0: the teacher ignores R).
     pub alpha: f64,
-    /// Use log(1 + 1e-3 + delta^2 (1 + C [delta > 0])) rather than the raw weighted delta^2.
+    /// Use `log(1 + 1e-3 + delta^2 (1 + C [delta > 0]))` rather than the raw weighted delta^2.
     pub log: bool,
     /// Exponent applied to the teacher reward in the teacher's TB balance.
     pub beta_teacher: f64,
@@ -119,7 +119,7 @@ pub enum RewardForm {
 /// priority. With the student's residual delta (no gradient) and l =
 /// min(delta^2, clamp):
 ///
-/// r_T(delta) = log(1 + 1e-3 + l (1 + C [delta > 0]))  (`log`; else l (1 + C [delta > 0])),
+/// `r_T(delta) = log(1 + 1e-3 + l (1 + C [delta > 0]))` (`log`; else `l (1 + C [delta > 0])`),
 ///
 /// `delta > 0` meaning the student under-samples the trajectory (its forward
 /// flow is below the backward one).

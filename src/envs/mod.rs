@@ -1,6 +1,7 @@
-//! Environments, one module per family: the deceptive gridworld ([`grid`])
-//! and the sequence tasks ([`sequence`]): state spaces, rewards, batched
-//! rollouts with a policy network and backward trajectories.
+//! Environments, one module per family: the deceptive gridworld ([`grid`]),
+//! the sequence tasks ([`sequence`]) and the diffusion samplers' continuous
+//! energies ([`diffusion`]): state spaces, rewards, batched rollouts with a
+//! policy network and backward trajectories.
 //!
 //! [`Trajectories`] is the gridworld's packed batch of trajectories.
 

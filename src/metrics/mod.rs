@@ -1,6 +1,8 @@
 //! Evaluation metrics, one module per family ([`grid`]: goals found and
 //! empirical L1 errors; [`sequence`]: modes, log Z estimates, ELBO, EUBO,
-//! Pearson and reward statistics), and the reductions they share.
+//! Pearson and reward statistics; [`diffusion`]: log Z estimates and bounds),
+//! the exact optimal assignment behind W2 ([`assignment`]), and the
+//! reductions they share.
 
 pub mod assignment;
 pub mod diffusion;

@@ -8,7 +8,7 @@
 //! - `eubo` = mean w over the exact samples (one uniform-P_B trajectory each);
 //! - `pearson` = correlation of sum log P_F and ln max(r, 0.001) over the exact
 //!   samples' trajectories (all of them, not the reference's last 128);
-//! - `expected_reward_gap` = |mean max(r, 0.001) over the samples - E_p[r]|.
+//! - `expected_reward_gap` = `|mean max(r, 0.001) over the samples - E_p[r]|`.
 
 use std::collections::HashSet;
 
@@ -35,7 +35,7 @@ pub struct SeqEval {
     pub eubo: f64,
     /// Correlation of sum log P_F and ln max(r, 0.001) over the exact samples (NaN without).
     pub pearson: f64,
-    /// |mean max(r, 0.001) - E_p[r]| over the samples.
+    /// `|mean max(r, 0.001) - E_p[r]|` over the samples.
     pub expected_reward_gap: f64,
     /// Mean raw reward r(x) of the samples.
     pub mean_reward: f64,

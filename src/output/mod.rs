@@ -1,4 +1,6 @@
-//! Results on disk: atomic writes, the metrics CSV, the progress bar.
+//! Results on disk: atomic writes, the metrics CSV, the progress bar, and
+//! pictures ([`plot`]: heatmaps of grid densities; [`scatter`]: samples of
+//! the diffusion samplers).
 
 pub mod plot;
 pub mod scatter;

@@ -1,4 +1,5 @@
-//! Policy networks.
+//! Policy networks: [`mlp`] (grid), [`ssr`] (sequence tasks), [`diffusion`]
+//! (diffusion samplers).
 
 pub mod diffusion;
 pub mod mlp;

@@ -1,7 +1,9 @@
 //! Local search: back-and-forth refinement of sampled trajectories, one
 //! module per family ([`grid`]: docs/grid.md "Back-and-forth local search";
-//! [`sequence`]: docs/discovery.md "Local search"). This module holds the
-//! `[local_search]` table and its resolved settings per family.
+//! [`sequence`]: docs/discovery.md "Local search"), and Metropolis-adjusted
+//! Langevin moves of buffer samples on the diffusion energies ([`mala`]:
+//! docs/diffusion.md "Local search"). This module holds the `[local_search]`
+//! tables and their resolved settings per family.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
