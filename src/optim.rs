@@ -130,8 +130,10 @@ impl Adam {
                 } else {
                     g
                 };
+                // Detached parameters: otherwise the moments would record a
+                // graph through every past value of the variable.
                 let g = if self.weight_decay > 0.0 {
-                    (g + (var.as_tensor() * self.weight_decay)?)?
+                    (g + (var.as_tensor().detach() * self.weight_decay)?)?
                 } else {
                     g
                 };
@@ -184,6 +186,12 @@ mod tests {
             a.as_tensor().to_vec1::<f32>().unwrap()[0],
             b.as_tensor().to_vec1::<f32>().unwrap()[0],
         );
+        // The moments hold no graph: a decay term built from the variable
+        // itself once kept every step's parameters alive (a leak of a copy
+        // of the network per step).
+        for g in &adam.groups {
+            assert!(g.m.iter().chain(&g.v).all(|t| !t.track_op()));
+        }
         // Both move by lr * scale = 0.05 against the sign of their (decayed) gradient.
         assert!(
             (a1 - 0.95).abs() < 1e-6 && (b1 - 0.95).abs() < 1e-6,
