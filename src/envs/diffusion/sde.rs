@@ -9,6 +9,7 @@
 //! ([`Paths`]); everything here is f64 arithmetic on f32 states.
 
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 
 use crate::rng::Rng;
 
@@ -133,11 +134,12 @@ impl Sde {
     pub fn log_pb(&self, p: &Paths) -> Vec<f64> {
         let (b, d) = (p.batch, p.dim);
         let mut out = vec![0.0; b];
-        for i in 1..p.steps {
-            let ratio = i as f64 / (i + 1) as f64;
-            let var = self.t_scale * self.dt() * ratio;
-            let (cur, next) = (p.at(i), p.at(i + 1));
-            for (j, o) in out.iter_mut().enumerate() {
+        // Trajectories in parallel; each sums its steps in order i = 1..T-1.
+        out.par_iter_mut().enumerate().for_each(|(j, o)| {
+            for i in 1..p.steps {
+                let ratio = i as f64 / (i + 1) as f64;
+                let var = self.t_scale * self.dt() * ratio;
+                let (cur, next) = (p.at(i), p.at(i + 1));
                 let mut sq = 0.0;
                 for k in j * d..(j + 1) * d {
                     let r = cur[k] as f64 - next[k] as f64 * ratio;
@@ -145,7 +147,7 @@ impl Sde {
                 }
                 *o += -0.5 * (sq / var + d as f64 * (LN_2PI + var.ln()));
             }
-        }
+        });
         out
     }
 

@@ -77,6 +77,7 @@ impl Process {
         let mut p = Paths::zeros(t, n, d);
         let mut log_pf = vec![0f64; n];
         let base_v = self.sde.log_var();
+        let ln_dt = dt.ln();
         for i in 0..t {
             let x = Tensor::from_slice(p.at(i), (n, d), &self.device)?;
             let grad = match net.uses_langevin() {
@@ -92,20 +93,33 @@ impl Process {
             let n_el = n * d;
             let (lo, hi) = p.states.split_at_mut((i + 1) * n_el);
             let (cur, next) = (&lo[i * n_el..], &mut hi[..n_el]);
-            for k in 0..n_el {
-                let v = base_v + lv.as_ref().map_or(0.0, |l| l[k] as f64);
+            // The per-element constants, computed once when the variance is fixed.
+            let consts = |v: f64| {
                 // Sampling variance, widened by exploration (docs/diffusion.md "Sampler").
                 let v_sample = match expl > 0.0 {
                     true => log_add_exp(v, 2.0 * (expl / dt.sqrt()).ln()),
                     false => v,
                 };
+                (
+                    dt.sqrt() * (v_sample / 2.0).exp(),
+                    dt.sqrt() * (v / 2.0).exp(),
+                )
+            };
+            let fixed = (base_v + 0.0, consts(base_v + 0.0));
+            for k in 0..n_el {
+                let (v, (c_step, c_z)) = match &lv {
+                    None => fixed,
+                    Some(l) => {
+                        let v = base_v + l[k] as f64;
+                        (v, consts(v))
+                    }
+                };
                 let eps: f64 = StandardNormal.sample(rng);
-                let step = dt * mean[k] as f64 + dt.sqrt() * (v_sample / 2.0).exp() * eps;
+                let step = dt * mean[k] as f64 + c_step * eps;
                 let s_next = (cur[k] as f64 + step) as f32;
                 next[k] = s_next;
-                let z = (s_next as f64 - cur[k] as f64 - dt * mean[k] as f64)
-                    / (dt.sqrt() * (v / 2.0).exp());
-                log_pf[k / d] += -0.5 * (z * z + LN_2PI + dt.ln() + v);
+                let z = (s_next as f64 - cur[k] as f64 - dt * mean[k] as f64) / c_z;
+                log_pf[k / d] += -0.5 * (z * z + LN_2PI + ln_dt + v);
             }
         }
         Ok((p, log_pf))
