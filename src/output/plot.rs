@@ -86,7 +86,7 @@ const LABEL_SIZE: f64 = 15.0;
 const LABEL_NUDGE: i32 = (LABEL_SIZE / 4.0) as i32;
 /// The colour bar is at least this tall, even for a grid only a few pixels high.
 const MIN_BAR_H: u32 = 120;
-const FONT_NAME: &str = "runner-dejavu-sans";
+pub(super) const FONT_NAME: &str = "runner-dejavu-sans";
 
 /// Pixel geometry of one heatmap image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,7 @@ impl Layout {
 }
 
 /// Register the embedded font once; false if that failed (then no text is drawn).
-fn font_ready() -> bool {
+pub(super) fn font_ready() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();
     *READY.get_or_init(|| {
         plotters::style::register_font(FONT_NAME, FontStyle::Normal, dejavu::sans::regular())
@@ -261,12 +261,43 @@ fn draw_text(
     Ok(())
 }
 
-/// Encode the finished RGB `buf` as a PNG at `tmp`.
-fn encode(tmp: &Path, buf: &[u8], layout: &Layout) -> Result<(), Box<dyn std::error::Error>> {
-    let mut backend = BitMapBackend::new(tmp, (layout.img_w, layout.img_h));
-    backend.blit_bitmap((0, 0), (layout.img_w, layout.img_h), buf)?;
-    backend.present()?;
-    Ok(())
+/// Encode the finished RGB `buf` (`w` x `h` pixels) as a PNG at `path`, atomically: to a
+/// temporary file in the same directory (created if missing), then renamed; the temporary
+/// is removed on failure. Shared by every picture of the runner.
+pub(super) fn write_png(path: &Path, buf: &[u8], w: u32, h: u32) -> Result<(), PlotError> {
+    let io_err = |source| PlotError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err)?;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("plot");
+    // The temporary name ends in ".png" so that the encoder picks PNG.
+    let tmp = dir.join(format!(
+        ".{name}.tmp{}_{}.png",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let encode = || -> Result<(), Box<dyn std::error::Error>> {
+        let mut backend = BitMapBackend::new(&tmp, (w, h));
+        backend.blit_bitmap((0, 0), (w, h), buf)?;
+        backend.present()?;
+        Ok(())
+    };
+    let written = encode()
+        .map_err(|e| PlotError::Draw {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io_err));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Write `values` (row-major, `height` rows of `width` cells; row 0 drawn at the bottom, i.e.
@@ -306,10 +337,6 @@ pub fn heatmap_png(
             height,
         });
     }
-    let io_err = |source| PlotError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
     let draw_err = |e: Box<dyn std::error::Error>| PlotError::Draw {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -322,26 +349,7 @@ pub fn heatmap_png(
         draw_text(&mut buf, &layout, title, vmax).map_err(draw_err)?;
     }
 
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io_err)?;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("plot");
-    // The temporary name ends in ".png" so that the encoder picks PNG.
-    let tmp = dir.join(format!(
-        ".{name}.tmp{}_{}.png",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = encode(&tmp, &buf, &layout)
-        .map_err(draw_err)
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(io_err));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    write_png(path, &buf, layout.img_w, layout.img_h)
 }
 
 /// Where a grid state lands on the 2-D picture: d coordinates folded as the

@@ -14,19 +14,14 @@
 
 use std::error::Error;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::{FontFamily, FontStyle};
+use plotters::style::FontFamily;
 
-use super::plot::PlotError;
-
-/// Name under which this module registers the embedded font with plotters.
-const FONT_NAME: &str = "runner-scatter-dejavu-sans";
+use super::plot::{font_ready, write_png, PlotError, FONT_NAME};
 
 /// Nodes per axis of the grid on which the log density is evaluated.
 const GRID: usize = 200;
@@ -75,15 +70,6 @@ const MODEL_ALPHA: f64 = 0.35;
 const EXACT: RGBColor = RGBColor(110, 110, 110);
 const EXACT_ALPHA: f64 = 0.35;
 const AXIS: RGBColor = RGBColor(40, 40, 40);
-
-/// Register the embedded font once; false if that failed (then no text is drawn).
-fn font_ready() -> bool {
-    static READY: OnceLock<bool> = OnceLock::new();
-    *READY.get_or_init(|| {
-        plotters::style::register_font(FONT_NAME, FontStyle::Normal, dejavu::sans::regular())
-            .is_ok()
-    })
-}
 
 /// One panel of [`marginals`]: a 2-D marginal of model samples against exact target samples.
 #[derive(Debug, Clone, Copy)]
@@ -501,41 +487,6 @@ impl DensityGrid {
         }
         out
     }
-}
-
-/// Encode the RGB `buf` as a PNG at `path`, atomically: to a temporary file in the same
-/// directory (created if missing), then renamed; the temporary is removed on failure.
-fn write_png(path: &Path, buf: &[u8], w: u32, h: u32) -> Result<(), PlotError> {
-    let io_err = |source| PlotError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io_err)?;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("plot");
-    // The temporary name ends in ".png" so that the encoder picks PNG.
-    let tmp = dir.join(format!(
-        ".{name}.scatter-tmp{}_{}.png",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let encode = || -> DrawResult<()> {
-        let mut backend = BitMapBackend::new(&tmp, (w, h));
-        backend.blit_bitmap((0, 0), (w, h), buf)?;
-        backend.present()?;
-        Ok(())
-    };
-    let written = encode()
-        .map_err(|e| draw_error(path, e.to_string()))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(io_err));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
 }
 
 #[cfg(test)]

@@ -127,16 +127,34 @@ pub trait Family: Sync {
         Ok(Some(self.loss(teacher, packed, target)?.1))
     }
 
-    /// The teacher signals of `batch` from the student's residuals `delta`.
-    fn signals(&self, reward: &TeacherReward, delta: &[f32], batch: &Self::Batch) -> Signals;
+    /// The teacher signals of `batch` from the student's per-entry
+    /// residuals `delta`: by default R_T of each entry from its log R.
+    fn signals(&self, reward: &TeacherReward, delta: &[f32], batch: &Self::Batch) -> Signals {
+        Signals {
+            per_entry: delta
+                .iter()
+                .zip(self.log_rewards(batch).iter())
+                .map(|(&d, &lr)| reward.of(d as f64, lr.exp()))
+                .collect(),
+            per_transition: Vec::new(),
+        }
+    }
 
-    /// The teacher's target log-reward of every entry of `batch` `[B]`.
+    /// The teacher's target log-reward of every entry of `batch` `[B]`: by
+    /// default from each entry's signal and log R.
     fn teacher_target(
         &self,
         reward: &TeacherReward,
         signals: &Signals,
         batch: &Self::Batch,
-    ) -> Vec<f64>;
+    ) -> Vec<f64> {
+        signals
+            .per_entry
+            .iter()
+            .zip(self.log_rewards(batch).iter())
+            .map(|(&s, &lr)| reward.log_target(s, lr))
+            .collect()
+    }
 
     /// Bookkeeping after a batch: a fresh batch enters the buffer, a
     /// replayed one may update its entries' priorities.

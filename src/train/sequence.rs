@@ -13,7 +13,6 @@ use candle_core::{Device, Tensor};
 use super::family::{Counters, Family, Fresh, Signals};
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
-use crate::behaviour::teacher::TeacherReward;
 use crate::buffer::recent::RecentDiscoveries;
 use crate::envs::sequence::mdp::SeqMdp;
 use crate::envs::sequence::oracle::default_cache_dir;
@@ -255,31 +254,6 @@ impl Family for SequenceFamily {
         let delta = residuals(&self.env.mdp, s, &packed.transitions, &back)?;
         let loss = tb_loss_clamped(&delta, s.loss_clamp)?;
         Ok((delta, loss))
-    }
-
-    fn signals(&self, reward: &TeacherReward, delta: &[f32], batch: &SeqBatch) -> Signals {
-        Signals {
-            per_entry: delta
-                .iter()
-                .zip(&batch.log_r)
-                .map(|(&d, &lr)| reward.of(d as f64, lr.exp()))
-                .collect(),
-            per_transition: Vec::new(),
-        }
-    }
-
-    fn teacher_target(
-        &self,
-        reward: &TeacherReward,
-        signals: &Signals,
-        batch: &SeqBatch,
-    ) -> Vec<f64> {
-        signals
-            .per_entry
-            .iter()
-            .zip(&batch.log_r)
-            .map(|(&s, &lr)| reward.log_target(s, lr))
-            .collect()
     }
 
     /// A never-seen x enters the buffer with its reward and signal; an x seen

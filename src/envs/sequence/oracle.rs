@@ -1473,10 +1473,9 @@ mod tests {
             .unwrap()
             .to_string_lossy()
             .starts_with("sehstr_constants_"));
-        // Second call: a cache hit with identical numbers.
-        let t1 = std::time::Instant::now();
+        // Second call: identical numbers (that they come from the cache is
+        // shown below by editing the file, not by timing).
         let c2 = constants_cached(&o, 6.0, dir.path()).unwrap();
-        assert!(t1.elapsed().as_secs_f64() < 1.0);
         assert_eq!(to_bits(&c), to_bits(&c2));
         // It really reads the file: an edited entry is returned as written.
         let text = std::fs::read_to_string(&path).unwrap();

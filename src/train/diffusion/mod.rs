@@ -456,37 +456,22 @@ impl Family for DiffusionFamily {
         Ok(Some((delta.sqr()?.mean_all()? * 0.5)?))
     }
 
-    /// r_T = ln(0.5 delta^2 (1 + C [delta > 0]) + 1.001), or ln(1e-12 +
-    /// 1.001) where log R < tau.
+    /// The default signal r_T = ln(0.5 delta^2 (1 + C [delta > 0]) + 1.001),
+    /// replaced by ln(1e-12 + 1.001) where log R < tau.
     fn signals(&self, reward: &TeacherReward, delta: &[f32], batch: &DiffBatch) -> Signals {
         let tau = self.tau.unwrap_or(f64::NEG_INFINITY);
-        Signals {
-            per_entry: delta
-                .iter()
-                .zip(&batch.log_r)
-                .map(|(&d, &lr)| match lr < tau {
-                    true => gated_signal(),
-                    false => reward.of(d as f64, lr.exp()),
-                })
-                .collect(),
-            per_transition: Vec::new(),
-        }
-    }
-
-    /// log r_T + alpha log R (docs/diffusion.md: a log of the already
-    /// logarithmic r_T, as the reference).
-    fn teacher_target(
-        &self,
-        reward: &TeacherReward,
-        signals: &Signals,
-        batch: &DiffBatch,
-    ) -> Vec<f64> {
-        signals
-            .per_entry
+        let per_entry = delta
             .iter()
             .zip(&batch.log_r)
-            .map(|(&s, &lr)| reward.log_target(s, lr))
-            .collect()
+            .map(|(&d, &lr)| match lr < tau {
+                true => gated_signal(),
+                false => reward.of(d as f64, lr.exp()),
+            })
+            .collect();
+        Signals {
+            per_entry,
+            per_transition: Vec::new(),
+        }
     }
 
     /// The buffer's rules (docs/diffusion.md "Behaviour policies"): the
