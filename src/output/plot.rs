@@ -420,10 +420,11 @@ pub fn empirical_density(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
+    /// A PNG written by this module as (width, height, RGB bytes).
+    pub(crate) fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
         let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
         let mut reader = decoder.read_info().unwrap();
         let mut buf = vec![0; reader.output_buffer_size()];

@@ -495,16 +495,7 @@ mod tests {
 
     type Image = (u32, u32, Vec<u8>);
 
-    fn decode(path: &Path) -> Image {
-        let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
-        let mut reader = decoder.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut buf).unwrap();
-        assert_eq!(info.color_type, png::ColorType::Rgb);
-        assert_eq!(info.bit_depth, png::BitDepth::Eight);
-        buf.truncate(info.buffer_size());
-        (info.width, info.height, buf)
-    }
+    use crate::output::plot::tests::decode;
 
     fn pixel(img: &Image, x: u32, y: u32) -> (u8, u8, u8) {
         let i = ((y * img.0 + x) * 3) as usize;

@@ -1,7 +1,10 @@
 //! The gridworld's part of the plan: its composition rules and defaults
 //! (docs/grid.md "Budgets", "Replay buffer", "Metrics").
 
-use super::{explicit_schedule, scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan, ShortBuffer};
+use super::{
+    back_and_forth, explicit_schedule, scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan,
+    ShortBuffer,
+};
 use crate::behaviour::teacher::RewardForm;
 use crate::behaviour::{paper_schedule, GafnConfig, Source};
 use crate::buffer::Priority;
@@ -88,14 +91,8 @@ pub(crate) fn resolve(
         BehaviourConfig::Gafn(c) => Some(c.clone()),
         _ => None,
     };
-    let local_search = match &exp.local_search {
-        Some(LocalSearchConfig::BackAndForth(l)) => Some(l.grid()?),
-        Some(LocalSearchConfig::Mala(_)) => {
-            return err(
-                "local_search.kind",
-                "the grid and the sequence tasks use `back_and_forth` (`mala` is for the diffusion energies `gmm25`, `many_well`)",
-            )
-        }
+    let local_search = match back_and_forth(exp)? {
+        Some(l) => Some(l.grid()?),
         None => None,
     };
     let schedule = explicit_schedule(exp).unwrap_or_else(|| {

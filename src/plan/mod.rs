@@ -28,6 +28,7 @@ use crate::optim::ClipScope;
 use crate::registry::{
     BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
 };
+use crate::search::BackAndForthConfig;
 
 /// Everything a run executes, resolved.
 #[derive(Debug, Clone)]
@@ -343,6 +344,19 @@ fn check_schedule(exp: &Experiment, schedule: &[Step]) -> Result<(), Invalid> {
         return err("needs at least one sampling source besides `buffer`");
     }
     Ok(())
+}
+
+/// The `[local_search]` table of a discrete family (grid, sequence tasks):
+/// `back_and_forth` or none; `mala` is refused with the allowed kind.
+pub(crate) fn back_and_forth(exp: &Experiment) -> Result<Option<&BackAndForthConfig>, Invalid> {
+    match &exp.local_search {
+        Some(LocalSearchConfig::BackAndForth(l)) => Ok(Some(l)),
+        Some(LocalSearchConfig::Mala(_)) => Err(Invalid::new(
+            "local_search.kind",
+            "this environment uses `back_and_forth` (`mala` is for the diffusion energies `gmm25`, `many_well`)",
+        )),
+        None => Ok(None),
+    }
 }
 
 /// The schedule the behaviour's table gives, if any.

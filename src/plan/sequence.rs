@@ -1,7 +1,10 @@
 //! The sequence tasks' part of the plan: their composition rules and the
 //! defaults of the task table (docs/discovery.md "Tasks", "Training loop").
 
-use super::{explicit_schedule, scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan, ShortBuffer};
+use super::{
+    back_and_forth, explicit_schedule, scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan,
+    ShortBuffer,
+};
 use crate::behaviour::discovery_schedule;
 use crate::behaviour::teacher::RewardForm;
 use crate::buffer::Priority;
@@ -97,14 +100,8 @@ pub(crate) fn resolve(
                 "sequence tasks replay with `kind = \"recent\"` (the last distinct discoveries)",
             ),
         };
-    let local_search = match &exp.local_search {
-        Some(LocalSearchConfig::BackAndForth(l)) => Some(l.sequence(spec.ls_k)?),
-        Some(LocalSearchConfig::Mala(_)) => {
-            return err(
-                "local_search.kind",
-                "sequence tasks use `back_and_forth` (`mala` is for the diffusion energies `gmm25`, `many_well`)",
-            )
-        }
+    let local_search = match back_and_forth(exp)? {
+        Some(l) => Some(l.sequence(spec.ls_k)?),
         None => None,
     };
     let schedule = explicit_schedule(exp).unwrap_or_else(|| {
