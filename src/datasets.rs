@@ -2,18 +2,38 @@
 //! (`datasets/README.md` describes the files and their formats).
 //!
 //! The data root is the `--datasets` flag, else `$RUNNER_DATASETS`, else
-//! `./datasets`; a missing file is reported with its full path and a pointer to
-//! the README.
+//! `./datasets` when the working directory has one, else the `datasets/` folder
+//! of the source tree the binary was built from (so `cargo run` and
+//! `cargo test` work from a fresh clone with nothing set). A missing file is
+//! reported with its full path and a pointer to the README.
+//!
+//! Integrity: a root may hold a `SHA256SUMS` file (`sha256sum` format; the
+//! repository's copy has one). A data file listed there whose SHA-256 differs is
+//! reported once per process as a warning on stderr, not an error: a user may
+//! replace a file on purpose (another parameter set, a re-derived table). What
+//! makes a file unusable (a truncated table, a malformed row, a missing column)
+//! is an error from the loader naming the file and line.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use sha2::{Digest, Sha256};
 
 use thiserror::Error;
 
 /// Environment variable that names the datasets root when no flag is given.
 pub const DATASETS_ENV: &str = "RUNNER_DATASETS";
 
-/// Root used when neither the flag nor the environment variable is set.
+/// Root used when neither the flag nor the environment variable is set and
+/// the working directory has such a folder.
 pub const DEFAULT_ROOT: &str = "datasets";
+
+/// The source tree's data folder, the last resort of [`resolve_root`].
+pub const SOURCE_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets");
+
+/// The checksum list of a datasets root (`sha256sum` format).
+pub const CHECKSUMS_FILE: &str = "SHA256SUMS";
 
 /// A problem finding, reading or parsing a data file.
 #[derive(Debug, Error)]
@@ -66,30 +86,100 @@ pub enum DataError {
 
 /// The datasets root: `flag` (the `--datasets` option) if given, else
 /// `$RUNNER_DATASETS` if set and non-empty, else `datasets` relative to the
-/// working directory.
+/// working directory if that is a directory, else [`SOURCE_ROOT`] if that is
+/// one, else `datasets` (whose files are then reported missing).
 pub fn resolve_root(flag: Option<&Path>) -> PathBuf {
     if let Some(p) = flag {
         return p.to_path_buf();
     }
     match std::env::var_os(DATASETS_ENV) {
         Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => PathBuf::from(DEFAULT_ROOT),
+        _ => {
+            let local = PathBuf::from(DEFAULT_ROOT);
+            let source = PathBuf::from(SOURCE_ROOT);
+            if !local.is_dir() && source.is_dir() {
+                source
+            } else {
+                local
+            }
+        }
     }
 }
 
 /// `root.join(rel)` if it is an existing file, else [`DataError::Missing`]
-/// naming the full path and how the root is chosen.
+/// naming the full path and how the root is chosen. The file's checksum is
+/// checked against the root's [`CHECKSUMS_FILE`] ([`check_sum`]).
 pub fn file(root: &Path, rel: &str) -> Result<PathBuf, DataError> {
     let path = root.join(rel);
     if path.is_file() {
+        if let Some(warning) = check_sum(root, rel) {
+            eprintln!("warning: {warning}");
+        }
         return Ok(path);
     }
     let hint = format!(
-        "the datasets root {:?} is taken from --datasets, else ${DATASETS_ENV}, else ./{DEFAULT_ROOT}; \
-         see datasets/README.md for the files and how to obtain the data",
+        "the datasets root {:?} is taken from --datasets, else ${DATASETS_ENV}, else ./{DEFAULT_ROOT}, \
+         else the source tree's datasets/; see datasets/README.md for the files",
         root.display().to_string()
     );
     Err(DataError::Missing { path, hint })
+}
+
+/// The checksum lists read so far, by root (`None`: the root has none).
+type SumLists = HashMap<PathBuf, Option<HashMap<String, String>>>;
+
+/// Compare `root/rel` with its line in `root/SHA256SUMS`. Returns a warning
+/// naming the file and both digests when they differ, the first time only
+/// (per process and file); `None` when they agree, when the root has no list
+/// or the list does not name the file, or when the mismatch was reported before.
+pub fn check_sum(root: &Path, rel: &str) -> Option<String> {
+    static LISTS: OnceLock<Mutex<SumLists>> = OnceLock::new();
+    static SEEN: OnceLock<Mutex<HashMap<PathBuf, bool>>> = OnceLock::new();
+    let path = root.join(rel);
+    let seen = SEEN.get_or_init(Default::default);
+    if seen.lock().ok()?.contains_key(&path) {
+        return None;
+    }
+    let expected = {
+        let mut lists = LISTS.get_or_init(Default::default).lock().ok()?;
+        let list = lists
+            .entry(root.to_path_buf())
+            .or_insert_with(|| read_sums(&root.join(CHECKSUMS_FILE)));
+        list.as_ref()?.get(rel)?.clone()
+    };
+    let actual = sha256_hex(&std::fs::read(&path).ok()?);
+    let differs = actual != expected;
+    seen.lock().ok()?.insert(path.clone(), differs);
+    differs.then(|| {
+        format!(
+            "{} differs from the copy listed in {}: SHA-256 {actual}, expected {expected} \
+             (used as is; see datasets/README.md)",
+            path.display(),
+            root.join(CHECKSUMS_FILE).display()
+        )
+    })
+}
+
+/// A `sha256sum` list: `<64 hex digits>  <relative path>` per line.
+fn read_sums(path: &Path) -> Option<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| {
+                let (sum, name) = l.split_once(char::is_whitespace)?;
+                let name = name.trim_start().trim_start_matches('*');
+                (sum.len() == 64).then(|| (name.to_string(), sum.to_ascii_lowercase()))
+            })
+            .collect(),
+    )
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Read a whole file as UTF-8 text.
@@ -171,22 +261,11 @@ pub fn column(path: &Path, header: &[String], name: &str) -> Result<usize, DataE
         })
 }
 
-/// Datasets root for tests: `$RUNNER_DATASETS`, else `../shared/datasets`
-/// relative to the crate if it exists; `None` (the test is skipped) otherwise.
+/// Datasets root for tests: the repository's own copy, [`SOURCE_ROOT`]
+/// (always present, so no data-dependent test is ever skipped).
 #[cfg(test)]
-pub(crate) fn test_root() -> Option<PathBuf> {
-    if let Some(v) = std::env::var_os(DATASETS_ENV) {
-        if !v.is_empty() {
-            return Some(PathBuf::from(v));
-        }
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipped: no datasets (set {DATASETS_ENV})");
-        None
-    }
+pub(crate) fn test_root() -> PathBuf {
+    PathBuf::from(SOURCE_ROOT)
 }
 
 #[cfg(test)]
@@ -231,9 +310,90 @@ mod tests {
         assert!(column(&p, &h, "y").is_err());
     }
 
+    /// Every file of the repository's datasets/ is listed in its SHA256SUMS
+    /// and has that digest (the list was written with `sha256sum` when the
+    /// files were copied from the team's verified copy).
+    #[test]
+    fn repository_copy_matches_checksums() {
+        let root = test_root();
+        let sums = read_sums(&root.join(CHECKSUMS_FILE)).expect("datasets/SHA256SUMS");
+        let mut files = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+                    if rel != "README.md" && rel != CHECKSUMS_FILE {
+                        files.push(rel);
+                    }
+                }
+            }
+        }
+        files.sort();
+        let mut listed: Vec<&String> = sums.keys().collect();
+        listed.sort();
+        assert_eq!(files.iter().collect::<Vec<_>>(), listed);
+        for (rel, want) in &sums {
+            let got = sha256_hex(&std::fs::read(root.join(rel)).unwrap());
+            assert_eq!(&got, want, "{rel}");
+            assert!(check_sum(&root, rel).is_none(), "{rel}");
+        }
+        // Another copy named by RUNNER_DATASETS (CI points it at the team's
+        // verified copy beside the checkout) holds the same bytes.
+        let other = std::env::var_os(DATASETS_ENV).filter(|v| !v.is_empty());
+        if let Some(shared) = other.map(PathBuf::from).filter(|p| p.is_dir()) {
+            for rel in sums.keys() {
+                let theirs = shared.join(rel);
+                if theirs.is_file() {
+                    assert_eq!(sha256_hex(&std::fs::read(theirs).unwrap()), sums[rel], "{rel}");
+                }
+            }
+        }
+    }
+
+    /// SHA-256 of "abc" (FIPS 180-2, appendix B.1); a listed file with
+    /// another digest is a warning naming it, given once.
+    #[test]
+    fn checksum_mismatch_is_one_warning() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.csv"), "abc").unwrap();
+        std::fs::write(dir.path().join("b.csv"), "abd").unwrap();
+        let good = sha256_hex(b"abc");
+        std::fs::write(
+            dir.path().join(CHECKSUMS_FILE),
+            format!("{good}  a.csv\n{good} *b.csv\n"),
+        )
+        .unwrap();
+        assert!(check_sum(dir.path(), "a.csv").is_none());
+        let w = check_sum(dir.path(), "b.csv").expect("a warning");
+        assert!(w.contains("b.csv") && w.contains(&good), "{w}");
+        assert!(check_sum(dir.path(), "b.csv").is_none(), "reported once");
+        assert!(file(dir.path(), "b.csv").is_ok(), "a mismatch is not an error");
+        assert!(check_sum(dir.path(), "unlisted.csv").is_none());
+    }
+
+    /// Without flag or variable, the working directory's datasets/ if any,
+    /// else the source tree's (this test runs in the crate root, which has it).
+    #[test]
+    fn default_root_is_the_repository_copy() {
+        if std::env::var_os(DATASETS_ENV).is_some_and(|v| !v.is_empty()) {
+            return;
+        }
+        let r = resolve_root(None);
+        assert!(r == Path::new(DEFAULT_ROOT) || r == Path::new(SOURCE_ROOT), "{r:?}");
+        assert!(r.join("qm9str/rewards.csv").is_file());
+    }
+
     #[test]
     fn real_file_resolves() {
-        let Some(root) = test_root() else { return };
+        let root = test_root();
         let p = file(&root, "qm9str/modes.csv").unwrap();
         let (h, rows) = read_csv(&p).unwrap();
         assert_eq!(h[0], "x");

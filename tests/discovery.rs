@@ -1,6 +1,5 @@
-//! End-to-end tests of the discovery tasks (spec/discovery.md) through the
-//! `runner` binary, on the real datasets (`RUNNER_DATASETS` or
-//! `../shared/datasets`; skipped with a message when neither exists).
+//! End-to-end tests of the discovery tasks (docs/discovery.md) through the
+//! `runner` binary, on the repository's own datasets (`datasets/`).
 
 mod common;
 
@@ -59,7 +58,7 @@ fn metrics_without_wall(path: &std::path::Path) -> String {
 /// aside), and a different seed gives different ones.
 #[test]
 fn discovery_runs_are_deterministic() {
-    let Some(data) = datasets() else { return };
+    let data = datasets();
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "tiny.toml", TINY);
     let run = |out: &str, seed: &str| {
@@ -97,7 +96,7 @@ fn discovery_runs_are_deterministic() {
 /// `selection = "prt"` (the older spelling) is recorded as `priority = "reward"`.
 #[test]
 fn qm9_defaults_are_resolved() {
-    let Some(data) = datasets() else { return };
+    let data = datasets();
     let dir = tempfile::tempdir().unwrap();
     let text = TINY
         .replace("kind = \"tfbind8\"", "kind = \"qm9str\"")

@@ -114,7 +114,7 @@ mod tests {
     /// transitions, for both acceptance rules.
     #[test]
     fn local_search_batch_shape_and_monotone_chains() {
-        let Some(root) = test_root() else { return };
+        let root = test_root();
         let env = SeqEnv::load(
             Task::TfBind8,
             20.0,

@@ -9,6 +9,8 @@ pub fn runner() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
     c.env_remove("RUNNER_ENV__HORIZON");
+    // The repository's own datasets/ (the default lookup), not a caller's copy.
+    c.env_remove("RUNNER_DATASETS");
     c
 }
 
@@ -25,21 +27,10 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-/// The datasets root of the discovery tests: `RUNNER_DATASETS`, else
-/// `../shared/datasets`; `None` (with a message) when neither exists, so that
-/// the tests needing data skip on a machine without it.
+/// The datasets root of the discovery tests: the repository's own copy.
 #[allow(dead_code)]
-pub fn datasets() -> Option<PathBuf> {
-    if let Some(v) = std::env::var_os("RUNNER_DATASETS").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(v));
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipped: no datasets (set RUNNER_DATASETS)");
-        None
-    }
+pub fn datasets() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("datasets")
 }
 
 /// The lines of a `metrics.csv` without their last column (`wall_s`).

@@ -1247,7 +1247,7 @@ mod tests {
 
     #[test]
     fn lookup_values_match_csv_rows() {
-        let Some(root) = test_root() else { return };
+        let root = test_root();
         // qm9str/rewards.csv rows 2 and 3: `00000,8.592599868774414`, `00001,8.550861358642578`.
         let q = LookupOracle::load(&root, Task::Qm9Str).unwrap();
         assert_eq!(q.raw(&[0, 0, 0, 0, 0]), 8.592599868774414);
@@ -1261,6 +1261,37 @@ mod tests {
         assert_eq!(t.raw(&[0; 8]), 0.5247495f32 as f64);
         assert_eq!(t.raw(&[0, 0, 0, 0, 0, 0, 0, 1]), 0.36651134490966797);
         assert_eq!(t.values().len(), 65_536);
+    }
+
+    /// tfbind8/all.csv is rebuilt from the raw SIX6 E-score table
+    /// (tfbind8/SIX6_REF_R1_8mers.txt: each row an 8-mer, its reverse
+    /// complement and their shared E-score) as y = (E - E_min) / (E_max - E_min)
+    /// over the table, rounded to float32 (datasets/README.md), for all 65,536
+    /// 8-mers. A truncated or corrupted table (or a mis-derived all.csv) fails here.
+    #[test]
+    fn tfbind8_table_rebuilds_from_six6_escores() {
+        let root = test_root();
+        let text = std::fs::read_to_string(root.join("tfbind8/SIX6_REF_R1_8mers.txt")).unwrap();
+        let mut escore = HashMap::new();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split('\t').collect();
+            let e: f64 = f[2].parse().unwrap();
+            escore.insert(f[0].to_string(), e);
+            escore.insert(f[1].to_string(), e);
+        }
+        assert_eq!(escore.len(), 65_536);
+        let min = escore.values().copied().fold(f64::INFINITY, f64::min);
+        let max = escore.values().copied().fold(f64::NEG_INFINITY, f64::max);
+        let t = LookupOracle::load(&root, Task::TfBind8).unwrap();
+        for (i, &v) in t.values().iter().enumerate() {
+            let acgt: String = Task::TfBind8
+                .string_at(i)
+                .iter()
+                .map(|&s| b"ACGT"[s as usize] as char)
+                .collect();
+            let y = ((escore[&acgt] - min) / (max - min)) as f32;
+            assert_eq!(v, y, "{acgt}");
+        }
     }
 
     #[test]
@@ -1328,7 +1359,7 @@ mod tests {
 
     #[test]
     fn tree_oracle_matches_hand_and_slow_evaluation() {
-        let Some(root) = test_root() else { return };
+        let root = test_root();
         let o = TreeOracle::load(&root).unwrap();
         assert_eq!(o.num_trees(), 100);
         // sehstr/gbr_meta.json: "baseline": 4.494287880695628.
@@ -1382,8 +1413,8 @@ mod tests {
     #[test]
     fn tree_thresholds_general_comparison() {
         // All thresholds of the real file are 0.5.
-        if let Some(root) = test_root() {
-            let text = std::fs::read_to_string(root.join(SEH_TREES_FILE)).unwrap();
+        {
+            let text = std::fs::read_to_string(test_root().join(SEH_TREES_FILE)).unwrap();
             let internal: Vec<&str> = text
                 .lines()
                 .skip(1)
@@ -1419,7 +1450,7 @@ mod tests {
 
     #[test]
     fn qm9str_constants_match_spec() {
-        let Some(root) = test_root() else { return };
+        let root = test_root();
         let o = LookupOracle::load(&root, Task::Qm9Str).unwrap();
         let c = constants(&o, 20.0);
         eprintln!("qm9str beta 20: {c:?}");
@@ -1439,7 +1470,7 @@ mod tests {
 
     #[test]
     fn tfbind8_constants_match_spec() {
-        let Some(root) = test_root() else { return };
+        let root = test_root();
         let o = LookupOracle::load(&root, Task::TfBind8).unwrap();
         let c = constants(&o, 20.0);
         eprintln!("tfbind8 beta 20: {c:?}");
@@ -1453,7 +1484,7 @@ mod tests {
 
     #[test]
     fn sehstr_constants_match_spec_and_cache() {
-        let Some(root) = test_root() else { return };
+        let root = test_root();
         let o = TreeOracle::load(&root).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let t0 = std::time::Instant::now();
@@ -1500,7 +1531,7 @@ mod tests {
 
     #[test]
     fn sehstr_constants_same_for_any_thread_count() {
-        let Some(root) = test_root() else { return };
+        let root = test_root();
         let o = TreeOracle::load(&root).unwrap();
         let run = |n: usize| {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -1516,7 +1547,7 @@ mod tests {
 
     #[test]
     fn modes_load_with_documented_counts() {
-        let Some(root) = test_root() else { return };
+        let root = test_root();
         // datasets/README.md: 805, 129 and 328 modes.
         for (task, n) in [
             (Task::Qm9Str, 805),

@@ -180,7 +180,7 @@ mod tests {
     /// "Done when" of the issue); 2048 draws, so within a few standard errors.
     #[test]
     fn tfbind8_exact_samples_match_expected_reward() {
-        let Some(root) = test_root() else { return };
+        let root = test_root();
         let oracle = load_oracle(&root, Task::TfBind8).unwrap();
         let xs = exact_by_enumeration(oracle.as_ref(), 20.0, 2048, &mut stream(0, Stream::Eval));
         let mean = xs.iter().map(|x| oracle.raw(x).max(0.001)).sum::<f64>() / xs.len() as f64;
@@ -191,7 +191,7 @@ mod tests {
     /// reward E_p[r] = 5.39275 computed from the trees (docs/discovery.md).
     #[test]
     fn seh_exact_samples_match_expected_reward() {
-        let Some(root) = test_root() else { return };
+        let root = test_root();
         let oracle = load_oracle(&root, Task::SehStr).unwrap();
         let xs = read_exact(&root, Task::SehStr, "sehstr/true_samples_beta6.csv").unwrap();
         assert_eq!(xs.len(), 2048);
