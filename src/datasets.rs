@@ -348,7 +348,11 @@ mod tests {
             for rel in sums.keys() {
                 let theirs = shared.join(rel);
                 if theirs.is_file() {
-                    assert_eq!(sha256_hex(&std::fs::read(theirs).unwrap()), sums[rel], "{rel}");
+                    assert_eq!(
+                        sha256_hex(&std::fs::read(theirs).unwrap()),
+                        sums[rel],
+                        "{rel}"
+                    );
                 }
             }
         }
@@ -375,7 +379,10 @@ mod tests {
         let w = check_sum(dir.path(), "b.csv").expect("a warning");
         assert!(w.contains("b.csv") && w.contains(&good), "{w}");
         assert!(check_sum(dir.path(), "b.csv").is_none(), "reported once");
-        assert!(file(dir.path(), "b.csv").is_ok(), "a mismatch is not an error");
+        assert!(
+            file(dir.path(), "b.csv").is_ok(),
+            "a mismatch is not an error"
+        );
         assert!(check_sum(dir.path(), "unlisted.csv").is_none());
     }
 
@@ -387,7 +394,10 @@ mod tests {
             return;
         }
         let r = resolve_root(None);
-        assert!(r == Path::new(DEFAULT_ROOT) || r == Path::new(SOURCE_ROOT), "{r:?}");
+        assert!(
+            r == Path::new(DEFAULT_ROOT) || r == Path::new(SOURCE_ROOT),
+            "{r:?}"
+        );
         assert!(r.join("qm9str/rewards.csv").is_file());
     }
 

@@ -21,6 +21,7 @@ pub mod plan;
 pub mod policy;
 pub mod registry;
 pub mod rng;
+pub mod score;
 pub mod search;
 pub mod sweep;
 pub mod train;

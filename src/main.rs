@@ -53,7 +53,8 @@ struct Common {
     /// Results root directory.
     #[arg(long, default_value = "results")]
     out: PathBuf,
-    /// Dataset directory [default: $RUNNER_DATASETS, else `datasets`].
+    /// Dataset directory [default: $RUNNER_DATASETS, else `./datasets` if
+    /// present, else the source tree's `datasets/`].
     #[arg(long)]
     datasets: Option<PathBuf>,
 }
@@ -112,6 +113,16 @@ enum Command {
         /// Array tasks at once (overrides [slurm] concurrency).
         #[arg(long)]
         concurrency: Option<usize>,
+    },
+    /// Score strings with the reward oracle of FILE's sequence task: CSV
+    /// `x,reward` (RNA: `x,reward,energy`) on stdout, in input order.
+    Score {
+        /// Experiment file (its env selects the task: qm9str, sehstr, tfbind8, rna).
+        file: PathBuf,
+        /// Strings, one per line [default: standard input].
+        strings: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
     },
     /// Rebuild runs.csv and summary.csv from the run directories.
     Collect {
@@ -196,6 +207,11 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Validate { files, common }) => validate(&files, &common),
+        Some(Command::Score {
+            file,
+            strings,
+            common,
+        }) => score(&file, strings.as_deref(), &common),
         Some(Command::Bench {
             files,
             steps,
@@ -291,6 +307,26 @@ fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
     }
     if report.not_started > 0 {
         anyhow::bail!("stopped after a failure (--fail-fast)");
+    }
+    Ok(())
+}
+
+fn score(file: &Path, strings: Option<&Path>, common: &Common) -> anyhow::Result<()> {
+    let sets = parse_sets(&common.sets)?;
+    let task = runner::score::task_of(file, &sets)?;
+    let root = runner::datasets::resolve_root(common.datasets.as_deref());
+    let stdout = std::io::stdout().lock();
+    match strings {
+        Some(p) => {
+            let f =
+                std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            let name = p.display().to_string();
+            runner::score::score(task, &root, std::io::BufReader::new(f), &name, stdout)?;
+        }
+        None => {
+            let stdin = std::io::stdin().lock();
+            runner::score::score(task, &root, stdin, "<stdin>", stdout)?;
+        }
     }
     Ok(())
 }

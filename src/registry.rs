@@ -18,7 +18,7 @@ use crate::behaviour::{GafnConfig, OnPolicyConfig, TeacherConfig};
 use crate::buffer::{RecentBufferConfig, TerminalBufferConfig, TransitionBufferConfig};
 use crate::envs::diffusion::DiffusionEnvConfig;
 use crate::envs::grid::GridConfig;
-use crate::envs::sequence::task::SeqEnvConfig;
+use crate::envs::sequence::task::{RnaEnvConfig, SeqEnvConfig};
 use crate::objective::db::DbConfig;
 use crate::objective::tb::TbConfig;
 use crate::policy::diffusion::DiffusionNetConfig;
@@ -75,6 +75,8 @@ registry! {
         SehStr(SeqEnvConfig) = "sehstr",
         /// TF binding of DNA 8-mers (lookup oracle).
         TfBind8(SeqEnvConfig) = "tfbind8",
+        /// 14-nt RNA binding one of three targets (duplex free energy; L14_RNA1..3).
+        Rna(RnaEnvConfig) = "rna",
         /// Diffusion sampler: mixture of 25 Gaussians in 2-d, log Z = 0 (docs/diffusion.md).
         Gmm25(DiffusionEnvConfig) = "gmm25",
         /// Diffusion sampler: 32-d Manywell, 16 double wells, log Z = 164.69567532.

@@ -198,3 +198,154 @@ fn sequence_composition_errors() {
     let err = stderr(&runner().arg("validate").arg(&path).output().unwrap());
     assert!(err.contains("the grid uses `mlp`"), "{err}");
 }
+
+/// Runs `runner score <file> [--set ...]` with `input` on stdin.
+fn score(file: &str, sets: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut cmd = runner();
+    cmd.args(["score", file]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `runner score` on the 900 ViennaRNA 2.8.0 test vectors
+/// (rna/duplex_test_vectors.csv), one call per target through the target
+/// switch: `x,reward,energy` in input order, energy within 0.01 kcal/mol and
+/// reward (the fitness) within 1e-9.
+#[test]
+fn score_reproduces_rna_test_vectors() {
+    let text = std::fs::read_to_string(datasets().join("rna/duplex_test_vectors.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    for target in 1..=3 {
+        let task = format!("L14_RNA{target}");
+        let mine: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == task).collect();
+        assert!(mine.len() >= 250, "{task}: {}", mine.len());
+        let input: String = mine.iter().map(|r| format!("{}\n", r[1])).collect();
+        let set = format!("env.target={target}");
+        let o = score("experiments/rna1_tb.toml", &[&set], &input);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = String::from_utf8(o.stdout).unwrap();
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("x,reward,energy"));
+        let got: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert_eq!(got.len(), mine.len());
+        for (g, r) in got.iter().zip(&mine) {
+            assert_eq!(g[0], r[1]);
+            let (reward, energy): (f64, f64) = (g[1].parse().unwrap(), g[2].parse().unwrap());
+            let (fitness, want): (f64, f64) = (r[3].parse().unwrap(), r[2].parse().unwrap());
+            assert!((energy - want).abs() <= 0.01 + 1e-9, "{r:?}: {energy}");
+            assert!((reward - fitness).abs() <= 1e-9, "{r:?}: {reward}");
+        }
+    }
+}
+
+/// `runner score` on the other tasks: qm9str values are its table's
+/// (qm9str/rewards.csv rows `00000,8.592599868774414`, `aaaaa,...`), a file
+/// argument works like stdin, and bad input is an error naming its line.
+#[test]
+fn score_other_tasks_and_errors() {
+    let o = score("experiments/qm9_tb.toml", &[], "00000\n\n  00001 \n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(
+        out,
+        "x,reward\n00000,8.592599868774414\n00001,8.550861358642578\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "x.txt", "00000000\n33333333\n");
+    let o = runner()
+        .args(["score", "experiments/tfbind8_tb.toml"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.starts_with("x,reward\n00000000,0.5247495"), "{out}");
+    assert_eq!(out.lines().count(), 3);
+    let o = score("experiments/seh_tb.toml", &[], "000000\n0000000\n");
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("<stdin>:2") && e.contains("length 7"), "{e}");
+    assert!(o.stdout.is_empty(), "no partial output");
+    let o = score("experiments/rna1_tb.toml", &[], "GGGGGCCCCGCGCT\n");
+    let e = stderr(&o);
+    assert!(
+        !o.status.success() && e.contains("<stdin>:1") && e.contains("'T'"),
+        "{e}"
+    );
+    let o = score("experiments/grid_d2_h32_tb.toml", &[], "");
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("sequence tasks"), "{e}");
+    let o = score("experiments/rna_compare.toml", &[], "");
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("varies the task"), "{e}");
+}
+
+/// A tiny Teacher-PRT run on each RNA target: targets 2 and 3 have no exact
+/// samples, so their `eubo` and `pearson` cells are empty (not a crash);
+/// target 1's are numbers. A target outside 1..3 and a beta without an info
+/// row are clear errors.
+#[test]
+fn rna_targets_train() {
+    let dir = tempfile::tempdir().unwrap();
+    for target in 1..=3 {
+        let o = runner()
+            .arg("experiments/rna1_teacher_prt.toml")
+            .arg("--out")
+            .arg(dir.path().join(target.to_string()))
+            .args(["--set", &format!("env.target={target}")])
+            .args(["--set", "train.steps=3", "--set", "eval.every=3"])
+            .args(["--set", "eval.samples=32", "--set", "policy.hidden=16"])
+            .args(["--set", "train.progress=false"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let m = std::fs::read_to_string(
+            dir.path()
+                .join(target.to_string())
+                .join("rna1_teacher_prt/seed=0/metrics.csv"),
+        )
+        .unwrap();
+        let header: Vec<&str> = m.lines().next().unwrap().split(',').collect();
+        let last: Vec<&str> = m.lines().last().unwrap().split(',').collect();
+        let cell = |name: &str| last[header.iter().position(|h| *h == name).unwrap()];
+        if target == 1 {
+            assert!(cell("eubo").parse::<f64>().is_ok(), "{m}");
+        } else {
+            assert_eq!((cell("eubo"), cell("pearson")), ("", ""), "{m}");
+        }
+        assert!(cell("log_z_gap").parse::<f64>().is_ok(), "{m}");
+    }
+    for (set, want) in [
+        ("env.target=4", "env.target"),
+        ("env.beta=41.5", "no row for env.beta = 41.5"),
+    ] {
+        let o = runner()
+            .arg("experiments/rna1_tb.toml")
+            .arg("--out")
+            .arg(dir.path())
+            .args(["--set", set, "--set", "train.steps=1"])
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(want), "{}", stderr(&o));
+    }
+}

@@ -10,7 +10,7 @@
 //!   samples' trajectories (all of them, not the reference's last 128);
 //! - `expected_reward_gap` = `|mean max(r, 0.001) over the samples - E_p[r]|`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use candle_core::Result;
 
@@ -31,10 +31,11 @@ pub struct SeqEval {
     pub log_z_gap: f64,
     /// Mean w over the samples.
     pub elbo: f64,
-    /// Mean w over the exact samples (NaN without exact samples).
-    pub eubo: f64,
-    /// Correlation of sum log P_F and ln max(r, 0.001) over the exact samples (NaN without).
-    pub pearson: f64,
+    /// Mean w over the exact samples (`None` without exact samples: an empty cell).
+    pub eubo: Option<f64>,
+    /// Correlation of sum log P_F and ln max(r, 0.001) over the exact samples
+    /// (`None` without).
+    pub pearson: Option<f64>,
     /// `|mean max(r, 0.001) - E_p[r]|` over the samples.
     pub expected_reward_gap: f64,
     /// Mean raw reward r(x) of the samples.
@@ -66,7 +67,7 @@ impl ExactSet {
                 SeqTraj::from_states(&env.mdp, states)
             })
             .collect::<Result<Vec<_>>>()?;
-        let raw = xs.iter().map(|x| env.raw(x)).collect();
+        let raw = env.raw_many(xs.iter().map(Vec::as_slice));
         Ok(Some(Self { trajs, raw }))
     }
 }
@@ -97,15 +98,16 @@ pub fn evaluate(
         let m = chunk.max(1).min(n - samples.len());
         samples.extend(rollout(&env.mdp, net, m, 0.0, rng)?);
     }
-    let raw: Vec<f64> = samples.iter().map(|t| env.raw(t.x())).collect();
+    let raw: Vec<f64> = env.raw_many(samples.iter().map(SeqTraj::x));
     let w: Vec<f64> = samples
         .iter()
         .zip(&raw)
         .map(|(t, &r)| env.log_reward_of_raw(r) + t.log_pb(&env.mdp) - t.sampled_log_pf)
         .collect();
     let log_z_est = log_mean_exp(&w);
-    let distinct: HashSet<&[u8]> = samples.iter().map(|t| t.x()).collect();
-    let mut best: Vec<f64> = distinct.iter().map(|x| env.raw(x)).collect();
+    // Each distinct string's value, taken from `raw` (no second oracle call).
+    let distinct: HashMap<&[u8], f64> = samples.iter().map(SeqTraj::x).zip(raw.clone()).collect();
+    let mut best: Vec<f64> = distinct.values().copied().collect();
     best.sort_by(|a, b| b.total_cmp(a));
     best.truncate(100);
     let floored: Vec<f64> = raw
@@ -123,12 +125,12 @@ pub fn evaluate(
                 .map(|((t, &r), lpf)| env.log_reward_of_raw(r) + t.log_pb(&env.mdp) - lpf)
                 .collect();
             let logr: Vec<f64> = e.raw.iter().map(|&r| log_raw(r)).collect();
-            (mean(&we), pearson(&lpf, &logr))
+            (Some(mean(&we)), Some(pearson(&lpf, &logr)))
         }
-        None => (f64::NAN, f64::NAN),
+        None => (None, None),
     };
     Ok(SeqEval {
-        num_modes_onpolicy: distinct.iter().filter(|x| env.is_mode(x)).count(),
+        num_modes_onpolicy: distinct.keys().filter(|x| env.is_mode(x)).count(),
         log_z_est,
         log_z_gap: (log_z_est - env.constants.log_z_scaled).abs(),
         elbo: mean(&w),

@@ -155,8 +155,12 @@ fn record(
     resolved.eval.samples = Some(eval.samples);
     resolved.eval.batch_size = Some(eval.batch_size);
     resolved.eval.every = Some(eval.every);
-    if let EnvConfig::Qm9Str(c) | EnvConfig::SehStr(c) | EnvConfig::TfBind8(c) = &mut resolved.env {
-        c.beta = Some(plan.beta);
+    match &mut resolved.env {
+        EnvConfig::Qm9Str(c) | EnvConfig::SehStr(c) | EnvConfig::TfBind8(c) => {
+            c.beta = Some(plan.beta)
+        }
+        EnvConfig::Rna(c) => c.beta = Some(plan.beta),
+        _ => {}
     }
     if let (Some(BufferConfig::Recent(b)), Some(r)) = (&mut resolved.buffer, &plan.buffer) {
         b.batch = Some(r.batch);

@@ -42,9 +42,14 @@ pub fn search(
     let n_steps = mdp.n_transitions();
     let k = cfg.k.min(n_steps);
     let b = (batch / (iterations + 1)).max(1);
-    let log_r = |t: &SeqTraj| env.log_reward_of_raw(env.raw(t.x()));
+    let log_r = |ts: &[SeqTraj]| -> Vec<f64> {
+        env.raw_many(ts.iter().map(SeqTraj::x))
+            .into_iter()
+            .map(|r| env.log_reward_of_raw(r))
+            .collect()
+    };
     let mut current = rollout(mdp, net, b, eps, sampling)?;
-    let mut current_log_r: Vec<f64> = current.iter().map(log_r).collect();
+    let mut current_log_r = log_r(&current);
     let mut all = current.clone();
     for _ in 0..iterations {
         // Walk back k steps: the first L+2-k states of a backward trajectory.
@@ -55,7 +60,7 @@ pub fn search(
         let keep = n_steps + 1 - k;
         let prefixes = backs.iter().map(|p| p[..keep].to_vec()).collect();
         let proposals = rollout_from(mdp, net, prefixes, 0.0, ls)?;
-        let proposal_log_r: Vec<f64> = proposals.iter().map(log_r).collect();
+        let proposal_log_r = log_r(&proposals);
         let accept: Vec<bool> = match cfg.acceptance {
             Acceptance::Deterministic => proposal_log_r
                 .iter()

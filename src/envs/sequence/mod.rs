@@ -5,5 +5,6 @@
 
 pub mod mdp;
 pub mod oracle;
+pub mod rna;
 pub mod task;
 pub mod traj;

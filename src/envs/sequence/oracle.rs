@@ -5,12 +5,15 @@
 //!
 //! * qm9str and tfbind8: [`LookupOracle`], a table of every string's value.
 //! * sehstr: [`TreeOracle`], 100 regression trees on the one-hot encoding.
+//! * L14_RNA1..3: [`DuplexOracle`](crate::envs::sequence::rna::DuplexOracle),
+//!   the binding fitness of an RNA duplex (native duplex folding).
 //!
 //! Reward: r_f(x) = max(r(x), 0.001); the target is p(x) ~ r_f(x)^beta and the
 //! training reward R(x) = r_f^beta * scale with scale = R_max / max_x r_f^beta,
 //! kept in log space ([`TargetConstants`], [`log_reward`]). The constants are
 //! computed by enumerating every string ([`constants`]); for sehstr (34M
-//! strings) they are cached on disk ([`constants_cached`]).
+//! strings) they are cached on disk ([`constants_cached`]); the RNA tasks
+//! (4^14 strings) read them from their info file ([`read_info_constants`]).
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +21,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::datasets::{self, column, DataError};
+use crate::envs::sequence::rna::DuplexOracle;
 
 /// The floor applied to raw oracle values before the exponent: r_f = max(r, 0.001).
 pub const REWARD_FLOOR: f64 = 0.001;
@@ -42,6 +46,12 @@ pub enum Task {
     SehStr,
     /// TF binding of 8-mers (SIX6), alphabet A,C,G,T as `0123` (lookup table).
     TfBind8,
+    /// 14-nt RNA binding to target 1 (duplex free energy).
+    Rna1,
+    /// 14-nt RNA binding to target 2.
+    Rna2,
+    /// 14-nt RNA binding to target 3.
+    Rna3,
 }
 
 /// One row of the task table (docs/discovery.md "Tasks").
@@ -63,6 +73,8 @@ pub struct TaskSpec {
     pub modes_file: &'static str,
     /// Where r(x) comes from.
     pub oracle: OracleSource,
+    /// Where the exact constants of the target come from.
+    pub constants: ConstantsSource,
     /// Where the exact samples of the target come from.
     pub exact: ExactSource,
     /// The paper's number of rounds.
@@ -89,6 +101,20 @@ pub enum OracleSource {
     Lookup(&'static str),
     /// sEH's regression trees ([`TreeOracle`]).
     Trees,
+    /// The binding fitness of a candidate RNA to a target
+    /// ([`DuplexOracle`](crate::envs::sequence::rna::DuplexOracle)): the
+    /// target's key in `rna/targets.json`.
+    Duplex(&'static str),
+}
+
+/// Where the exact constants of the target (log Z, E[r], scale) come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstantsSource {
+    /// Enumerating every string ([`constants_cached`]).
+    Enumerate,
+    /// One row per reward exponent of an info file ([`read_info_constants`]),
+    /// relative to the datasets root: for spaces too large to enumerate.
+    Info(&'static str),
 }
 
 /// Where exact samples of the target p(x) ~ max(r, 0.001)^beta come from.
@@ -104,10 +130,37 @@ pub enum ExactSource {
         /// The beta the samples were drawn at.
         beta: f64,
     },
+    /// None exist (the metrics that need them are left empty).
+    Unavailable,
+}
+
+/// One RNA binding task: target `key` of `rna/targets.json`, its info and modes
+/// files, exact samples where they exist (docs/discovery.md "Tasks").
+const fn rna(
+    name: &'static str,
+    info: &'static str,
+    modes_file: &'static str,
+    exact: ExactSource,
+) -> TaskSpec {
+    TaskSpec {
+        name,
+        alphabet: "UCGA",
+        length: 14,
+        beta: 40.0,
+        r_max: 10.0,
+        floor: RewardFloor::Add(1e-12),
+        modes_file,
+        oracle: OracleSource::Duplex(name),
+        constants: ConstantsSource::Info(info),
+        exact,
+        rounds: 2000,
+        eval_every: 50,
+        ls_k: 7,
+    }
 }
 
 /// The task table, in the order of [`Task`] (docs/discovery.md "Tasks").
-pub const TASKS: [TaskSpec; 3] = [
+pub const TASKS: [TaskSpec; 6] = [
     TaskSpec {
         name: "qm9str",
         alphabet: "0123456789a",
@@ -117,6 +170,7 @@ pub const TASKS: [TaskSpec; 3] = [
         floor: RewardFloor::Add(1e-12),
         modes_file: "qm9str/modes.csv",
         oracle: OracleSource::Lookup("qm9str/rewards.csv"),
+        constants: ConstantsSource::Enumerate,
         exact: ExactSource::Enumerate,
         rounds: 1000,
         eval_every: 20,
@@ -131,6 +185,7 @@ pub const TASKS: [TaskSpec; 3] = [
         floor: RewardFloor::Max(1e-32),
         modes_file: "sehstr/modes_tanimoto_div0.4_percentile_0.0001.csv",
         oracle: OracleSource::Trees,
+        constants: ConstantsSource::Enumerate,
         exact: ExactSource::File {
             path: "sehstr/true_samples_beta6.csv",
             beta: 6.0,
@@ -148,23 +203,63 @@ pub const TASKS: [TaskSpec; 3] = [
         floor: RewardFloor::Max(1e-20),
         modes_file: "tfbind8/modes.csv",
         oracle: OracleSource::Lookup("tfbind8/all.csv"),
+        constants: ConstantsSource::Enumerate,
         exact: ExactSource::Enumerate,
         rounds: 2000,
         eval_every: 50,
         ls_k: 3,
     },
+    rna(
+        "L14_RNA1",
+        "rna/L14_RNA1_info.csv",
+        "rna/L14_RNA1_modes_hammingball_dist1_percentile_0.0001.csv",
+        ExactSource::File {
+            path: "rna/L14_RNA1_true_samples_beta40.csv",
+            beta: 40.0,
+        },
+    ),
+    rna(
+        "L14_RNA2",
+        "rna/L14_RNA2_info.csv",
+        "rna/L14_RNA2_modes_hammingball_dist1_percentile_0.0001.csv",
+        ExactSource::Unavailable,
+    ),
+    rna(
+        "L14_RNA3",
+        "rna/L14_RNA3_info.csv",
+        "rna/L14_RNA3_modes_hammingball_dist1_percentile_0.0001.csv",
+        ExactSource::Unavailable,
+    ),
 ];
 
 impl Task {
     /// All tasks.
-    pub const ALL: [Task; 3] = [Task::Qm9Str, Task::SehStr, Task::TfBind8];
+    pub const ALL: [Task; 6] = [
+        Task::Qm9Str,
+        Task::SehStr,
+        Task::TfBind8,
+        Task::Rna1,
+        Task::Rna2,
+        Task::Rna3,
+    ];
+
+    /// The RNA binding task of target 1, 2 or 3 (`None` for another number).
+    pub fn rna(target: u8) -> Option<Task> {
+        match target {
+            1 => Some(Task::Rna1),
+            2 => Some(Task::Rna2),
+            3 => Some(Task::Rna3),
+            _ => None,
+        }
+    }
 
     /// The task's row of [`TASKS`].
     pub fn spec(self) -> &'static TaskSpec {
         &TASKS[self as usize]
     }
 
-    /// Name used in data paths and files: `qm9str`, `sehstr`, `tfbind8`.
+    /// Name used in data paths and files: `qm9str`, `sehstr`, `tfbind8`,
+    /// `L14_RNA1`, `L14_RNA2`, `L14_RNA3`.
     pub fn name(self) -> &'static str {
         self.spec().name
     }
@@ -291,6 +386,18 @@ pub trait Oracle: Send + Sync {
     /// A 64-bit checksum of the data the oracle was built from (part of the
     /// constants cache key).
     fn fingerprint(&self) -> u64;
+
+    /// [`Oracle::raw`] of each of `xs`, in order. Oracles whose calls are
+    /// expensive (the RNA duplex folding) score the batch in parallel.
+    fn raw_many(&self, xs: &[&[u8]]) -> Vec<f64> {
+        xs.iter().map(|x| self.raw(x)).collect()
+    }
+
+    /// The free energy (kcal/mol) behind r(x), for oracles that are a
+    /// binding-energy model (RNA); `None` for the others.
+    fn energy(&self, _x: &[u8]) -> Option<f64> {
+        None
+    }
 }
 
 /// 64-bit FNV-1a hash, continued from `state` (start with [`FNV_OFFSET`]).
@@ -813,6 +920,77 @@ pub fn load_oracle(root: &Path, task: Task) -> Result<Box<dyn Oracle>, DataError
     Ok(match task.spec().oracle {
         OracleSource::Lookup(_) => Box::new(LookupOracle::load(root, task)?),
         OracleSource::Trees => Box::new(TreeOracle::load(root)?),
+        OracleSource::Duplex(target) => Box::new(DuplexOracle::load(root, task, target)?),
+    })
+}
+
+/// The constants of `task` at exponent `beta` from its info file `rel`
+/// (columns `reward_exp,logz,expected_reward,logz_scaled,
+/// expected_reward_scaled,scale`; one row per exponent, datasets/README.md).
+/// The row whose `reward_exp` equals `beta` is used; none is an error listing
+/// the exponents the file has. The largest raw value follows from the scale:
+/// scale = R_max / max r^beta, so max r = (R_max / scale)^(1/beta).
+pub fn read_info_constants(
+    root: &Path,
+    task: Task,
+    rel: &str,
+    beta: f64,
+) -> Result<TargetConstants, DataError> {
+    let path = datasets::file(root, rel)?;
+    let (header, rows) = datasets::read_csv_numbered(&path)?;
+    let col = |name: &str| column(&path, &header, name);
+    let (cb, cz, ce, czs, cs) = (
+        col("reward_exp")?,
+        col("logz")?,
+        col("expected_reward")?,
+        col("logz_scaled")?,
+        col("scale")?,
+    );
+    let mut exponents = Vec::new();
+    let mut found = None;
+    for (line, row) in &rows {
+        let num = |c: usize| -> Result<f64, DataError> {
+            row[c]
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| DataError::Parse {
+                    path: path.clone(),
+                    line: *line,
+                    message: format!("{}: {:?} is not a finite number", header[c], row[c]),
+                })
+        };
+        // Every row is checked, so a corrupt file fails at any beta.
+        let (b, log_z, expected_reward, log_z_scaled, scale) =
+            (num(cb)?, num(cz)?, num(ce)?, num(czs)?, num(cs)?);
+        if scale <= 0.0 {
+            return Err(DataError::Parse {
+                path: path.clone(),
+                line: *line,
+                message: format!("scale {scale} is not positive"),
+            });
+        }
+        exponents.push(row[cb].clone());
+        if b == beta && found.is_none() {
+            let log_scale = scale.ln();
+            found = Some(TargetConstants {
+                beta,
+                log_z,
+                expected_reward,
+                log_z_scaled,
+                log_scale,
+                max_raw: ((task.spec().r_max.ln() - log_scale) / beta).exp(),
+            });
+        }
+    }
+    found.ok_or_else(|| DataError::Invalid {
+        path,
+        message: format!(
+            "no row for env.beta = {beta} (the file has reward_exp {}); \
+             {} can only be trained at those exponents",
+            exponents.join(", "),
+            task.name()
+        ),
     })
 }
 
@@ -1206,10 +1384,17 @@ mod tests {
         assert_eq!(Task::Qm9Str.num_strings(), 161_051);
         assert_eq!(Task::SehStr.num_strings(), 34_012_224);
         assert_eq!(Task::TfBind8.num_strings(), 65_536);
+        assert_eq!((Task::Rna1.k(), Task::Rna3.length()), (4, 14));
+        assert_eq!(Task::Rna2.num_strings(), 268_435_456);
         let b: Vec<f64> = Task::ALL.iter().map(|t| t.spec().beta).collect();
-        assert_eq!(b, vec![20.0, 6.0, 20.0]);
+        assert_eq!(b, vec![20.0, 6.0, 20.0, 40.0, 40.0, 40.0]);
         let r: Vec<f64> = Task::ALL.iter().map(|t| t.spec().r_max).collect();
-        assert_eq!(r, vec![100.0, 10.0, 10.0]);
+        assert_eq!(r, vec![100.0, 10.0, 10.0, 10.0, 10.0, 10.0]);
+        // Local search k = 7 on RNA, 3 elsewhere (docs/discovery.md).
+        let k: Vec<usize> = Task::ALL.iter().map(|t| t.spec().ls_k).collect();
+        assert_eq!(k, vec![3, 3, 3, 7, 7, 7]);
+        assert_eq!(Task::rna(2), Some(Task::Rna2));
+        assert_eq!(Task::rna(4), None);
         for t in Task::ALL {
             assert_eq!(Task::from_name(t.name()), Some(t));
         }

@@ -17,8 +17,8 @@ use crate::check::Invalid;
 use crate::datasets::DataError;
 use crate::envs::sequence::mdp::{SeqMdp, SeqMdpKind, SeqState};
 use crate::envs::sequence::oracle::{
-    self, constants_cached, floored_log, load_modes, load_oracle, read_strings, ExactSource,
-    Oracle, TargetConstants, Task,
+    self, constants_cached, floored_log, load_modes, load_oracle, read_info_constants,
+    read_strings, ConstantsSource, ExactSource, Oracle, TargetConstants, Task,
 };
 use crate::rng::Rng;
 
@@ -45,6 +45,59 @@ impl SeqEnvConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// The RNA binding tasks (`kind = "rna"`): 14-nt RNA strings over `UCGA`
+/// rewarded by their binding fitness to one of three 100-nt targets
+/// (docs/discovery.md "RNA binding").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RnaEnvConfig {
+    /// Which target: 1, 2 or 3 (the paper's L14_RNA1..3).
+    pub target: u8,
+    /// Reward exponent beta. Unset: the paper's 40. Must be one of the
+    /// exponents of the task's `rna/L14_RNA{target}_info.csv` (1 to 50, 64, 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beta: Option<f64>,
+    /// How a string is built: `prepend_append` (the paper's), `insert` or
+    /// `autoregressive` (append only).
+    pub mdp: SeqMdpKind,
+}
+
+impl Default for RnaEnvConfig {
+    fn default() -> Self {
+        RnaEnvConfig {
+            target: 1,
+            beta: None,
+            mdp: SeqMdpKind::default(),
+        }
+    }
+}
+
+impl RnaEnvConfig {
+    /// The task of the configured target, or an error naming `env.target`.
+    pub fn task(&self) -> Result<Task, Invalid> {
+        Task::rna(self.target).ok_or_else(|| {
+            Invalid::new(
+                "env.target",
+                format!("is {}: the RNA targets are 1, 2 and 3", self.target),
+            )
+        })
+    }
+
+    /// The fields every sequence task shares.
+    pub fn sequence(&self) -> SeqEnvConfig {
+        SeqEnvConfig {
+            beta: self.beta,
+            mdp: self.mdp,
+        }
+    }
+
+    /// Range checks.
+    pub fn check(&self) -> Result<(), Invalid> {
+        self.task()?;
+        self.sequence().check()
     }
 }
 
@@ -82,7 +135,10 @@ impl SeqEnv {
         rng: &mut Rng,
     ) -> Result<Self, DataError> {
         let oracle = load_oracle(root, task)?;
-        let constants = constants_cached(oracle.as_ref(), beta, cache_dir)?;
+        let constants = match task.spec().constants {
+            ConstantsSource::Enumerate => constants_cached(oracle.as_ref(), beta, cache_dir)?,
+            ConstantsSource::Info(rel) => read_info_constants(root, task, rel, beta)?,
+        };
         let modes = load_modes(root, task)?.into_iter().collect();
         let mdp = SeqMdp::new(mdp, task.k(), task.length()).map_err(|e| DataError::Invalid {
             path: root.to_path_buf(),
@@ -95,7 +151,7 @@ impl SeqEnv {
             ExactSource::File { path, beta: at } if beta == at => {
                 Some(read_exact(root, task, path)?)
             }
-            ExactSource::File { .. } => None,
+            ExactSource::File { .. } | ExactSource::Unavailable => None,
         };
         Ok(Self {
             task,
@@ -110,6 +166,13 @@ impl SeqEnv {
     /// The raw oracle value r(x) of a terminal string.
     pub fn raw(&self, x: &[u8]) -> f64 {
         self.oracle.raw(x)
+    }
+
+    /// [`SeqEnv::raw`] of each of `xs`, in order (in parallel where the
+    /// oracle is expensive).
+    pub fn raw_many<'a>(&self, xs: impl IntoIterator<Item = &'a [u8]>) -> Vec<f64> {
+        let xs: Vec<&[u8]> = xs.into_iter().collect();
+        self.oracle.raw_many(&xs)
     }
 
     /// log R(x) of a raw value (floors, exponent and scale of the reference).

@@ -1,0 +1,91 @@
+//! `runner score`: score a researcher's own candidate strings with the reward
+//! oracle of an experiment's sequence task (qm9str, sehstr, tfbind8, rna).
+//!
+//! Input: one string per line over the task's alphabet (blank lines and
+//! surrounding spaces are ignored). Output: CSV on the writer, in input order,
+//! `x,reward` with the raw oracle value r(x) (the value of the datasets'
+//! `reward` columns and of the RNA fitness, before floor, exponent and scale),
+//! and for RNA a third column `energy`, the duplex free energy in kcal/mol.
+//! Every line is checked before anything is written, so an invalid string
+//! (wrong length or symbol) fails the whole call with its line number and no
+//! partial output.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+
+use crate::config::SetArg;
+use crate::envs::sequence::oracle::{load_oracle, Task};
+use crate::plan::FamilyPlan;
+use crate::sweep;
+
+/// The sequence task of experiment `file` (with `sets` applied). A sweep must
+/// keep one task across its runs.
+pub fn task_of(file: &Path, sets: &[SetArg]) -> anyhow::Result<Task> {
+    let specs = sweep::expand(file, sets)?;
+    let mut task: Option<Task> = None;
+    for spec in &specs {
+        let FamilyPlan::Sequence(s) = &spec.plan.family else {
+            bail!(
+                "{}: env.kind = {:?} has no string oracle; `runner score` works for the \
+                 sequence tasks (qm9str, sehstr, tfbind8, rna)",
+                file.display(),
+                spec.plan.resolved.env.kind()
+            );
+        };
+        match task {
+            Some(t) if t != s.task => bail!(
+                "{}: its sweep varies the task ({} and {}); score with a file of one task, \
+                 e.g. experiments/rna1_tb.toml --set env.target=2",
+                file.display(),
+                t.name(),
+                s.task.name()
+            ),
+            _ => task = Some(s.task),
+        }
+    }
+    task.with_context(|| format!("{}: the sweep expands to no run", file.display()))
+}
+
+/// Score the strings read from `input` (named `source` in errors) with the
+/// oracle of `task` loaded from the datasets `root`; write the CSV to `out`.
+/// Returns the number of strings scored.
+pub fn score(
+    task: Task,
+    root: &Path,
+    input: impl BufRead,
+    source: &str,
+    mut out: impl Write,
+) -> anyhow::Result<usize> {
+    let mut xs = Vec::new();
+    for (i, line) in input.lines().enumerate() {
+        let line = line.with_context(|| format!("{source}: cannot read line {}", i + 1))?;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let x = task
+            .encode(text)
+            .with_context(|| format!("{source}:{}: not a string of {}", i + 1, task.name()))?;
+        xs.push((text.to_string(), x));
+    }
+    let oracle = load_oracle(root, task)?;
+    let refs: Vec<&[u8]> = xs.iter().map(|(_, x)| x.as_slice()).collect();
+    let rewards = oracle.raw_many(&refs);
+    let with_energy = oracle.energy(&task.string_at(0)).is_some();
+    let mut w = std::io::BufWriter::new(&mut out);
+    if with_energy {
+        writeln!(w, "x,reward,energy")?;
+    } else {
+        writeln!(w, "x,reward")?;
+    }
+    for ((text, x), r) in xs.iter().zip(&rewards) {
+        match oracle.energy(x).filter(|_| with_energy) {
+            Some(e) => writeln!(w, "{text},{r},{e}")?,
+            None => writeln!(w, "{text},{r}")?,
+        }
+    }
+    w.flush()?;
+    Ok(xs.len())
+}
