@@ -397,7 +397,7 @@ fn bench(
         let s = train::run(&plan, &opts)?;
         let secs = t0.elapsed().as_secs_f64();
         let unit = step_unit(&plan.family);
-        let gflops = match &plan.family {
+        let extra = match &plan.family {
             FamilyPlan::Diffusion(d) => {
                 let f = runner::plan::diffusion::flops_per_iteration(&plan, d);
                 format!(
@@ -406,10 +406,17 @@ fn bench(
                     f / 1e9
                 )
             }
+            FamilyPlan::Sequence(q) => {
+                let o = runner::score::oracle_speed(q.task, &opts.datasets, 1.0)?;
+                format!(
+                    "; oracle {:.0} calls/s on one thread, a batch of 32 in {:.2} ms",
+                    o.serial_per_s, o.batch32_ms
+                )
+            }
             _ => String::new(),
         };
         println!(
-            "{}: {:.2} {unit}/s ({} {unit} in {:.2}s; {:.0} states per batch; {}{gflops}; max RSS so far {})",
+            "{}: {:.2} {unit}/s ({} {unit} in {:.2}s; {:.0} states per batch; {}{extra}; max RSS so far {})",
             plan.resolved.name,
             steps as f64 / secs,
             steps,

@@ -89,3 +89,55 @@ pub fn score(
     w.flush()?;
     Ok(xs.len())
 }
+
+/// Throughput of a task's oracle, measured by [`oracle_speed`].
+#[derive(Debug, Clone, Copy)]
+pub struct OracleSpeed {
+    /// Calls per second on one thread ([`crate::envs::sequence::oracle::Oracle::raw`]).
+    pub serial_per_s: f64,
+    /// Milliseconds to score a training batch of 32 with `raw_many`.
+    pub batch32_ms: f64,
+}
+
+/// Time the oracle of `task` (from the datasets `root`) on 1024 uniformly
+/// random strings (a fixed seed): one pass one string at a time, then the
+/// same strings in batches of 32, each repeated until it took at least
+/// `min_secs`.
+pub fn oracle_speed(task: Task, root: &Path, min_secs: f64) -> anyhow::Result<OracleSpeed> {
+    use rand::Rng as _;
+    let oracle = load_oracle(root, task)?;
+    let mut rng = crate::rng::stream(0, crate::rng::Stream::Eval);
+    let xs: Vec<Vec<u8>> = (0..1024)
+        .map(|_| {
+            (0..task.length())
+                .map(|_| rng.random_range(0..task.k()) as u8)
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[u8]> = xs.iter().map(Vec::as_slice).collect();
+    let mut sink = 0.0;
+    let time = |f: &mut dyn FnMut() -> usize| {
+        let t0 = std::time::Instant::now();
+        let mut calls = 0usize;
+        while calls == 0 || t0.elapsed().as_secs_f64() < min_secs {
+            calls += f();
+        }
+        (calls, t0.elapsed().as_secs_f64())
+    };
+    let (n, secs) = time(&mut || {
+        sink += refs.iter().map(|x| oracle.raw(x)).sum::<f64>();
+        refs.len()
+    });
+    let serial_per_s = n as f64 / secs;
+    let (nb, bsecs) = time(&mut || {
+        for chunk in refs.chunks(32) {
+            sink += oracle.raw_many(chunk).iter().sum::<f64>();
+        }
+        refs.len()
+    });
+    std::hint::black_box(sink);
+    Ok(OracleSpeed {
+        serial_per_s,
+        batch32_ms: bsecs / (nb as f64 / 32.0) * 1e3,
+    })
+}

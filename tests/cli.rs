@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{datasets, metrics_without_wall, runner, stderr, write};
+use common::{metrics_without_wall, runner, stderr, write};
 
 /// A tiny teacher experiment: d=2, H=8, 24 steps, 2 evaluations of 500 samples.
 const TINY: &str = r#"

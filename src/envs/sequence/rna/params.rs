@@ -525,9 +525,8 @@ fn strip_comments(line: &str) -> Result<String, String> {
 /// maximum over the four real bases at every unknown position, for the six
 /// standard pair types.
 fn fill_int22_unknown_bases(t: &mut Int22Table) {
-    for p1 in 1..NBPAIRS {
-        for p2 in 1..NBPAIRS {
-            let block = &mut t[p1][p2];
+    for outer in t.iter_mut().take(NBPAIRS).skip(1) {
+        for block in outer.iter_mut().take(NBPAIRS).skip(1) {
             for a in 0..5 {
                 for b in 0..5 {
                     for c in 0..5 {
@@ -552,5 +551,85 @@ fn fill_int22_unknown_bases(t: &mut Int22Table) {
                 }
             }
         }
+    }
+}
+
+/// Parameter-file errors name the section (and the line where there is one).
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    fn param_text() -> String {
+        let path = crate::datasets::test_root().join("rna/rna_turner2004.par");
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let p = EnergyParams::parse(&param_text()).unwrap();
+        assert_eq!(p.stack[1][1], -240);
+        assert_eq!(p.duplex_init, 410);
+        assert_eq!(p.terminal_au, 50);
+        assert_eq!((p.ninio, p.max_ninio), (60, 300));
+        assert_eq!(p.lxc, 107.856);
+        assert_eq!(p.dangle5[1][1], -50); // DEF
+        assert_eq!(p.tetraloops.len(), 16);
+        assert_eq!(p.triloops.len(), 2);
+        assert_eq!(p.hexaloops.len(), 4);
+    }
+
+    #[test]
+    fn truncated_inside_a_table() {
+        let text = param_text();
+        // Cut the file in the middle of the int21 table.
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.iter().position(|l| *l == "# int21").unwrap();
+        let cut = lines[..start + 100].join("\n");
+        let err = EnergyParams::parse(&cut).unwrap_err();
+        assert!(err.contains("`int21`"), "{err}");
+        assert!(err.contains("end of file"), "{err}");
+    }
+
+    #[test]
+    fn truncated_between_sections() {
+        let text = param_text();
+        let end = text.find("# int22\n").unwrap();
+        let err = EnergyParams::parse(&text[..end]).unwrap_err();
+        assert!(
+            err.contains("missing section") && err.contains("`int22`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn table_cut_short_by_next_section() {
+        let text = param_text();
+        // Drop the last row of the stack table.
+        let bad = text.replace(
+            "  -140  -150   130    30   -60   -90   130\n\n# stack_enthalpies",
+            "\n# stack_enthalpies",
+        );
+        assert_ne!(bad, text);
+        let err = EnergyParams::parse(&bad).unwrap_err();
+        assert!(err.contains("`stack`") && err.contains("line 12"), "{err}");
+    }
+
+    #[test]
+    fn non_number_in_a_table() {
+        let text = param_text();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let start = lines.iter().position(|l| l == "# int11").unwrap();
+        // The first data row of int11 follows its block comment.
+        lines[start + 2] = "    90    9O    50    50    50".to_string();
+        let err = EnergyParams::parse(&lines.join("\n")).unwrap_err();
+        assert!(err.contains("`int11`"), "{err}");
+        assert!(err.contains(&format!("line {}", start + 3)), "{err}");
+        assert!(err.contains("`9O`"), "{err}");
+    }
+
+    #[test]
+    fn missing_header() {
+        let err = EnergyParams::parse("# stack\n1 2 3\n").unwrap_err();
+        assert!(err.contains("header"), "{err}");
     }
 }
