@@ -349,3 +349,33 @@ fn rna_targets_train() {
         assert!(stderr(&o).contains(want), "{}", stderr(&o));
     }
 }
+
+/// A damaged data file: a copy of the datasets whose tfbind8/all.csv lost
+/// its second half (cut inside a row) fails with an error naming the file
+/// and the line, and the checksum list's mismatch is reported as a warning
+/// naming the file.
+#[test]
+fn truncated_data_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    std::fs::create_dir_all(root.join("tfbind8")).unwrap();
+    for f in ["tfbind8/modes.csv", "SHA256SUMS"] {
+        std::fs::copy(datasets().join(f), root.join(f)).unwrap();
+    }
+    let full = std::fs::read(datasets().join("tfbind8/all.csv")).unwrap();
+    let cut = full.len() / 2 + 3;
+    std::fs::write(root.join("tfbind8/all.csv"), &full[..cut]).unwrap();
+    let file = write(dir.path(), "tiny.toml", TINY);
+    let o = runner()
+        .arg(&file)
+        .arg("--datasets")
+        .arg(&root)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("warning:") && err.contains("all.csv differs"), "{err}");
+    assert!(err.contains("all.csv:"), "names file and line: {err}");
+}
