@@ -16,7 +16,8 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 use crate::config::SetArg;
-use crate::envs::sequence::oracle::{load_oracle, Task};
+use crate::envs::sequence::oracle::Task;
+use crate::envs::sequence::task::load_oracle;
 use crate::plan::FamilyPlan;
 use crate::sweep;
 

@@ -376,6 +376,9 @@ fn truncated_data_file_is_a_clear_error() {
         .unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("warning:") && err.contains("all.csv differs"), "{err}");
+    assert!(
+        err.contains("warning:") && err.contains("all.csv differs"),
+        "{err}"
+    );
     assert!(err.contains("all.csv:"), "names file and line: {err}");
 }

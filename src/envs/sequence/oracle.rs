@@ -5,8 +5,10 @@
 //!
 //! * qm9str and tfbind8: [`LookupOracle`], a table of every string's value.
 //! * sehstr: [`TreeOracle`], 100 regression trees on the one-hot encoding.
-//! * L14_RNA1..3: [`DuplexOracle`](crate::envs::sequence::rna::DuplexOracle),
-//!   the binding fitness of an RNA duplex (native duplex folding).
+//! * L14_RNA1..3: `rna::DuplexOracle`, the binding fitness of an RNA duplex
+//!   (native duplex folding).
+//!
+//! [`load_oracle`](super::task::load_oracle) builds the oracle of a task.
 //!
 //! Reward: r_f(x) = max(r(x), 0.001); the target is p(x) ~ r_f(x)^beta and the
 //! training reward R(x) = r_f^beta * scale with scale = R_max / max_x r_f^beta,
@@ -21,7 +23,6 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::datasets::{self, column, DataError};
-use crate::envs::sequence::rna::DuplexOracle;
 
 /// The floor applied to raw oracle values before the exponent: r_f = max(r, 0.001).
 pub const REWARD_FLOOR: f64 = 0.001;
@@ -102,7 +103,7 @@ pub enum OracleSource {
     /// sEH's regression trees ([`TreeOracle`]).
     Trees,
     /// The binding fitness of a candidate RNA to a target
-    /// ([`DuplexOracle`](crate::envs::sequence::rna::DuplexOracle)): the
+    /// (`rna::DuplexOracle`): the
     /// target's key in `rna/targets.json`.
     Duplex(&'static str),
 }
@@ -913,15 +914,6 @@ impl Oracle for TreeOracle {
     fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
-}
-
-/// Load the oracle of `task` from the datasets `root`.
-pub fn load_oracle(root: &Path, task: Task) -> Result<Box<dyn Oracle>, DataError> {
-    Ok(match task.spec().oracle {
-        OracleSource::Lookup(_) => Box::new(LookupOracle::load(root, task)?),
-        OracleSource::Trees => Box::new(TreeOracle::load(root)?),
-        OracleSource::Duplex(target) => Box::new(DuplexOracle::load(root, task, target)?),
-    })
 }
 
 /// The constants of `task` at exponent `beta` from its info file `rel`

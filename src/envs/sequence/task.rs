@@ -17,9 +17,11 @@ use crate::check::Invalid;
 use crate::datasets::DataError;
 use crate::envs::sequence::mdp::{SeqMdp, SeqMdpKind, SeqState};
 use crate::envs::sequence::oracle::{
-    self, constants_cached, floored_log, load_modes, load_oracle, read_info_constants,
-    read_strings, ConstantsSource, ExactSource, Oracle, TargetConstants, Task,
+    self, constants_cached, floored_log, load_modes, read_info_constants, read_strings,
+    ConstantsSource, ExactSource, LookupOracle, Oracle, OracleSource, TargetConstants, Task,
+    TreeOracle,
 };
+use crate::envs::sequence::rna::DuplexOracle;
 use crate::rng::Rng;
 
 /// A sequence task (`qm9str`, `sehstr`, `tfbind8`): strings of the task's
@@ -189,6 +191,15 @@ impl SeqEnv {
     pub fn terminal(x: &[u8]) -> SeqState {
         SeqMdp::leaf_of(x.to_vec())
     }
+}
+
+/// Load the oracle of `task` from the datasets `root`.
+pub fn load_oracle(root: &Path, task: Task) -> Result<Box<dyn Oracle>, DataError> {
+    Ok(match task.spec().oracle {
+        OracleSource::Lookup(_) => Box::new(LookupOracle::load(root, task)?),
+        OracleSource::Trees => Box::new(TreeOracle::load(root)?),
+        OracleSource::Duplex(target) => Box::new(DuplexOracle::load(root, task, target)?),
+    })
 }
 
 /// `n` strings drawn with replacement from p(x) ~ max(r(x), 0.001)^beta by

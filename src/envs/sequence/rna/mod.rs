@@ -180,7 +180,11 @@ impl Oracle for DuplexOracle {
 mod tests {
     use super::*;
     use crate::datasets::{read_csv, test_root};
-    use crate::envs::sequence::oracle::{load_oracle, read_info_constants, read_strings};
+    use crate::envs::sequence::oracle::{read_info_constants, read_strings};
+
+    fn load_oracle(root: &Path, task: Task) -> Result<DuplexOracle, DataError> {
+        DuplexOracle::load(root, task, task.name())
+    }
 
     /// Every row of `rna/duplex_test_vectors.csv` (900 random 14-mers over the
     /// three targets, energies from ViennaRNA 2.8.0 to 2 decimals) through the
