@@ -846,11 +846,10 @@ mod tests {
         best
     }
 
-    fn params() -> EnergyParams {
-        let dir =
-            std::env::var("RNA_DATA_DIR").unwrap_or_else(|_| "/work/shared/datasets/rna".into());
-        let text = std::fs::read_to_string(format!("{dir}/rna_turner2004.par")).unwrap();
-        EnergyParams::parse(&text).unwrap()
+    /// The shipped Turner 2004 parameters (`rna/rna_turner2004.par`).
+    pub(super) fn params() -> EnergyParams {
+        let path = crate::datasets::test_root().join("rna/rna_turner2004.par");
+        EnergyParams::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
     #[test]
@@ -945,10 +944,7 @@ mod tests {
 mod hand_tests {
     use super::*;
 
-    fn params() -> EnergyParams {
-        let path = crate::datasets::test_root().join("rna/rna_turner2004.par");
-        EnergyParams::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
+    use super::tests::params;
 
     fn fold(s1: &str, s2: &str) -> Duplex {
         DuplexFolder::new(&params(), s1)
