@@ -14,9 +14,6 @@ pub mod duplex;
 pub mod params;
 
 use std::path::Path;
-use std::sync::OnceLock;
-
-use rayon::prelude::*;
 
 use crate::datasets::{self, DataError};
 use crate::envs::sequence::oracle::{fnv1a, Oracle, Task, FNV_OFFSET};
@@ -39,8 +36,6 @@ pub struct DuplexOracle {
     /// kcal/mol; negative.
     norm_energy: f64,
     fingerprint: u64,
-    /// Threads for [`Oracle::raw_many`] (one per core), made on first use.
-    pool: OnceLock<Option<rayon::ThreadPool>>,
 }
 
 impl DuplexOracle {
@@ -67,7 +62,6 @@ impl DuplexOracle {
             folder,
             norm_energy,
             fingerprint: h,
-            pool: OnceLock::new(),
         })
     }
 
@@ -89,7 +83,6 @@ impl DuplexOracle {
             folder: DuplexFolder::new(params, target)?,
             norm_energy,
             fingerprint: 0,
-            pool: OnceLock::new(),
         })
     }
 
@@ -148,23 +141,36 @@ impl Oracle for DuplexOracle {
     }
 
     fn raw_many(&self, xs: &[&[u8]]) -> Vec<f64> {
-        // One folding takes tens of microseconds: below a few strings the
-        // threads cost more than they save.
-        if xs.len() < 4 {
+        // One folding takes tens of microseconds: below a few strings per
+        // thread, threads cost more than they save. Scoped threads, not a
+        // rayon pool: a rayon worker that waits on another pool may start an
+        // unrelated job (a whole other run of a sweep) while it waits.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(xs.len() / 4)
+            .max(1);
+        if threads == 1 {
             return xs.iter().map(|x| self.raw(x)).collect();
         }
-        let pool = self.pool.get_or_init(|| {
-            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .thread_name(|i| format!("duplex-{i}"))
-                .build()
-                .ok()
+        let mut out = vec![f64::NAN; xs.len()];
+        let per = xs.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut parts = xs.chunks(per).zip(out.chunks_mut(per));
+            let first = parts.next();
+            for (x, o) in parts {
+                scope.spawn(move || {
+                    for (x, o) in x.iter().zip(o) {
+                        *o = self.raw(x);
+                    }
+                });
+            }
+            if let Some((x, o)) = first {
+                for (x, o) in x.iter().zip(o) {
+                    *o = self.raw(x);
+                }
+            }
         });
-        match pool {
-            Some(p) => p.install(|| xs.par_iter().map(|x| self.raw(x)).collect()),
-            None => xs.iter().map(|x| self.raw(x)).collect(),
-        }
+        out
     }
 
     fn energy(&self, x: &[u8]) -> Option<f64> {
