@@ -299,11 +299,17 @@ fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
             report.dir.display()
         );
     }
+    for (id, msg) in &report.failed {
+        eprintln!("failed: {id}: {msg}");
+    }
+    if let Some(e) = &report.table_error {
+        eprintln!("error: the sweep's tables: {e}");
+    }
     if !report.failed.is_empty() {
-        for (id, msg) in &report.failed {
-            eprintln!("failed: {id}: {msg}");
-        }
         anyhow::bail!("{} of {} run(s) failed", report.failed.len(), specs.len());
+    }
+    if report.table_error.is_some() {
+        anyhow::bail!("the runs finished but runs.csv / summary.csv could not be written");
     }
     if report.not_started > 0 {
         anyhow::bail!("stopped after a failure (--fail-fast)");

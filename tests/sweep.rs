@@ -425,3 +425,54 @@ fn slurm_array_end_to_end(sbatch: &Path, file: &Path, dir: &Path) {
         "per-task logs"
     );
 }
+
+/// A run that cannot record its status is a failure that reaches the exit
+/// code and stderr, also under `--index`: here a regular file stands where
+/// one run's directory belongs (as "a path component is a file" on a shared
+/// disk). The other runs complete, and runs.csv marks the blocked one failed.
+/// When not even the tables can be written (the experiment's directory is a
+/// file), the runs' own errors are printed all the same.
+#[test]
+fn a_run_that_cannot_record_its_status_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "s.toml", SWEEP);
+    let out = dir.path().join("out");
+    let blocked = out.join("tiny_sweep").join("behaviour.kind=teacher,seed=2");
+    std::fs::create_dir_all(blocked.parent().unwrap()).unwrap();
+    std::fs::write(&blocked, "not a directory").unwrap();
+    let o = sweep_run(&file, &out, &["--jobs", "2"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("failed: behaviour.kind=teacher,seed=2:") && err.contains("status"),
+        "{err}"
+    );
+    assert!(err.contains("1 of 4 run(s) failed"), "{err}");
+    let runs = read(out.join("tiny_sweep/runs.csv"));
+    let row = runs
+        .lines()
+        .find(|l| l.contains("behaviour.kind=teacher,seed=2"))
+        .unwrap();
+    assert!(row.contains(",failed,"), "{runs}");
+    assert_eq!(runs.matches(",ok,").count(), 3, "{runs}");
+    // The same run alone, as a SLURM array task would run it.
+    let o = sweep_run(&file, &out, &["--index", "3"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("status could not be written"),
+        "{}",
+        stderr(&o)
+    );
+    // Nothing writable at all: the experiment's directory is a file.
+    let out2 = dir.path().join("out2");
+    std::fs::create_dir_all(&out2).unwrap();
+    std::fs::write(out2.join("tiny_sweep"), "a file").unwrap();
+    let o = sweep_run(&file, &out2, &["--set", "sweep.seeds=[1]"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("failed: behaviour.kind=on_policy,seed=1:"),
+        "{err}"
+    );
+    assert!(err.contains("the sweep's tables: cannot write"), "{err}");
+}

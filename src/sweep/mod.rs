@@ -24,6 +24,8 @@ use crate::train::{self, RunOptions};
 
 pub use tables::{collect, RunStatus};
 
+use std::collections::HashMap;
+
 /// One run of a sweep.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
@@ -209,6 +211,9 @@ pub struct SweepReport {
     pub not_started: usize,
     /// The experiment's results directory (holding runs.csv and summary.csv).
     pub dir: PathBuf,
+    /// Why `runs.csv` / `summary.csv` could not be written, if so (the runs'
+    /// own failures are in `failed` all the same).
+    pub table_error: Option<String>,
 }
 
 /// Why a sweep could not start.
@@ -220,12 +225,6 @@ pub enum SweepError {
     /// The thread pool could not be built.
     #[error("cannot start {0} worker threads: {1}")]
     Pool(usize, String),
-    /// The tables could not be written.
-    #[error("cannot write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 /// The directory of a run.
@@ -299,28 +298,48 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
             .map(|s| s.plan.resolved.name.as_str())
             .unwrap_or("sweep"),
     );
-    let rows =
-        collect(&opts.out, specs).map_err(|(path, source)| SweepError::Io { path, source })?;
+    // This process's failures are known whatever the directories hold (a
+    // status that could not be written is one of them): they go into the
+    // tables and the report even when nothing could be written.
     let mut failures = failures.into_inner().unwrap_or_default();
     failures.sort();
+    let known: HashMap<String, RunStatus> = failures
+        .iter()
+        .map(|(_, id, message)| {
+            let status = RunStatus {
+                ok: false,
+                message: message.clone(),
+                wall_s: f64::NAN,
+            };
+            (id.clone(), status)
+        })
+        .collect();
+    let (rows, table_error) = match tables::collect_with(&opts.out, specs, &known) {
+        Ok(rows) => (rows, None),
+        Err((path, e)) => (
+            Vec::new(),
+            Some(format!("cannot write {}: {e}", path.display())),
+        ),
+    };
+    // Failures of earlier invocations that were not rerun, from the directories.
+    let mut failed: Vec<(String, String)> = failures
+        .into_iter()
+        .map(|(_, id, message)| (id, message))
+        .collect();
+    for r in &rows {
+        if let Some(s) = r.status.as_ref().filter(|s| !s.ok) {
+            if !known.contains_key(&r.id) {
+                failed.push((r.id.clone(), s.message.clone()));
+            }
+        }
+    }
     Ok(SweepReport {
         ran: todo.len() - not_started.load(Ordering::SeqCst),
         skipped,
-        failed: rows
-            .iter()
-            .filter(|r| r.status.as_ref().is_some_and(|s| !s.ok))
-            .map(|r| {
-                (
-                    r.id.clone(),
-                    r.status
-                        .as_ref()
-                        .map(|s| s.message.clone())
-                        .unwrap_or_default(),
-                )
-            })
-            .collect(),
+        failed,
         not_started: not_started.load(Ordering::SeqCst),
         dir,
+        table_error,
     })
 }
 
@@ -350,8 +369,18 @@ pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), 
         },
     };
     let text = toml::to_string(&status).expect("status serializes");
-    if let Err(e) = write_atomic(&dir.join(tables::STATUS_FILE), text.as_bytes()) {
-        return Err(format!("cannot write the status of {}: {e}", dir.display()));
+    let path = dir.join(tables::STATUS_FILE);
+    if let Err(e) = write_atomic(&path, text.as_bytes()) {
+        // The run cannot be recorded, so it is a failure, and its own
+        // error (if any) is kept.
+        let what = match &result {
+            Ok(_) => "the run completed".to_string(),
+            Err(err) => err.to_string(),
+        };
+        return Err(format!(
+            "{what}; its status could not be written to {}: {e}",
+            path.display()
+        ));
     }
     result.map(|_| ()).map_err(|e| e.to_string())
 }

@@ -1,5 +1,6 @@
 //! `runs.csv` and `summary.csv`, rebuilt from the run directories.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,17 @@ pub fn mean_std_ci(xs: &[f64]) -> (f64, f64, f64) {
 /// from the run directories; returns the rows. Rows follow the expansion
 /// order, so the tables do not depend on which run finished first.
 pub fn collect(out: &Path, specs: &[RunSpec]) -> Result<Vec<RunRow>, (PathBuf, std::io::Error)> {
+    collect_with(out, specs, &HashMap::new())
+}
+
+/// [`collect`], with the statuses of `known` (by run id) taking the place of
+/// what the directories hold: the failures of this process, whose
+/// `status.toml` may be the very file that could not be written.
+pub fn collect_with(
+    out: &Path,
+    specs: &[RunSpec],
+    known: &HashMap<String, RunStatus>,
+) -> Result<Vec<RunRow>, (PathBuf, std::io::Error)> {
     let Some(first) = specs.first() else {
         return Ok(Vec::new());
     };
@@ -105,7 +117,7 @@ pub fn collect(out: &Path, specs: &[RunSpec]) -> Result<Vec<RunRow>, (PathBuf, s
             let dir = run_dir(out, s);
             RunRow {
                 id: s.id.clone(),
-                status: read_status(&dir),
+                status: known.get(&s.id).cloned().or_else(|| read_status(&dir)),
                 metrics: final_metrics(&dir),
             }
         })
