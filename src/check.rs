@@ -42,3 +42,36 @@ pub fn nonzero<T: PartialEq + Default>(key: &str, v: Option<T>) -> Result<(), In
         _ => Ok(()),
     }
 }
+
+/// Longest experiment name (bytes): with a run id it must fit a file name.
+pub const MAX_NAME_LEN: usize = 100;
+
+/// `Err` for `key` unless `v` is one safe path component: 1 to
+/// [`MAX_NAME_LEN`] ASCII letters, digits, `.`, `_`, `-` or `+`, not starting
+/// with `.` (so neither `.`, `..` nor a hidden directory). Names are refused,
+/// not rewritten, so that a result directory is always the name as written.
+pub fn path_component(key: &str, v: &str) -> Result<(), Invalid> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._-+".contains(c);
+    if v.is_empty() {
+        return Err(Invalid::new(
+            key,
+            "must not be empty (it names the results directory)",
+        ));
+    }
+    if v.len() > MAX_NAME_LEN {
+        return Err(Invalid::new(
+            key,
+            format!("is {} bytes long; at most {MAX_NAME_LEN}", v.len()),
+        ));
+    }
+    if v.starts_with('.') || !v.chars().all(allowed) {
+        return Err(Invalid::new(
+            key,
+            format!(
+                "{v:?} is not a plain directory name: use letters, digits, `.`, `_`, `-`, `+` \
+                 (no `/`, spaces or a leading `.`)"
+            ),
+        ));
+    }
+    Ok(())
+}

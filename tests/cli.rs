@@ -496,3 +496,46 @@ fn teacher_fills_the_buffer_then_the_student_trains_from_it() {
         "{cfg}"
     );
 }
+
+/// Names become directories, so each must be one plain path component: a
+/// name that climbs out of `--out`, is absolute, empty, hidden or has a
+/// space is refused before anything is written, from the file, a `--set`
+/// flag or `RUNNER_NAME` alike.
+#[test]
+fn unsafe_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    for name in [
+        "../../escape",
+        "/tmp/abs",
+        "",
+        ".hidden",
+        "a b",
+        "x/y",
+        "..",
+    ] {
+        let o = runner()
+            .arg("experiments/grid_d2_h32_tb.toml")
+            .arg("--out")
+            .arg(&out)
+            .args(["--set", &format!("name={name:?}")])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{name:?} accepted");
+        let err = stderr(&o);
+        assert!(
+            err.contains("`name`") || err.contains("name"),
+            "{name:?}: {err}"
+        );
+    }
+    let o = runner()
+        .arg("experiments/grid_d2_h32_tb.toml")
+        .arg("--out")
+        .arg(&out)
+        .env("RUNNER_NAME", "../escape")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("RUNNER_NAME"), "{}", stderr(&o));
+    assert!(!dir.path().join("escape").exists() && !out.exists());
+}

@@ -164,7 +164,8 @@ fn run_id(varied: &[(String, String)]) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    raw.chars()
+    let safe: String = raw
+        .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "._=,+-".contains(c) {
                 c
@@ -172,8 +173,22 @@ fn run_id(varied: &[(String, String)]) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    // A file name holds at most 255 bytes: a longer id keeps its first
+    // MAX_RUN_ID - 17 characters and ends in a hash of the whole id, so ids
+    // stay distinct and stable.
+    if safe.len() <= MAX_RUN_ID {
+        return safe;
+    }
+    let hash = crate::envs::sequence::oracle::fnv1a(
+        crate::envs::sequence::oracle::FNV_OFFSET,
+        raw.as_bytes(),
+    );
+    format!("{}-{hash:016x}", &safe[..MAX_RUN_ID - 17])
 }
+
+/// Longest run id (bytes); see [`run_id`].
+pub const MAX_RUN_ID: usize = 200;
 
 /// The keys that vary across `specs` (seed included when several seeds run).
 pub fn varied_keys(specs: &[RunSpec]) -> Vec<String> {
@@ -387,7 +402,22 @@ pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), 
 
 #[cfg(test)]
 mod tests {
-    use super::run_id;
+    use super::{run_id, MAX_RUN_ID};
+
+    /// Ids longer than a file name allows are cut and end in a hash of the
+    /// whole id: distinct ids stay distinct.
+    #[test]
+    fn long_run_ids_fit_a_file_name() {
+        let a = "x".repeat(300);
+        let b = format!("{}y", "x".repeat(299));
+        let ia = run_id(&v(&[("label", &a), ("seed", "0")]));
+        let ib = run_id(&v(&[("label", &b), ("seed", "0")]));
+        assert_eq!(ia.len(), MAX_RUN_ID);
+        assert_eq!(ib.len(), MAX_RUN_ID);
+        assert_ne!(ia, ib);
+        assert!(ia.starts_with("label=xxx"));
+        assert_eq!(run_id(&v(&[("seed", "0")])), "seed=0");
+    }
 
     fn v(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
