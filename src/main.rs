@@ -496,6 +496,10 @@ fn slurm(
     cfg.cpus_per_task = o.cpus.unwrap_or(cfg.cpus_per_task);
     cfg.mem = o.mem.unwrap_or(cfg.mem);
     cfg.concurrency = o.concurrency.unwrap_or(cfg.concurrency);
+    // The flags' values reach the script too.
+    cfg.check().map_err(|e| {
+        anyhow::anyhow!("invalid SLURM setting {e} (from a flag or the file's [slurm] table)")
+    })?;
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let runner = std::env::current_exe().context("cannot locate the runner executable")?;
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
@@ -508,18 +512,20 @@ fn slurm(
         &cwd,
         &common.sets,
         common.datasets.as_deref().map(abs).as_deref(),
-    );
+    )
+    .map_err(anyhow::Error::msg)?;
     let path = script_path.unwrap_or_else(|| common.out.join(&base.name).join("slurm.sbatch"));
     std::fs::create_dir_all(common.out.join(&base.name).join("slurm"))
         .with_context(|| format!("cannot create {}", common.out.display()))?;
     runner::output::write_atomic(&path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
+    let quoted = |p: &Path| runner::sweep::slurm::sh(&p.display().to_string());
     println!(
         "wrote {} ({} array tasks); submit with: sbatch {}; then: runner collect {}",
         path.display(),
         specs.len(),
-        path.display(),
-        file.display()
+        quoted(&path),
+        quoted(file)
     );
     Ok(())
 }

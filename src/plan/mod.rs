@@ -275,6 +275,9 @@ fn lr_schedule(objective: &ObjectiveConfig) -> LrSchedule {
 /// Every component's own range checks.
 fn check_components(exp: &Experiment) -> Result<(), Invalid> {
     crate::check::path_component("name", &exp.name)?;
+    if let Some(slurm) = &exp.slurm {
+        slurm.check()?;
+    }
     match &exp.env {
         EnvConfig::Grid(g) => g.check()?,
         EnvConfig::Qm9Str(c) | EnvConfig::SehStr(c) | EnvConfig::TfBind8(c) => c.check()?,

@@ -7,13 +7,24 @@ use super::RunSpec;
 use crate::config::SlurmConfig;
 
 /// Quote for a POSIX shell.
-fn sh(s: &str) -> String {
+pub fn sh(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// `s` with control characters (line breaks included) shown as `?`, for a
+/// comment line of the script.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// The sbatch script of the array running `specs`: task k runs
 /// `runner FILE --index k` with the same overrides. `runner`, `file`, `out`
-/// and `workdir` should be absolute.
+/// and `workdir` should be absolute. Every path and override on the command
+/// line is single-quoted; `cfg` must have passed [`SlurmConfig::check`]. The
+/// log directory goes into an `#SBATCH --output=` line, where quoting is not
+/// available: an `out` with spaces, quotes or control characters is an error.
 #[allow(clippy::too_many_arguments)]
 pub fn script(
     specs: &[RunSpec],
@@ -24,12 +35,22 @@ pub fn script(
     workdir: &Path,
     sets: &[String],
     datasets: Option<&Path>,
-) -> String {
+) -> Result<String, String> {
     let name = specs
         .first()
         .map(|s| s.plan.resolved.name.as_str())
         .unwrap_or("sweep");
     let logs = out.join(name).join("slurm");
+    let logs_text = logs.display().to_string();
+    if logs_text
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "'\"\\$`".contains(c))
+    {
+        return Err(format!(
+            "the SLURM log directory {logs_text:?} has spaces, quotes or control characters, \
+             which an #SBATCH --output line cannot carry; choose an --out without them"
+        ));
+    }
     let mut s = String::from("#!/bin/bash\n");
     s.push_str(&format!("#SBATCH --job-name={name}\n"));
     s.push_str(&format!(
@@ -37,7 +58,7 @@ pub fn script(
         specs.len().saturating_sub(1),
         cfg.concurrency.max(1)
     ));
-    s.push_str(&format!("#SBATCH --output={}/%A_%a.out\n", logs.display()));
+    s.push_str(&format!("#SBATCH --output={logs_text}/%A_%a.out\n"));
     s.push_str(&format!(
         "#SBATCH --cpus-per-task={}\n",
         cfg.cpus_per_task.max(1)
@@ -53,8 +74,8 @@ pub fn script(
     s.push_str(&format!(
         "# {} runs of {}; afterwards: runner collect {}\n",
         specs.len(),
-        file.display(),
-        file.display()
+        printable(&file.display().to_string()),
+        printable(&sh(&file.display().to_string()))
     ));
     s.push_str("set -euo pipefail\n");
     s.push_str(&format!("cd {}\n", sh(&workdir.display().to_string())));
@@ -72,5 +93,5 @@ pub fn script(
     }
     s.push_str(&cmd);
     s.push('\n');
-    s
+    Ok(s)
 }
