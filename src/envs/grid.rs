@@ -46,7 +46,8 @@ impl GridConfig {
         if self.horizon < 2 || self.horizon > u16::MAX as usize {
             return err("env.horizon", format!("must be in 2..={}", u16::MAX));
         }
-        let states = (self.horizon as f64).powi(self.ndim as i32);
+        // In f64 from the start: no integer cast can wrap a huge ndim.
+        let states = (self.horizon as f64).powf(self.ndim as f64);
         if states > MAX_STATES as f64 {
             return err(
                 "env",
@@ -506,6 +507,19 @@ mod tests {
             horizon: h,
             beta: 1.0,
         })
+    }
+
+    /// A dimension that would wrap in a 32-bit cast (2^32 + 1 -> 1) is
+    /// still measured as H^d = 2^(2^32 + 1) states and refused.
+    #[test]
+    fn huge_ndim_does_not_wrap() {
+        let c = GridConfig {
+            ndim: 4_294_967_297,
+            horizon: 2,
+            beta: 1.0,
+        };
+        let e = c.check().unwrap_err();
+        assert!(e.to_string().contains("too large"), "{e}");
     }
 
     /// Goal counts of docs/grid.md "Environment `grid`".
