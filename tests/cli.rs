@@ -539,3 +539,29 @@ fn unsafe_names_are_refused() {
     assert!(stderr(&o).contains("RUNNER_NAME"), "{}", stderr(&o));
     assert!(!dir.path().join("escape").exists() && !out.exists());
 }
+
+/// A NaN or infinity anywhere in a config is refused at validation with its
+/// key (not reported later as a diverging loss), and an absurd budget scale
+/// is refused with its limit.
+#[test]
+fn non_finite_and_absurd_numbers_are_refused() {
+    for (set, key) in [
+        ("behaviour.alpha=nan", "`behaviour.alpha`: is NaN"),
+        ("objective.log_z_init=nan", "`objective.log_z_init`"),
+        ("objective.lr=inf", "`objective.lr`: is inf"),
+        ("env.beta=-inf", "`env.beta`"),
+        ("train.budget_scale=1e30", "at most 1000"),
+    ] {
+        let o = runner()
+            .args([
+                "validate",
+                "experiments/grid_d4_h32_teacher.toml",
+                "--set",
+                set,
+            ])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{set} accepted");
+        assert!(stderr(&o).contains(key), "{set}: {}", stderr(&o));
+    }
+}

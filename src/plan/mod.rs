@@ -272,8 +272,46 @@ fn lr_schedule(objective: &ObjectiveConfig) -> LrSchedule {
     }
 }
 
+/// Largest `train.budget_scale`: a thousand times the paper's budgets.
+pub const MAX_BUDGET_SCALE: f64 = 1000.0;
+
+/// Every float of the experiment, at any depth, is finite: a NaN or an
+/// infinity is refused with its key, whatever the field, before any range
+/// check could let it through (NaN fails no comparison).
+fn check_finite(exp: &Experiment) -> Result<(), Invalid> {
+    fn walk(key: &str, v: &toml::Value) -> Result<(), Invalid> {
+        match v {
+            toml::Value::Float(f) if !f.is_finite() => Err(Invalid::new(
+                key,
+                format!("is {f}; must be a finite number"),
+            )),
+            toml::Value::Table(t) => t.iter().try_for_each(|(k, v)| {
+                let key = if key.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{key}.{k}")
+                };
+                walk(&key, v)
+            }),
+            toml::Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, v)| walk(&format!("{key}[{i}]"), v)),
+            _ => Ok(()),
+        }
+    }
+    match toml::Value::try_from(exp) {
+        Ok(v) => walk("", &v),
+        Err(e) => Err(Invalid::new(
+            "",
+            format!("cannot be represented as TOML: {e}"),
+        )),
+    }
+}
+
 /// Every component's own range checks.
 fn check_components(exp: &Experiment) -> Result<(), Invalid> {
+    check_finite(exp)?;
     crate::check::path_component("name", &exp.name)?;
     if let Some(slurm) = &exp.slurm {
         slurm.check()?;
@@ -316,6 +354,12 @@ fn check_settings(exp: &Experiment) -> Result<(), Invalid> {
     let (t, e) = (&exp.train, &exp.eval);
     check::nonzero("train.batch_size", t.batch_size)?;
     check::positive("train.budget_scale", t.budget_scale)?;
+    if t.budget_scale > MAX_BUDGET_SCALE {
+        return Err(Invalid::new(
+            "train.budget_scale",
+            format!("is {:e}; at most {MAX_BUDGET_SCALE}", t.budget_scale),
+        ));
+    }
     check::nonzero("train.steps", t.steps)?;
     check::nonzero("train.n_evals", Some(t.n_evals))?;
     check::nonzero("train.loss_window", Some(t.loss_window))?;
