@@ -565,3 +565,45 @@ fn non_finite_and_absurd_numbers_are_refused() {
         assert!(stderr(&o).contains(key), "{set}: {}", stderr(&o));
     }
 }
+
+/// A table given as an array (serde would read it by position), a number or
+/// a string is refused naming the key and what was found, from the file and
+/// from `--set` alike.
+#[test]
+fn every_table_must_be_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string("experiments/grid_d2_h32_tb.toml").unwrap();
+    let bad = write(
+        dir.path(),
+        "a.toml",
+        &format!("train = [7, 1.0, 3]\n{base}"),
+    );
+    let o = runner().args(["validate"]).arg(&bad).output().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("`train` must be a table"),
+        "{}",
+        stderr(&o)
+    );
+    for (set, want) in [
+        (
+            "train=[7]",
+            "`train` must be a table (`[train]` or `train = { ... }`), found an array",
+        ),
+        ("train=[]", "`train` must be a table"),
+        ("sweep=[[0,1,2]]", "`sweep` must be a table"),
+        (
+            "env=5",
+            "`env` must be a table (`[env]` or `env = { ... }`), found a number",
+        ),
+        ("env=\"grid\"", "found a string"),
+        ("sweep.grid=[1]", "`sweep.grid` must be a table"),
+    ] {
+        let o = runner()
+            .args(["validate", "experiments/grid_d2_h32_tb.toml", "--set", set])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{set} accepted");
+        assert!(stderr(&o).contains(want), "{set}: {}", stderr(&o));
+    }
+}

@@ -37,6 +37,36 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "slurm",
 ];
 
+/// The keys whose values are tables (structs or maps); serde would read an
+/// array there by position, so [`load`] refuses anything but a table.
+pub const TABLE_KEYS: &[&str] = &[
+    "env",
+    "policy",
+    "objective",
+    "behaviour",
+    "buffer",
+    "local_search",
+    "train",
+    "eval",
+    "sweep",
+    "sweep.grid",
+    "sweep.zip",
+    "slurm",
+];
+
+/// What a value is, in TOML's words.
+fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Dict(..) => "a table",
+        Value::Array(..) => "an array",
+        Value::String(..) => "a string",
+        Value::Bool(..) => "a boolean",
+        Value::Char(..) => "a character",
+        Value::Num(..) => "a number",
+        Value::Empty(..) => "nothing",
+    }
+}
+
 /// A configuration that cannot be used, with a message naming file and key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -163,6 +193,24 @@ pub fn load(path: &Path, sets: &[SetArg]) -> Result<(Experiment, Sources), Confi
         path: path.to_path_buf(),
         messages,
     };
+    // serde would fill a struct from an array by position (`train = [7, 1.0]`
+    // as steps and budget_scale): every table must be a table.
+    let wrong: Vec<String> = TABLE_KEYS
+        .iter()
+        .filter_map(|key| {
+            let v = fig.find_value(key).ok()?;
+            (!matches!(v, Value::Dict(..))).then(|| {
+                format!(
+                    "{}`{key}` must be a table (`[{key}]` or `{key} = {{ ... }}`), found {}",
+                    source_of(&fig, key),
+                    kind_name(&v)
+                )
+            })
+        })
+        .collect();
+    if !wrong.is_empty() {
+        return Err(invalid(wrong));
+    }
     let exp: Experiment = fig
         .extract()
         .map_err(|errs| invalid(errs.into_iter().map(|e| describe(&fig, e)).collect()))?;
