@@ -271,6 +271,9 @@ fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
         },
         None => specs,
     };
+    if args.jobs == Some(0) {
+        anyhow::bail!("--jobs 0: at least one run must execute at a time");
+    }
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -381,6 +384,9 @@ fn bench(
     common: &Common,
 ) -> anyhow::Result<()> {
     let sets = parse_sets(&common.sets)?;
+    if steps == 0 {
+        anyhow::bail!("--steps 0: the bench needs at least one timed step");
+    }
     for file in files {
         let with_steps = |n: u64| {
             let mut all = sets.clone();

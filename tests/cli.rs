@@ -607,3 +607,55 @@ fn every_table_must_be_a_table() {
         assert!(stderr(&o).contains(want), "{set}: {}", stderr(&o));
     }
 }
+
+/// Settings that would silently do nothing useful are refused: `--jobs 0`,
+/// `bench --steps 0`, a buffer whose `min_size` exceeds its `size`, a local
+/// search walking back further than the string is long, an empty
+/// `sweep.seeds`.
+#[test]
+fn silently_useless_settings_are_refused() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["experiments/grid_d2_h32_tb.toml", "--jobs", "0"],
+            "--jobs 0",
+        ),
+        (
+            &["bench", "experiments/grid_d2_h32_tb.toml", "--steps", "0"],
+            "--steps 0",
+        ),
+        (
+            &[
+                "validate",
+                "experiments/tfbind8_tb_prt.toml",
+                "--set",
+                "buffer.min_size=2000",
+            ],
+            "`buffer.min_size`: is 2000 but buffer.size is 1000",
+        ),
+        (
+            &[
+                "validate",
+                "experiments/tfbind8_tb.toml",
+                "--set",
+                "local_search.kind=back_and_forth",
+                "--set",
+                "local_search.k=9",
+            ],
+            "`local_search.k`: is 9: at most the task's string length 8",
+        ),
+        (
+            &[
+                "validate",
+                "experiments/grid_d2_h32_tb.toml",
+                "--set",
+                "sweep.seeds=[]",
+            ],
+            "`sweep.seeds` lists no seed",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = runner().args(args).output().unwrap();
+        assert!(!o.status.success(), "{args:?} accepted");
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+}

@@ -121,6 +121,16 @@ impl RecentBufferConfig {
         if self.batch == Some(0) {
             return Err(Invalid::new("buffer.batch", "must be at least 1"));
         }
+        if self.min_size > self.size {
+            return Err(Invalid::new(
+                "buffer.min_size",
+                format!(
+                    "is {} but buffer.size is {}: the buffer never holds that many, so \
+                     replay would never happen",
+                    self.min_size, self.size
+                ),
+            ));
+        }
         Ok(())
     }
 }

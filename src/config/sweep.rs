@@ -12,8 +12,10 @@ use crate::check::Invalid;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SweepConfig {
-    /// Seeds of every combination (unset: the experiment's `seed`).
-    pub seeds: Vec<u64>,
+    /// Seeds of every combination (unset: the experiment's `seed`; an empty
+    /// list is an error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<Vec<u64>>,
     /// Dotted key -> list of values; every combination of the lists is run.
     pub grid: BTreeMap<String, Vec<serde_json::Value>>,
     /// Dotted key -> list of values; all lists have one length and are paired

@@ -101,7 +101,7 @@ pub(crate) fn resolve(
             ),
         };
     let local_search = match back_and_forth(exp)? {
-        Some(l) => Some(l.sequence(spec.ls_k)?),
+        Some(l) => Some(l.sequence(spec.ls_k, spec.length)?),
         None => None,
     };
     let schedule = explicit_schedule(exp).unwrap_or_else(|| {

@@ -113,10 +113,20 @@ impl BackAndForthConfig {
 
     /// The settings of a sequence-task run: `k` defaults to `default_k` (the
     /// task's), `iterations` to [`SEQ_ITERATIONS`].
-    pub fn sequence(&self, default_k: usize) -> Result<SeqSearch, Invalid> {
+    /// `length` is the task's string length L: a complete trajectory has
+    /// L + 1 steps, and `k` may not exceed L (the walk back would destroy the
+    /// whole string, which is no local search).
+    pub fn sequence(&self, default_k: usize, length: usize) -> Result<SeqSearch, Invalid> {
         self.check()?;
+        let k = self.k.unwrap_or(default_k);
+        if k > length {
+            return Err(Invalid::new(
+                "local_search.k",
+                format!("is {k}: at most the task's string length {length}"),
+            ));
+        }
         Ok(SeqSearch {
-            k: self.k.unwrap_or(default_k),
+            k,
             iterations: self.iterations.unwrap_or(SEQ_ITERATIONS),
             acceptance: self.acceptance,
         })

@@ -99,10 +99,16 @@ pub fn expand(file: &Path, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError>
             })
             .collect();
     }
-    let seeds = if sweep.seeds.is_empty() {
-        vec![base.seed]
-    } else {
-        sweep.seeds.clone()
+    let seeds = match &sweep.seeds {
+        None => vec![base.seed],
+        Some(s) if s.is_empty() => {
+            return Err(invalid(
+                "`sweep.seeds` lists no seed: list at least one, or remove the key to run \
+                 `seed` alone"
+                    .into(),
+            ))
+        }
+        Some(s) => s.clone(),
     };
     let mut specs = Vec::with_capacity(combos.len() * seeds.len());
     for combo in &combos {

@@ -988,8 +988,26 @@ pub fn read_info_constants(
 
 /// The paper's modes of `task` (column `x` of its modes file) as symbol
 /// strings: 805 for qm9str, 129 for sehstr, 328 for tfbind8.
+/// A string listed twice is an error naming the file and both rows (a
+/// damaged or concatenated file would otherwise go unnoticed).
 pub fn load_modes(root: &Path, task: Task) -> Result<Vec<Vec<u8>>, DataError> {
-    read_strings(root, task, task.spec().modes_file, None)
+    let rel = task.spec().modes_file;
+    let modes = read_strings(root, task, rel, None)?;
+    let mut first: std::collections::HashMap<&[u8], usize> = Default::default();
+    for (i, m) in modes.iter().enumerate() {
+        if let Some(j) = first.insert(m.as_slice(), i) {
+            return Err(DataError::Invalid {
+                path: root.join(rel),
+                message: format!(
+                    "mode {:?} is listed twice (data rows {} and {})",
+                    task.decode(m),
+                    j + 1,
+                    i + 1
+                ),
+            });
+        }
+    }
+    Ok(modes)
 }
 
 /// The strings of column `x` of the CSV file `rel` (under `root`) as symbol
@@ -1469,6 +1487,23 @@ mod tests {
             let y = ((escore[&acgt] - min) / (max - min)) as f32;
             assert_eq!(v, y, "{acgt}");
         }
+    }
+
+    /// A modes file listing a string twice is an error naming both rows.
+    #[test]
+    fn duplicate_modes_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tfbind8")).unwrap();
+        std::fs::write(
+            dir.path().join("tfbind8/modes.csv"),
+            "x\n00000000\n00000001\n00000000\n",
+        )
+        .unwrap();
+        let e = load_modes(dir.path(), Task::TfBind8)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("modes.csv") && e.contains("rows 1 and 3"), "{e}");
+        assert_eq!(load_modes(&test_root(), Task::TfBind8).unwrap().len(), 328);
     }
 
     #[test]
