@@ -9,18 +9,35 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Write `contents` to `path` atomically: a temporary file in the same
-/// directory, then a rename, so readers never see a half-written file.
+/// directory (named by process and a per-process counter, so two threads
+/// never share one), then a rename, so readers never see a half-written
+/// file. On any failure the temporary file is removed: a failed write leaves
+/// the old file (if any) and nothing else.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    {
+    let tmp = dir.join(format!(
+        ".{name}.tmp{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(contents)?;
         f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path)
+    written
 }
 
 /// A CSV table rewritten atomically after every row, so that after a crash the
@@ -81,6 +98,24 @@ pub fn progress_bar(len: u64, enabled: bool, label: &str) -> indicatif::Progress
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write that fails (here the rename: a directory stands at the
+    /// target) leaves no temporary file behind.
+    #[test]
+    fn failed_atomic_write_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("runs.csv");
+        std::fs::create_dir(&target).unwrap();
+        assert!(write_atomic(&target, b"x").is_err());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, vec!["runs.csv".to_string()]);
+        let ok = dir.path().join("a.csv");
+        write_atomic(&ok, b"1").unwrap();
+        assert_eq!(std::fs::read(&ok).unwrap(), b"1");
+    }
 
     #[test]
     fn csv_rows_and_atomic_write() {

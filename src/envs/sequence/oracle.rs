@@ -1323,7 +1323,11 @@ fn write_cache(path: &Path, entry: &CacheFile) -> Result<(), DataError> {
         .file_name()
         .map_or_else(|| "constants".into(), |n| n.to_string_lossy().into_owned());
     let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
-    std::fs::write(&tmp, text + "\n").map_err(io(&tmp))?;
+    if let Err(e) = std::fs::write(&tmp, text + "\n") {
+        // A full disk may have left part of it.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&tmp)(e));
+    }
     std::fs::rename(&tmp, path).map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
         DataError::Io {
