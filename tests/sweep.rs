@@ -523,3 +523,43 @@ fn slurm_script_values_cannot_inject_lines() {
     let text = read(out.join("tiny_sweep/slurm.sbatch"));
     assert!(text.contains("#SBATCH --mem=8G\n#SBATCH") && text.contains("#SBATCH --account=lab\n"));
 }
+
+/// Resume trusts a complete run only if its metrics.csv is what it wrote:
+/// an emptied metrics.csv or a garbage status.toml makes that run rerun,
+/// with a warning naming it, and the tables come out as before.
+#[test]
+fn resume_verifies_what_it_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "s.toml", SWEEP);
+    let out = dir.path().join("out");
+    assert!(sweep_run(&file, &out, &["--jobs", "2"]).status.success());
+    let before = runs_without_wall(&out);
+    let root = out.join("tiny_sweep");
+    let a = root.join("behaviour.kind=on_policy,seed=1");
+    let header = read(a.join("metrics.csv"))
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(a.join("metrics.csv"), header + "\n").unwrap();
+    let b = root.join("behaviour.kind=teacher,seed=2");
+    std::fs::write(b.join("status.toml"), "ok = tru\n").unwrap();
+    let o = sweep_run(&file, &out, &["--jobs", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning: rerunning behaviour.kind=on_policy,seed=1: marked complete but"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: rerunning behaviour.kind=teacher,seed=2:")
+            && err.contains("is not a run status"),
+        "{err}"
+    );
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.contains("2 run(s) executed, 2 complete and skipped"),
+        "{text}"
+    );
+    assert_eq!(runs_without_wall(&out), before);
+}

@@ -266,7 +266,13 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     let mut skipped = 0;
     for spec in specs {
         let dir = run_dir(&opts.out, spec);
-        let complete = matches!(tables::read_status(&dir), Some(RunStatus { ok: true, .. }));
+        let complete = match tables::verified_status(&dir) {
+            Ok(s) => s.is_some_and(|s| s.ok),
+            Err(why) => {
+                eprintln!("warning: rerunning {}: {why}", spec.id);
+                false
+            }
+        };
         let same =
             std::fs::read_to_string(dir.join("config.toml")).ok() == Some(resolved_text(spec));
         match (complete, same) {
@@ -326,14 +332,7 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     failures.sort();
     let known: HashMap<String, RunStatus> = failures
         .iter()
-        .map(|(_, id, message)| {
-            let status = RunStatus {
-                ok: false,
-                message: message.clone(),
-                wall_s: f64::NAN,
-            };
-            (id.clone(), status)
-        })
+        .map(|(_, id, message)| (id.clone(), RunStatus::failed(message.clone())))
         .collect();
     let (rows, table_error) = match tables::collect_with(&opts.out, specs, &known) {
         Ok(rows) => (rows, None),
@@ -382,12 +381,11 @@ pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), 
             ok: true,
             message: String::new(),
             wall_s: s.wall_s,
+            metrics_sha256: std::fs::read(dir.join("metrics.csv"))
+                .ok()
+                .map(|b| crate::datasets::sha256_hex(&b)),
         },
-        Err(e) => RunStatus {
-            ok: false,
-            message: e.to_string(),
-            wall_s: f64::NAN,
-        },
+        Err(e) => RunStatus::failed(e.to_string()),
     };
     let text = toml::to_string(&status).expect("status serializes");
     let path = dir.join(tables::STATUS_FILE);

@@ -20,12 +20,61 @@ pub struct RunStatus {
     pub message: String,
     /// Wall time of the run, seconds.
     pub wall_s: f64,
+    /// SHA-256 of the run's `metrics.csv` when it completed (resume and the
+    /// tables trust a complete run only if the file still has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_sha256: Option<String>,
 }
 
-/// The status of the run in `dir`, if it finished.
+impl RunStatus {
+    /// The status of a failed run.
+    pub fn failed(message: String) -> Self {
+        RunStatus {
+            ok: false,
+            message,
+            wall_s: f64::NAN,
+            metrics_sha256: None,
+        }
+    }
+}
+
+/// The status of the run in `dir`: `Ok(None)` if it has not finished (no
+/// status file), `Err(why)` if the status cannot be trusted: the file is not
+/// a status, or a complete run's `metrics.csv` is missing or differs from
+/// the checksum recorded when it completed (a status without a checksum, from
+/// an older runner, needs a `metrics.csv` with at least one row).
+pub fn verified_status(dir: &Path) -> Result<Option<RunStatus>, String> {
+    let path = dir.join(STATUS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let status: RunStatus = toml::from_str(&text)
+        .map_err(|e| format!("{} is not a run status: {}", path.display(), e.message()))?;
+    if !status.ok {
+        return Ok(Some(status));
+    }
+    let metrics = dir.join("metrics.csv");
+    let bytes = std::fs::read(&metrics)
+        .map_err(|e| format!("marked complete but {}: {e}", metrics.display()))?;
+    match &status.metrics_sha256 {
+        Some(want) if *want != crate::datasets::sha256_hex(&bytes) => Err(format!(
+            "marked complete but {} changed since (SHA-256 differs from the status)",
+            metrics.display()
+        )),
+        None if bytes.iter().filter(|&&b| b == b'\n').count() < 2 => Err(format!(
+            "marked complete but {} has no rows",
+            metrics.display()
+        )),
+        _ => Ok(Some(status)),
+    }
+}
+
+/// The status of the run in `dir` if it finished and can be trusted
+/// ([`verified_status`]); an untrusted one counts as not finished.
 pub fn read_status(dir: &Path) -> Option<RunStatus> {
-    let text = std::fs::read_to_string(dir.join(STATUS_FILE)).ok()?;
-    toml::from_str(&text).ok()
+    verified_status(dir).ok().flatten()
 }
 
 /// One row of `runs.csv`.
