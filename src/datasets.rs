@@ -47,13 +47,14 @@ pub enum DataError {
         hint: String,
     },
     /// Reading (or writing) the file failed.
-    #[error("cannot access {}: {source}", path.display())]
+    #[error("cannot access {}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message, not a chained source, so it is
+        /// printed once).
+        cause: std::io::Error,
     },
     /// A malformed line.
     #[error("{}:{line}: {message}", path.display())]
@@ -186,7 +187,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn read_text(path: &Path) -> Result<String, DataError> {
     std::fs::read_to_string(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 

@@ -143,6 +143,42 @@ fn step_unit(family: &FamilyPlan) -> &'static str {
     }
 }
 
+/// The subcommands, for [`misspelled_command`].
+const COMMANDS: &[&str] = &["validate", "schema", "bench", "slurm", "score", "collect"];
+
+/// A first argument that is no file but is one or two edits away from a
+/// subcommand (`valdate`) gets a suggestion instead of clap's message about
+/// the experiment file.
+fn misspelled_command(first: Option<&str>) -> Option<String> {
+    let word = first?;
+    if word.starts_with('-') || word.contains(['.', '/']) || Path::new(word).exists() {
+        return None;
+    }
+    if COMMANDS.contains(&word) {
+        return None;
+    }
+    let near = COMMANDS.iter().find(|c| edit_distance(word, c) <= 2)?;
+    Some(format!(
+        "unknown command `{word}`; did you mean `runner {near}`? (commands: {})",
+        COMMANDS.join(", ")
+    ))
+}
+
+/// Levenshtein distance of two short words.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// Whether the experiment `file` samples a diffusion energy (unreadable
 /// files count as not: their errors come later, from the command itself).
 fn is_diffusion(file: &Path) -> bool {
@@ -189,6 +225,10 @@ fn keep_freed_memory() {
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    if let Some(msg) = misspelled_command(std::env::args().nth(1).as_deref()) {
+        eprintln!("error: {msg}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     // One thread per matrix product on the grid and the sequence tasks: their
     // networks are small, so candle's multi-threaded gemm costs more than it

@@ -659,3 +659,23 @@ fn silently_useless_settings_are_refused() {
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
     }
 }
+
+/// Messages say what is wrong once and in the user's terms: a misspelled
+/// command gets a suggestion, an OS error is printed once.
+#[test]
+fn messages_are_not_misleading() {
+    let o = runner()
+        .args(["valdate", "experiments/grid_d2_h32_tb.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("did you mean `runner validate`?"),
+        "{}",
+        stderr(&o)
+    );
+    let o = runner().arg("/nonexistent/x.toml").output().unwrap();
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}

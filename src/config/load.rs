@@ -71,10 +71,12 @@ fn kind_name(v: &Value) -> &'static str {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The experiment file does not exist or cannot be read.
-    #[error("cannot read experiment file {path}: {source}")]
+    #[error("cannot read experiment file {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        // Not `source`: the message carries it, so an error chain printed
+        // with `{:#}` names the OS error once.
+        cause: std::io::Error,
     },
     /// The file is not valid TOML.
     #[error("{path} is not valid TOML: {message}")]
@@ -170,7 +172,7 @@ impl Sources {
 pub fn load(path: &Path, sets: &[SetArg]) -> Result<(Experiment, Sources), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     if let Err(e) = toml::from_str::<toml::Table>(&text) {
         return Err(ConfigError::Syntax {

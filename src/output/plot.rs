@@ -32,11 +32,11 @@ pub enum PlotError {
         reason: &'static str,
     },
     /// Creating the directory, or moving the finished file into place, failed.
-    #[error("heatmap {path}: {source}")]
+    #[error("heatmap {path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message, so printed once).
+        cause: std::io::Error,
     },
     /// plotters failed to draw or to encode the image.
     #[error("heatmap {path}: drawing failed: {message}")]
@@ -267,7 +267,7 @@ fn draw_text(
 pub(super) fn write_png(path: &Path, buf: &[u8], w: u32, h: u32) -> Result<(), PlotError> {
     let io_err = |source| PlotError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let dir = path
         .parent()

@@ -45,14 +45,21 @@ pub enum RunError {
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),
     /// Results could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        /// The OS error (in the message, so printed once).
+        cause: std::io::Error,
     },
     /// The loss became NaN or infinite.
-    #[error("non-finite {which} loss ({value}) at training step {step}; try a smaller learning rate (objective.lr, objective.log_z_lr)")]
-    NonFiniteLoss { which: Which, value: f32, step: u64 },
+    #[error("non-finite {which} loss ({value}) at training step {step}; try a smaller learning rate ({lr_keys})")]
+    NonFiniteLoss {
+        which: Which,
+        value: f32,
+        step: u64,
+        /// The objective's learning-rate keys.
+        lr_keys: &'static str,
+    },
     /// A dataset of a sequence task is missing or malformed.
     #[error(transparent)]
     Data(#[from] crate::datasets::DataError),
@@ -117,7 +124,10 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, RunError> {
     if !opts.train_only {
         let path = opts.dir.join("config.toml");
         let text = toml::to_string(&plan.resolved).expect("an experiment serializes to TOML");
-        write_atomic(&path, text.as_bytes()).map_err(|source| RunError::Io { path, source })?;
+        write_atomic(&path, text.as_bytes()).map_err(|source| RunError::Io {
+            path,
+            cause: source,
+        })?;
     }
     match &plan.family {
         FamilyPlan::Grid(g) => {

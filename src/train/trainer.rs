@@ -104,7 +104,7 @@ impl<F: Family> Trainer<'_, F> {
             row.push(format!("{:.3}", start.elapsed().as_secs_f64()));
             table.push(&row).map_err(|source| RunError::Io {
                 path: path.clone(),
-                source,
+                cause: source,
             })
         };
         if !opts.train_only {
@@ -180,10 +180,13 @@ impl<F: Family> Trainer<'_, F> {
             return Ok(());
         }
         let packed = family.pack(&batch)?;
+        let lr_keys = learning_rate_keys(&self.plan.resolved.objective);
         let (delta, loss) = family.student_loss(&self.student, &packed, &batch)?;
         if train {
             self.tally.states += family.n_states(&batch) as u64;
-            self.tally.losses.push(finite(&loss, Which::Student, i)?);
+            self.tally
+                .losses
+                .push(finite(&loss, Which::Student, i, lr_keys)?);
         }
         let delta_host: Vec<f32> = delta.detach().to_vec1()?;
         let signals = family.signals(&self.plan.teacher_reward, &delta_host, &batch);
@@ -195,7 +198,7 @@ impl<F: Family> Trainer<'_, F> {
                     let Some(l) = family.teacher_loss(t, &packed, &batch, &target)? else {
                         return Ok(None);
                     };
-                    let v = finite(&l, Which::Teacher, i)?;
+                    let v = finite(&l, Which::Teacher, i, lr_keys)?;
                     t.update(&l)?;
                     Ok(Some(v))
                 };
@@ -235,12 +238,43 @@ fn update_both(
     }
 }
 
-/// The value of a scalar loss; an error for NaN or infinity.
-fn finite(loss: &Tensor, which: Which, step: u64) -> Result<f32, RunError> {
+/// The learning-rate keys of `objective`, for the advice of a diverging loss.
+fn learning_rate_keys(objective: &crate::registry::ObjectiveConfig) -> &'static str {
+    match objective {
+        crate::registry::ObjectiveConfig::Tb(_) => "objective.lr, objective.log_z_lr",
+        crate::registry::ObjectiveConfig::Db(_) => "objective.lr",
+    }
+}
+
+/// The value of a scalar loss; an error for NaN or infinity, advising the
+/// objective's own learning-rate keys `lr_keys`.
+fn finite(loss: &Tensor, which: Which, step: u64, lr_keys: &'static str) -> Result<f32, RunError> {
     let value = loss.to_scalar::<f32>()?;
     if value.is_finite() {
         Ok(value)
     } else {
-        Err(RunError::NonFiniteLoss { which, value, step })
+        Err(RunError::NonFiniteLoss {
+            which,
+            value,
+            step,
+            lr_keys,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objective::{db::DbConfig, tb::TbConfig};
+    use crate::registry::ObjectiveConfig;
+
+    /// A diverging loss advises the objective's own keys: DB has no log Z.
+    #[test]
+    fn divergence_advice_names_the_objectives_keys() {
+        assert_eq!(
+            learning_rate_keys(&ObjectiveConfig::Db(DbConfig::default())),
+            "objective.lr"
+        );
+        assert!(learning_rate_keys(&ObjectiveConfig::Tb(TbConfig::default())).contains("log_z_lr"));
     }
 }

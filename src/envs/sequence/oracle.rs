@@ -416,7 +416,7 @@ pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
     std::fs::read(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 
@@ -1308,7 +1308,10 @@ fn read_cache(path: &Path, task: Task, key: &str, beta: f64) -> Option<TargetCon
 fn write_cache(path: &Path, entry: &CacheFile) -> Result<(), DataError> {
     let io = |p: &Path| {
         let p = p.to_path_buf();
-        move |source| DataError::Io { path: p, source }
+        move |source| DataError::Io {
+            path: p,
+            cause: source,
+        }
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -1332,7 +1335,7 @@ fn write_cache(path: &Path, entry: &CacheFile) -> Result<(), DataError> {
         let _ = std::fs::remove_file(&tmp);
         DataError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         }
     })
 }
