@@ -430,10 +430,11 @@ fn bench(
     for file in files {
         let with_steps = |n: u64| {
             let mut all = sets.clone();
-            all.push(SetArg {
-                key: "train.steps".into(),
-                value: toml::Value::Integer(n as i64),
-            });
+            all.push(SetArg::internal(
+                "train.steps",
+                toml::Value::Integer(n as i64),
+                "runner bench --steps",
+            ));
             plan::load(file, &all)
         };
         let opts = RunOptions {

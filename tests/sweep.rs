@@ -131,7 +131,10 @@ fn unknown_grid_key_is_an_error_before_anything_runs() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
-        err.contains("unknown key `objective.lrr`") && err.contains("--set objective.lrr"),
+        // Named as the file's [sweep] table, not as a --set flag.
+        err.contains("unknown key `objective.lrr`")
+            && err.contains("the file's [sweep] table (`objective.lrr`)")
+            && !err.contains("--set"),
         "{err}"
     );
     assert!(!out.path().join("tiny_sweep").exists(), "nothing may run");

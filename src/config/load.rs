@@ -100,6 +100,21 @@ pub struct SetArg {
     pub key: String,
     /// The value, parsed as TOML.
     pub value: toml::Value,
+    /// Where the override comes from, as messages name it: `None` for a
+    /// `--set` flag, else e.g. "the file's [sweep] table".
+    pub origin: Option<&'static str>,
+}
+
+impl SetArg {
+    /// An override of `key` made by the runner itself (a sweep's values, the
+    /// bench's step count), named `origin` in messages.
+    pub fn internal(key: &str, value: toml::Value, origin: &'static str) -> Self {
+        SetArg {
+            key: key.to_string(),
+            value,
+            origin: Some(origin),
+        }
+    }
 }
 
 /// Parse `KEY=VALUE`.
@@ -130,12 +145,16 @@ pub fn parse_set(arg: &str) -> Result<SetArg, ConfigError> {
     Ok(SetArg {
         key: key.to_string(),
         value,
+        origin: None,
     })
 }
 
 impl Provider for SetArg {
     fn metadata(&self) -> Metadata {
-        Metadata::named(format!("--set {}", self.key))
+        match self.origin {
+            None => Metadata::named(format!("--set {}", self.key)),
+            Some(origin) => Metadata::named(format!("{origin} (`{}`)", self.key)),
+        }
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {

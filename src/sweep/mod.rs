@@ -26,6 +26,9 @@ pub use tables::{collect, RunStatus};
 
 use std::collections::HashMap;
 
+/// How messages name a value set by the sweep expansion.
+const SWEEP_ORIGIN: &str = "the file's [sweep] table";
+
 /// One run of a sweep.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
@@ -121,16 +124,14 @@ pub fn expand(file: &Path, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError>
                         "`sweep`: value {value} of `{key}` is not a TOML value: {e}"
                     ))
                 })?;
-                all_sets.push(SetArg {
-                    key: key.clone(),
-                    value: toml_value,
-                });
+                all_sets.push(SetArg::internal(key, toml_value, SWEEP_ORIGIN));
                 varied.push((key.clone(), display(value)));
             }
-            all_sets.push(SetArg {
-                key: "seed".into(),
-                value: toml::Value::Integer(seed as i64),
-            });
+            all_sets.push(SetArg::internal(
+                "seed",
+                toml::Value::Integer(seed as i64),
+                SWEEP_ORIGIN,
+            ));
             varied.push(("seed".into(), seed.to_string()));
             let mut plan = plan::load(file, &all_sets)?;
             plan.resolved.sweep = None;
