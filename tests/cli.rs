@@ -679,3 +679,42 @@ fn messages_are_not_misleading() {
     assert!(!o.status.success());
     assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }
+
+/// Sizes are checked before anything is allocated: a batch whose tensors
+/// could not fit is refused naming the key and the memory it would need.
+#[test]
+fn huge_sizes_are_refused_before_allocating() {
+    for (file, set) in [
+        (
+            "experiments/grid_d4_h32_tb.toml",
+            "train.batch_size=1000000000000",
+        ),
+        ("experiments/qm9_tb.toml", "eval.batch_size=100000000"),
+        (
+            "experiments/many_well_teacher.toml",
+            "train.batch_size=10000000",
+        ),
+    ] {
+        let o = runner()
+            .args(["validate", file, "--set", set])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{set} accepted");
+        let err = stderr(&o);
+        let key = set.split('=').next().unwrap();
+        assert!(
+            err.contains(&format!("`{key}`")) && err.contains("GiB"),
+            "{err}"
+        );
+    }
+    let o = runner()
+        .args(["validate", "experiments/grid_d4_h32_tb.toml"])
+        .args(["--set", "env.ndim=4294967297", "--set", "env.horizon=2"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && stderr(&o).contains("too large"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -209,6 +209,7 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
             "`time_encoder` needs the `diffusion` policy (the only one with a time encoder); allowed here: `all`",
         ));
     }
+    check_memory(&family, defaults.batch_size, &defaults.eval)?;
     Ok(Plan {
         seed: exp.seed,
         device: exp.device,
@@ -229,6 +230,74 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
         family,
         resolved,
     })
+}
+
+/// Bytes of tensors one trajectory of `family` needs while a batch is
+/// trained or evaluated (activations and their gradients, about 4 floats per
+/// unit), computed in f64 so that no size can wrap.
+fn bytes_per_trajectory(family: &FamilyPlan) -> f64 {
+    let f = |x: usize| x as f64;
+    match family {
+        FamilyPlan::Grid(g) => {
+            let (d, h) = (f(g.grid.ndim), f(g.grid.horizon));
+            let states = d * (h - 1.0) + 1.0;
+            states * (d * h + 4.0 * f(g.net.hidden)) * 4.0 * 4.0
+        }
+        FamilyPlan::Sequence(s) => {
+            let (k, l) = (f(s.task.k()), f(s.task.length()));
+            // Every child of every state is encoded: up to 2k + 1 per step.
+            (l + 1.0) * (2.0 * k + 1.0) * (l * k + 4.0 * f(s.hidden)) * 4.0 * 4.0
+        }
+        FamilyPlan::Diffusion(d) => {
+            let steps = f(d.sde.steps) + 1.0;
+            steps * (4.0 * f(d.sde.dim) + 8.0 * f(d.net.hidden)) * 4.0 * 4.0
+        }
+    }
+}
+
+/// The machine's memory in bytes (`MemTotal` of /proc/meminfo; 64 GiB
+/// where it cannot be read).
+fn machine_memory() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            let line = t.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb * 1024.0)
+        })
+        .unwrap_or(64.0 * (1u64 << 30) as f64)
+}
+
+/// The smallest memory limit of [`check_memory`], bytes: a login node may
+/// validate or prepare (`runner slurm`) runs for larger compute nodes.
+const MIN_MEMORY_LIMIT: f64 = 256.0 * (1u64 << 30) as f64;
+
+/// Refuse batch sizes whose tensors cannot fit in memory before anything is
+/// allocated (a huge `train.batch_size` would otherwise abort the process in
+/// an allocation). The limit is the larger of this machine's memory and
+/// 256 GiB. Names the key and the estimate.
+fn check_memory(family: &FamilyPlan, batch: usize, eval: &EvalPlan) -> Result<(), Invalid> {
+    let per = bytes_per_trajectory(family);
+    let have = machine_memory().max(MIN_MEMORY_LIMIT);
+    let gib = |b: f64| b / (1u64 << 30) as f64;
+    for (key, n) in [
+        ("train.batch_size", batch),
+        ("eval.batch_size", eval.batch_size),
+    ] {
+        let need = per * n as f64;
+        if need > have {
+            return Err(Invalid::new(
+                key,
+                format!(
+                    "is {n}: one batch would need about {:.1} GiB of tensors, above the \
+                     limit of {:.0} GiB (the larger of this machine's memory and 256 GiB)",
+                    gib(need),
+                    gib(have)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The sampler of `objective`; `lr` overrides its network learning rate.
