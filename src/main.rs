@@ -225,6 +225,7 @@ fn keep_freed_memory() {
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    runner::interrupt::install();
     if let Some(msg) = misspelled_command(std::env::args().nth(1).as_deref()) {
         eprintln!("error: {msg}");
         return ExitCode::from(2);
@@ -292,7 +293,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if runner::interrupt::requested() {
+                // 128 + SIGINT, as shells report an interrupted command.
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -340,6 +346,13 @@ fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
                 String::new()
             },
             report.dir.display()
+        );
+    }
+    if runner::interrupt::requested() {
+        anyhow::bail!(
+            "interrupted: the run(s) in progress and {} not started are left incomplete; \
+             rerun the same command to resume",
+            report.not_started
         );
     }
     for (id, msg) in &report.failed {

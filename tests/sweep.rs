@@ -566,3 +566,60 @@ fn resume_verifies_what_it_skips() {
     );
     assert_eq!(runs_without_wall(&out), before);
 }
+
+/// SIGTERM during a run: the runner stops after the step in progress, exits
+/// 130, leaves the run incomplete (no status, no lock) and says so; the
+/// same command then resumes it to completion. A second runner on a run
+/// directory held by a live one is refused naming the holder.
+#[test]
+fn sigterm_leaves_an_incomplete_run_that_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = SWEEP
+        .replace("steps = 40", "steps = 4000")
+        .replace("n_evals = 2", "n_evals = 400")
+        .replace("seeds = [1, 2]", "seeds = [1]")
+        .replace(
+            "grid = { \"behaviour.kind\" = [\"on_policy\", \"teacher\"] }",
+            "",
+        );
+    let file = write(dir.path(), "s.toml", &text);
+    let out = dir.path().join("out");
+    let run = out.join("tiny_sweep/seed=1");
+    let child = runner()
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while std::fs::read_to_string(run.join("metrics.csv")).map_or(true, |t| t.lines().count() < 3) {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // While it runs, a second runner may not write the same run.
+    let o = sweep_run(&file, &out, &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("in use by another runner (pid"),
+        "{}",
+        stderr(&o)
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("left incomplete"), "{}", stderr(&o));
+    assert!(!run.join("status.toml").exists() && !run.join(".lock").exists());
+    let o = sweep_run(
+        &file,
+        &out,
+        &["--set", "train.steps=40", "--set", "train.n_evals=2"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(run.join("status.toml").exists());
+}

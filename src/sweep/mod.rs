@@ -8,6 +8,7 @@
 //! tables are rebuilt from the directories (`runner collect` does only that),
 //! which is what makes resuming an interrupted sweep give the same tables.
 
+pub mod lock;
 pub mod slurm;
 mod tables;
 
@@ -297,7 +298,7 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
         .map_err(|e| SweepError::Pool(opts.jobs, e.to_string()))?;
     pool.install(|| {
         todo.par_iter().for_each(|spec| {
-            if stop.load(Ordering::SeqCst) {
+            if stop.load(Ordering::SeqCst) || crate::interrupt::requested() {
                 not_started.fetch_add(1, Ordering::SeqCst);
                 return;
             }
@@ -308,7 +309,10 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
             ));
             let result = execute(spec, opts, single);
             running.fetch_sub(1, Ordering::SeqCst);
-            if let Err(message) = result {
+            if result.is_err() && crate::interrupt::requested() {
+                // Left incomplete, not failed: a resume reruns it.
+                not_started.fetch_add(1, Ordering::SeqCst);
+            } else if let Err(message) = result {
                 if let Ok(mut f) = failures.lock() {
                     f.push((spec.index, spec.id.clone(), message));
                 }
@@ -364,9 +368,19 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     })
 }
 
-/// Run one spec and record its status; `Err(message)` when it failed.
+/// Run one spec and record its status; `Err(message)` when it failed. The
+/// run holds its directory's lock ([`lock::RunLock`]) meanwhile; a run
+/// directory held by another process is an error and is left alone, and an
+/// interrupted run (Ctrl-C, SIGTERM) is left incomplete: no status is written.
 pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), String> {
     let dir = run_dir(&opts.out, spec);
+    let _lock = lock::RunLock::acquire(&dir).map_err(|holder| {
+        train::RunError::Locked {
+            dir: dir.clone(),
+            holder,
+        }
+        .to_string()
+    })?;
     // A stale status must not mark a rerun as complete if it is killed.
     let _ = std::fs::remove_file(dir.join(tables::STATUS_FILE));
     let run_opts = RunOptions {
@@ -377,6 +391,9 @@ pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), 
         datasets: opts.datasets.clone(),
     };
     let result = train::run(&spec.plan, &run_opts);
+    if let Err(e @ train::RunError::Interrupted { .. }) = &result {
+        return Err(e.to_string());
+    }
     let status = match &result {
         Ok(s) => RunStatus {
             ok: true,

@@ -69,6 +69,13 @@ pub enum RunError {
     /// CUDA was asked for in a build without it.
     #[error("device = \"cuda\" needs a runner built with the `cuda` feature: cargo build --release --features cuda")]
     NoCuda,
+    /// Ctrl-C or SIGTERM arrived; the run stopped before step `step` and is
+    /// left incomplete.
+    #[error("interrupted before step {step} (the run is left incomplete; rerun to resume)")]
+    Interrupted { step: u64 },
+    /// The run's directory is being written by another runner process.
+    #[error("{dir} is in use by another runner ({holder}); wait for it, or remove {dir}/.lock if no runner is running")]
+    Locked { dir: PathBuf, holder: String },
     /// The teacher's thread panicked (a bug).
     #[error("the teacher's training step panicked")]
     TeacherPanicked,

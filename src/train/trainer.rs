@@ -117,6 +117,9 @@ impl<F: Family> Trainer<'_, F> {
         );
         let mut batches = 0u64;
         for i in 0..plan.steps {
+            if crate::interrupt::requested() {
+                return Err(RunError::Interrupted { step: i });
+            }
             if !plan.lr_schedule.milestones.is_empty() {
                 let scale = plan.lr_schedule.scale(i);
                 self.student.set_lr_scale(scale);
