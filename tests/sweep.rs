@@ -623,3 +623,28 @@ fn sigterm_leaves_an_incomplete_run_that_resumes() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(run.join("status.toml").exists());
 }
+
+/// Odd paths: an `--out` that is a symbolic-link loop is a clear error
+/// naming the path (exit 1, no panic); a non-UTF-8 `--out` works.
+#[cfg(unix)]
+#[test]
+fn odd_output_paths() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "s.toml", SWEEP);
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    let o = sweep_run(&file, &a, &["--set", "sweep.seeds=[1]"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("cannot create") && err.contains("symbolic links"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let odd = dir.path().join(std::ffi::OsStr::from_bytes(b"out\xff"));
+    let o = sweep_run(&file, &odd, &["--set", "sweep.seeds=[1]"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(odd.join("tiny_sweep/runs.csv").exists());
+}

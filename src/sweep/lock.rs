@@ -12,6 +12,15 @@ use std::path::{Path, PathBuf};
 /// Name of the lock file in a run directory.
 pub const LOCK_FILE: &str = ".lock";
 
+/// Why a lock could not be taken.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LockError {
+    /// Another process holds it: its pid and host.
+    Held(String),
+    /// The directory or the lock file could not be created.
+    Io(String),
+}
+
 /// A held lock; released (the file removed) when dropped.
 #[derive(Debug)]
 pub struct RunLock {
@@ -35,11 +44,10 @@ fn stale(text: &str) -> bool {
 }
 
 impl RunLock {
-    /// Take the lock of run directory `dir` (created if needed). `Err`
-    /// names the holder when another live process has it.
-    pub fn acquire(dir: &Path) -> Result<RunLock, String> {
+    /// Take the lock of run directory `dir` (created if needed).
+    pub fn acquire(dir: &Path) -> Result<RunLock, LockError> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            .map_err(|e| LockError::Io(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(LOCK_FILE);
         for _ in 0..2 {
             match std::fs::OpenOptions::new()
@@ -61,12 +69,17 @@ impl RunLock {
                         [pid, host, ..] => format!("pid {pid} on {host}"),
                         _ => "unknown process".into(),
                     };
-                    return Err(holder);
+                    return Err(LockError::Held(holder));
                 }
-                Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
+                Err(e) => {
+                    return Err(LockError::Io(format!(
+                        "cannot create {}: {e}",
+                        path.display()
+                    )))
+                }
             }
         }
-        Err("a lock that keeps reappearing".into())
+        Err(LockError::Held("a lock that keeps reappearing".into()))
     }
 }
 
@@ -86,7 +99,9 @@ mod tests {
     fn one_writer_per_run() {
         let dir = tempfile::tempdir().unwrap();
         let a = RunLock::acquire(dir.path()).unwrap();
-        let held = RunLock::acquire(dir.path()).unwrap_err();
+        let Err(LockError::Held(held)) = RunLock::acquire(dir.path()) else {
+            panic!("a second lock was taken")
+        };
         assert!(
             held.contains(&format!("pid {}", std::process::id())),
             "{held}"
@@ -99,8 +114,9 @@ mod tests {
         drop(b);
         // Another host's lock cannot be checked: refused.
         std::fs::write(dir.path().join(LOCK_FILE), "1 elsewhere\n").unwrap();
-        assert!(RunLock::acquire(dir.path())
-            .unwrap_err()
-            .contains("elsewhere"));
+        assert!(matches!(
+            RunLock::acquire(dir.path()),
+            Err(LockError::Held(h)) if h.contains("elsewhere")
+        ));
     }
 }

@@ -374,12 +374,13 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
 /// interrupted run (Ctrl-C, SIGTERM) is left incomplete: no status is written.
 pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), String> {
     let dir = run_dir(&opts.out, spec);
-    let _lock = lock::RunLock::acquire(&dir).map_err(|holder| {
-        train::RunError::Locked {
+    let _lock = lock::RunLock::acquire(&dir).map_err(|e| match e {
+        lock::LockError::Held(holder) => train::RunError::Locked {
             dir: dir.clone(),
             holder,
         }
-        .to_string()
+        .to_string(),
+        lock::LockError::Io(message) => message,
     })?;
     // A stale status must not mark a rerun as complete if it is killed.
     let _ = std::fs::remove_file(dir.join(tables::STATUS_FILE));
