@@ -674,6 +674,16 @@ fn messages_are_not_misleading() {
         "{}",
         stderr(&o)
     );
+    let o = runner()
+        .args(["validate", "experiments/grid_d2_h32_tb.toml"])
+        .args(["--set", "seed=18446744073709551615"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("outside the integers a TOML value can hold"),
+        "{}",
+        stderr(&o)
+    );
     let o = runner().arg("/nonexistent/x.toml").output().unwrap();
     let err = stderr(&o);
     assert!(!o.status.success());

@@ -138,6 +138,18 @@ pub fn parse_set(arg: &str) -> Result<SetArg, ConfigError> {
         return Err(bad("KEY must be a dotted path like env.horizon"));
     }
     let raw = raw.trim();
+    let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw);
+    if !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && raw.parse::<i64>().is_err()
+    {
+        // Not a string: an integer TOML cannot hold.
+        return Err(bad(&format!(
+            "{raw} is outside the integers a TOML value can hold ({} to {})",
+            i64::MIN,
+            i64::MAX
+        )));
+    }
     let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
