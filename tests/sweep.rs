@@ -447,7 +447,7 @@ fn a_run_that_cannot_record_its_status_is_not_lost() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
-        err.contains("failed: behaviour.kind=teacher,seed=2:") && err.contains("status"),
+        err.contains("failed: behaviour.kind=teacher,seed=2:") && err.contains("cannot create"),
         "{err}"
     );
     assert!(err.contains("1 of 4 run(s) failed"), "{err}");
@@ -458,8 +458,15 @@ fn a_run_that_cannot_record_its_status_is_not_lost() {
         .unwrap();
     assert!(row.contains(",failed,"), "{runs}");
     assert_eq!(runs.matches(",ok,").count(), 3, "{runs}");
-    // The same run alone, as a SLURM array task would run it.
-    let o = sweep_run(&file, &out, &["--index", "3"]);
+    // A run that trains but cannot write its status (a directory stands
+    // where status.toml goes), alone, as a SLURM array task would run it.
+    let status = out
+        .join("tiny_sweep")
+        .join("behaviour.kind=on_policy,seed=1")
+        .join("status.toml");
+    std::fs::remove_file(&status).unwrap();
+    std::fs::create_dir(&status).unwrap();
+    let o = sweep_run(&file, &out, &["--index", "0"]);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("status could not be written"),

@@ -16,8 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use rayon::prelude::*;
-
 use crate::config::{self, ConfigError, SetArg};
 use crate::output::write_atomic;
 use crate::plan::{self, Plan};
@@ -245,7 +243,7 @@ pub enum SweepError {
     /// Complete results exist for a different config.
     #[error("results in {} come from a different config than this run would use ({} run(s)); rerun with --force to overwrite them, or use another --out", dirs.first().map(|d| d.display().to_string()).unwrap_or_default(), dirs.len())]
     Changed { dirs: Vec<PathBuf> },
-    /// The thread pool could not be built.
+    /// The worker threads could not be started.
     #[error("cannot start {0} worker threads: {1}")]
     Pool(usize, String),
 }
@@ -292,37 +290,49 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     let stop = AtomicBool::new(false);
     let running = AtomicUsize::new(0);
     let not_started = AtomicUsize::new(0);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .build()
-        .map_err(|e| SweepError::Pool(opts.jobs, e.to_string()))?;
-    pool.install(|| {
-        todo.par_iter().for_each(|spec| {
-            if stop.load(Ordering::SeqCst) || crate::interrupt::requested() {
-                not_started.fetch_add(1, Ordering::SeqCst);
-                return;
+    // Runs execute on `jobs` threads of their own, taking the next run in
+    // expansion order. Not a rayon pool: a run's own parallel kernels (the
+    // diffusion samplers, the sEH enumeration) would run in it, and a rayon
+    // worker waiting inside them may start another whole run in the
+    // meantime, so more than `jobs` runs would be alive at once.
+    let next = AtomicUsize::new(0);
+    let work = || loop {
+        let Some(spec) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
+            break;
+        };
+        if stop.load(Ordering::SeqCst) || crate::interrupt::requested() {
+            not_started.fetch_add(1, Ordering::SeqCst);
+            continue;
+        }
+        let n = running.fetch_add(1, Ordering::SeqCst) + 1;
+        bar.set_message(format!(
+            "{n} running, {} failed",
+            failures.lock().map(|f| f.len()).unwrap_or(0)
+        ));
+        let result = execute(spec, opts, single);
+        running.fetch_sub(1, Ordering::SeqCst);
+        if result.is_err() && crate::interrupt::requested() {
+            // Left incomplete, not failed: a resume reruns it.
+            not_started.fetch_add(1, Ordering::SeqCst);
+        } else if let Err(message) = result {
+            if let Ok(mut f) = failures.lock() {
+                f.push((spec.index, spec.id.clone(), message));
             }
-            let n = running.fetch_add(1, Ordering::SeqCst) + 1;
-            bar.set_message(format!(
-                "{n} running, {} failed",
-                failures.lock().map(|f| f.len()).unwrap_or(0)
-            ));
-            let result = execute(spec, opts, single);
-            running.fetch_sub(1, Ordering::SeqCst);
-            if result.is_err() && crate::interrupt::requested() {
-                // Left incomplete, not failed: a resume reruns it.
-                not_started.fetch_add(1, Ordering::SeqCst);
-            } else if let Err(message) = result {
-                if let Ok(mut f) = failures.lock() {
-                    f.push((spec.index, spec.id.clone(), message));
-                }
-                if opts.fail_fast {
-                    stop.store(true, Ordering::SeqCst);
-                }
+            if opts.fail_fast {
+                stop.store(true, Ordering::SeqCst);
             }
-            bar.inc(1);
-        });
-    });
+        }
+        bar.inc(1);
+    };
+    std::thread::scope(|scope| {
+        for i in 0..opts.jobs.max(1) {
+            std::thread::Builder::new()
+                .name(format!("run-{i}"))
+                .spawn_scoped(scope, &work)
+                .map_err(|e| SweepError::Pool(opts.jobs, e.to_string()))?;
+        }
+        Ok::<(), SweepError>(())
+    })?;
     bar.finish_and_clear();
     let dir = opts.out.join(
         specs

@@ -44,6 +44,9 @@ impl RunStatus {
 /// the checksum recorded when it completed (a status without a checksum, from
 /// an older runner, needs a `metrics.csv` with at least one row).
 pub fn verified_status(dir: &Path) -> Result<Option<RunStatus>, String> {
+    if !dir.is_dir() {
+        return Ok(None);
+    }
     let path = dir.join(STATUS_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
