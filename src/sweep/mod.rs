@@ -296,39 +296,38 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     // worker waiting inside them may start another whole run in the
     // meantime, so more than `jobs` runs would be alive at once.
     let next = AtomicUsize::new(0);
-    let work = || loop {
-        let Some(spec) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
-            break;
-        };
-        if stop.load(Ordering::SeqCst) || crate::interrupt::requested() {
-            not_started.fetch_add(1, Ordering::SeqCst);
-            continue;
-        }
-        let n = running.fetch_add(1, Ordering::SeqCst) + 1;
-        bar.set_message(format!(
-            "{n} running, {} failed",
-            failures.lock().map(|f| f.len()).unwrap_or(0)
-        ));
-        let result = execute(spec, opts, single);
-        running.fetch_sub(1, Ordering::SeqCst);
-        if result.is_err() && crate::interrupt::requested() {
-            // Left incomplete, not failed: a resume reruns it.
-            not_started.fetch_add(1, Ordering::SeqCst);
-        } else if let Err(message) = result {
-            if let Ok(mut f) = failures.lock() {
-                f.push((spec.index, spec.id.clone(), message));
+    let work = || {
+        while let Some(spec) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
+            if stop.load(Ordering::SeqCst) || crate::interrupt::requested() {
+                not_started.fetch_add(1, Ordering::SeqCst);
+                continue;
             }
-            if opts.fail_fast {
-                stop.store(true, Ordering::SeqCst);
+            let n = running.fetch_add(1, Ordering::SeqCst) + 1;
+            bar.set_message(format!(
+                "{n} running, {} failed",
+                failures.lock().map(|f| f.len()).unwrap_or(0)
+            ));
+            let result = execute(spec, opts, single);
+            running.fetch_sub(1, Ordering::SeqCst);
+            if result.is_err() && crate::interrupt::requested() {
+                // Left incomplete, not failed: a resume reruns it.
+                not_started.fetch_add(1, Ordering::SeqCst);
+            } else if let Err(message) = result {
+                if let Ok(mut f) = failures.lock() {
+                    f.push((spec.index, spec.id.clone(), message));
+                }
+                if opts.fail_fast {
+                    stop.store(true, Ordering::SeqCst);
+                }
             }
+            bar.inc(1);
         }
-        bar.inc(1);
     };
     std::thread::scope(|scope| {
         for i in 0..opts.jobs.max(1) {
             std::thread::Builder::new()
                 .name(format!("run-{i}"))
-                .spawn_scoped(scope, &work)
+                .spawn_scoped(scope, work)
                 .map_err(|e| SweepError::Pool(opts.jobs, e.to_string()))?;
         }
         Ok::<(), SweepError>(())
