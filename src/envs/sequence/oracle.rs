@@ -1701,6 +1701,45 @@ mod tests {
         assert!((c.log_scale - 10f64.ln()).abs() < 1e-12);
     }
 
+    /// The constants cache on a bad disk: an entry that cannot be written
+    /// (the cache directory is a file) is an error for the caller to report
+    /// (`constants_cached` warns and goes on) and leaves no temporary file;
+    /// a garbage or foreign entry reads as absent, so it is recomputed.
+    #[test]
+    fn constants_cache_survives_bad_disks() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = TargetConstants {
+            beta: 6.0,
+            log_z: 1.0,
+            expected_reward: 2.0,
+            log_z_scaled: 3.0,
+            log_scale: 2.0,
+            max_raw: 8.0,
+        };
+        let entry = CacheFile {
+            format: CACHE_FORMAT,
+            task: "sehstr".into(),
+            key: "k".into(),
+            constants: c,
+            bits: to_bits(&c),
+        };
+        let blocker = dir.path().join("cache");
+        std::fs::write(&blocker, "a file, not a directory").unwrap();
+        assert!(write_cache(&blocker.join("e.json"), &entry).is_err());
+        let good = dir.path().join("ok/e.json");
+        write_cache(&good, &entry).unwrap();
+        assert_eq!(read_cache(&good, Task::SehStr, "k", 6.0), Some(c));
+        assert_eq!(read_cache(&good, Task::SehStr, "other", 6.0), None);
+        assert_eq!(read_cache(&good, Task::TfBind8, "k", 6.0), None);
+        std::fs::write(&good, "{ not json").unwrap();
+        assert_eq!(read_cache(&good, Task::SehStr, "k", 6.0), None);
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("ok"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+    }
+
     #[test]
     fn sehstr_constants_match_spec_and_cache() {
         let root = test_root();
