@@ -87,12 +87,14 @@ pub struct RunRow {
     pub id: String,
     /// `None`: the run has not finished (never ran, or was interrupted).
     pub status: Option<RunStatus>,
-    /// Final value of every metric (the last row of `metrics.csv`, without `wall_s`).
-    pub metrics: Vec<(String, f64)>,
+    /// Final value of every metric (the last row of `metrics.csv`, without
+    /// `wall_s`); `None` for an empty cell (a metric without data, such as
+    /// `eubo` where no exact samples exist).
+    pub metrics: Vec<(String, Option<f64>)>,
 }
 
 /// The last row of `metrics.csv` as (column, value), without `wall_s`.
-fn final_metrics(dir: &Path) -> Vec<(String, f64)> {
+fn final_metrics(dir: &Path) -> Vec<(String, Option<f64>)> {
     let Ok(text) = std::fs::read_to_string(dir.join("metrics.csv")) else {
         return Vec::new();
     };
@@ -107,7 +109,10 @@ fn final_metrics(dir: &Path) -> Vec<(String, f64)> {
         .split(',')
         .zip(last.split(','))
         .filter(|(h, _)| *h != "wall_s")
-        .map(|(h, v)| (h.to_string(), v.parse().unwrap_or(f64::NAN)))
+        .map(|(h, v)| {
+            let value = (!v.is_empty()).then(|| v.parse().unwrap_or(f64::NAN));
+            (h.to_string(), value)
+        })
         .collect()
 }
 
@@ -204,7 +209,11 @@ pub fn collect_with(
         };
         cells.extend([status.to_string(), csv_field(&message), wall]);
         for name in &metric_names {
-            let v = row.metrics.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+            let v = row
+                .metrics
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| *v);
             cells.push(v.map(fmt_f64).unwrap_or_default());
         }
         text.push_str(&cells.join(","));
@@ -251,10 +260,20 @@ pub fn collect_with(
         for m in &summarised {
             let xs: Vec<f64> = ok
                 .iter()
-                .filter_map(|r| r.metrics.iter().find(|(k, _)| k == *m).map(|(_, v)| *v))
+                .filter_map(|r| {
+                    r.metrics
+                        .iter()
+                        .find(|(k, _)| k == *m)
+                        .and_then(|(_, v)| *v)
+                })
                 .collect();
-            let (mean, std, ci) = mean_std_ci(&xs);
-            cells.extend([fmt_f64(mean), fmt_f64(std), fmt_f64(ci)]);
+            if xs.is_empty() {
+                // No run of the group has a value (e.g. no exact samples).
+                cells.extend([String::new(), String::new(), String::new()]);
+            } else {
+                let (mean, std, ci) = mean_std_ci(&xs);
+                cells.extend([fmt_f64(mean), fmt_f64(std), fmt_f64(ci)]);
+            }
         }
         text.push_str(&cells.join(","));
         text.push('\n');
@@ -280,6 +299,23 @@ mod tests {
         assert_eq!(m, 7.0);
         assert!(s.is_nan() && c.is_nan());
         assert!(mean_std_ci(&[]).0.is_nan());
+    }
+
+    /// An empty metrics cell (a metric without data) stays empty: `None`,
+    /// not NaN, so the tables leave it empty too.
+    #[test]
+    fn empty_metric_cells_stay_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("metrics.csv"),
+            "round,eubo,pearson,wall_s\n0,,nan,0.1\n5,,0.5,1.0\n",
+        )
+        .unwrap();
+        let m = final_metrics(dir.path());
+        assert_eq!(m[0], ("round".to_string(), Some(5.0)));
+        assert_eq!(m[1], ("eubo".to_string(), None));
+        assert_eq!(m[2], ("pearson".to_string(), Some(0.5)));
+        assert_eq!(m.len(), 3);
     }
 
     #[test]
