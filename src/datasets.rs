@@ -90,10 +90,15 @@ pub enum DataError {
 /// working directory if that is a directory, else [`SOURCE_ROOT`] if that is
 /// one, else `datasets` (whose files are then reported missing).
 pub fn resolve_root(flag: Option<&Path>) -> PathBuf {
+    resolve_root_with(flag, std::env::var_os(DATASETS_ENV))
+}
+
+/// [`resolve_root`] with the variable's value `env` given.
+fn resolve_root_with(flag: Option<&Path>, env: Option<std::ffi::OsString>) -> PathBuf {
     if let Some(p) = flag {
         return p.to_path_buf();
     }
-    match std::env::var_os(DATASETS_ENV) {
+    match env {
         Some(v) if !v.is_empty() => PathBuf::from(v),
         _ => {
             let local = PathBuf::from(DEFAULT_ROOT);
@@ -391,15 +396,18 @@ mod tests {
     /// else the source tree's (this test runs in the crate root, which has it).
     #[test]
     fn default_root_is_the_repository_copy() {
-        if std::env::var_os(DATASETS_ENV).is_some_and(|v| !v.is_empty()) {
-            return;
-        }
-        let r = resolve_root(None);
+        let r = resolve_root_with(None, None);
         assert!(
             r == Path::new(DEFAULT_ROOT) || r == Path::new(SOURCE_ROOT),
             "{r:?}"
         );
         assert!(r.join("qm9str/rewards.csv").is_file());
+        // An empty variable counts as unset; a set one wins over the folders.
+        assert_eq!(resolve_root_with(None, Some("".into())), r);
+        assert_eq!(
+            resolve_root_with(None, Some("/x".into())),
+            PathBuf::from("/x")
+        );
     }
 
     #[test]

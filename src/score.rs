@@ -73,18 +73,20 @@ pub fn score(
     }
     let oracle = load_oracle(root, task)?;
     let refs: Vec<&[u8]> = xs.iter().map(|(_, x)| x.as_slice()).collect();
-    let rewards = oracle.raw_many(&refs);
-    let with_energy = oracle.energy(&task.string_at(0)).is_some();
+    let (rewards, energies) = oracle.raw_and_energy_many(&refs);
     let mut w = std::io::BufWriter::new(&mut out);
-    if with_energy {
-        writeln!(w, "x,reward,energy")?;
-    } else {
-        writeln!(w, "x,reward")?;
-    }
-    for ((text, x), r) in xs.iter().zip(&rewards) {
-        match oracle.energy(x).filter(|_| with_energy) {
-            Some(e) => writeln!(w, "{text},{r},{e}")?,
-            None => writeln!(w, "{text},{r}")?,
+    match &energies {
+        Some(energies) => {
+            writeln!(w, "x,reward,energy")?;
+            for (((text, _), r), e) in xs.iter().zip(&rewards).zip(energies) {
+                writeln!(w, "{text},{r},{e}")?;
+            }
+        }
+        None => {
+            writeln!(w, "x,reward")?;
+            for ((text, _), r) in xs.iter().zip(&rewards) {
+                writeln!(w, "{text},{r}")?;
+            }
         }
     }
     w.flush()?;

@@ -582,8 +582,9 @@ fn resume_verifies_what_it_skips() {
 fn sigterm_leaves_an_incomplete_run_that_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let text = SWEEP
-        .replace("steps = 40", "steps = 4000")
-        .replace("n_evals = 2", "n_evals = 400")
+        // Far more steps than can finish before the signal arrives.
+        .replace("steps = 40", "steps = 10000000")
+        .replace("n_evals = 2", "n_evals = 1000000")
         .replace("seeds = [1, 2]", "seeds = [1]")
         .replace(
             "grid = { \"behaviour.kind\" = [\"on_policy\", \"teacher\"] }",

@@ -37,22 +37,22 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "slurm",
 ];
 
-/// The keys whose values are tables (structs or maps); serde would read an
+/// The top-level keys whose values are scalars; every other one is a table.
+const SCALAR_KEYS: &[&str] = &["name", "seed", "label", "device"];
+
+/// The nested keys whose values are tables (maps).
+const NESTED_TABLE_KEYS: &[&str] = &["sweep.grid", "sweep.zip"];
+
+/// The keys whose values are tables (structs or maps): the top-level keys
+/// other than [`SCALAR_KEYS`], and [`NESTED_TABLE_KEYS`]. Serde would read an
 /// array there by position, so [`load`] refuses anything but a table.
-pub const TABLE_KEYS: &[&str] = &[
-    "env",
-    "policy",
-    "objective",
-    "behaviour",
-    "buffer",
-    "local_search",
-    "train",
-    "eval",
-    "sweep",
-    "sweep.grid",
-    "sweep.zip",
-    "slurm",
-];
+pub fn table_keys() -> impl Iterator<Item = &'static str> {
+    TOP_LEVEL_KEYS
+        .iter()
+        .filter(|k| !SCALAR_KEYS.contains(k))
+        .chain(NESTED_TABLE_KEYS)
+        .copied()
+}
 
 /// What a value is, in TOML's words.
 fn kind_name(v: &Value) -> &'static str {
@@ -228,8 +228,7 @@ pub fn load(path: &Path, sets: &[SetArg]) -> Result<(Experiment, Sources), Confi
     };
     // serde would fill a struct from an array by position (`train = [7, 1.0]`
     // as steps and budget_scale): every table must be a table.
-    let wrong: Vec<String> = TABLE_KEYS
-        .iter()
+    let wrong: Vec<String> = table_keys()
         .filter_map(|key| {
             let v = fig.find_value(key).ok()?;
             (!matches!(v, Value::Dict(..))).then(|| {

@@ -106,7 +106,11 @@ pub fn evaluate(
         .collect();
     let log_z_est = log_mean_exp(&w);
     // Each distinct string's value, taken from `raw` (no second oracle call).
-    let distinct: HashMap<&[u8], f64> = samples.iter().map(SeqTraj::x).zip(raw.clone()).collect();
+    let distinct: HashMap<&[u8], f64> = samples
+        .iter()
+        .map(SeqTraj::x)
+        .zip(raw.iter().copied())
+        .collect();
     let mut best: Vec<f64> = distinct.values().copied().collect();
     best.sort_by(|a, b| b.total_cmp(a));
     best.truncate(100);

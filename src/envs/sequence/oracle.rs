@@ -399,6 +399,12 @@ pub trait Oracle: Send + Sync {
     fn energy(&self, _x: &[u8]) -> Option<f64> {
         None
     }
+
+    /// [`Oracle::raw_many`] and, for a binding-energy model, the energies
+    /// behind them, each string evaluated once.
+    fn raw_and_energy_many(&self, xs: &[&[u8]]) -> (Vec<f64>, Option<Vec<f64>>) {
+        (self.raw_many(xs), None)
+    }
 }
 
 /// 64-bit FNV-1a hash, continued from `state` (start with [`FNV_OFFSET`]).

@@ -96,6 +96,41 @@ impl DuplexOracle {
         self.norm_energy
     }
 
+    /// The energy of each of `xs` (NaN for an invalid string), in order.
+    /// One folding takes tens of microseconds: below a few strings per
+    /// thread, threads cost more than they save. Scoped threads, not a rayon
+    /// pool: a rayon worker that waits on another pool may start an unrelated
+    /// job while it waits.
+    fn energies(&self, xs: &[&[u8]]) -> Vec<f64> {
+        let one = |x: &[u8]| self.energy(x).unwrap_or(f64::NAN);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(xs.len() / 4)
+            .max(1);
+        if threads == 1 {
+            return xs.iter().map(|x| one(x)).collect();
+        }
+        let mut out = vec![f64::NAN; xs.len()];
+        let per = xs.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut parts = xs.chunks(per).zip(out.chunks_mut(per));
+            let first = parts.next();
+            for (x, o) in parts {
+                scope.spawn(move || {
+                    for (x, o) in x.iter().zip(o) {
+                        *o = one(x);
+                    }
+                });
+            }
+            if let Some((x, o)) = first {
+                for (x, o) in x.iter().zip(o) {
+                    *o = one(x);
+                }
+            }
+        });
+        out
+    }
+
     /// The letters (`ACGU`) of a valid string of symbol indices; `None` if invalid.
     fn letters(&self, x: &[u8]) -> Option<Vec<u8>> {
         self.task
@@ -141,36 +176,13 @@ impl Oracle for DuplexOracle {
     }
 
     fn raw_many(&self, xs: &[&[u8]]) -> Vec<f64> {
-        // One folding takes tens of microseconds: below a few strings per
-        // thread, threads cost more than they save. Scoped threads, not a
-        // rayon pool: a rayon worker that waits on another pool may start an
-        // unrelated job (a whole other run of a sweep) while it waits.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(xs.len() / 4)
-            .max(1);
-        if threads == 1 {
-            return xs.iter().map(|x| self.raw(x)).collect();
-        }
-        let mut out = vec![f64::NAN; xs.len()];
-        let per = xs.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let mut parts = xs.chunks(per).zip(out.chunks_mut(per));
-            let first = parts.next();
-            for (x, o) in parts {
-                scope.spawn(move || {
-                    for (x, o) in x.iter().zip(o) {
-                        *o = self.raw(x);
-                    }
-                });
-            }
-            if let Some((x, o)) = first {
-                for (x, o) in x.iter().zip(o) {
-                    *o = self.raw(x);
-                }
-            }
-        });
-        out
+        self.raw_and_energy_many(xs).0
+    }
+
+    fn raw_and_energy_many(&self, xs: &[&[u8]]) -> (Vec<f64>, Option<Vec<f64>>) {
+        let energies = self.energies(xs);
+        let raw = energies.iter().map(|e| e / self.norm_energy).collect();
+        (raw, Some(energies))
     }
 
     fn energy(&self, x: &[u8]) -> Option<f64> {

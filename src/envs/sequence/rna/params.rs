@@ -422,13 +422,9 @@ impl<'a> Reader<'a> {
 
     /// For each pair of pair types 1..=7, a 5×5 block over bases 0..=4.
     fn read_int11(&mut self, section: &str, dst: &mut Int11Table) -> Result<(), String> {
+        // Each outer pair type holds a mismatch-shaped table.
         for outer in dst.iter_mut().skip(1) {
-            for block in outer.iter_mut().skip(1) {
-                let v = self.read_ints(section, 25)?;
-                for (row, chunk) in block.iter_mut().zip(v.chunks_exact(5)) {
-                    row.copy_from_slice(chunk);
-                }
-            }
+            self.read_mismatch(section, outer)?;
         }
         Ok(())
     }
