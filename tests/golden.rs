@@ -8,40 +8,19 @@
 //! of numerics, run `RUNNER_BLESS=1 cargo test --release --test golden`, commit
 //! the changed files on their own and say why in the commit message.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 mod common;
-use common::{datasets, runner, stderr};
+use common::{datasets, golden_form, root, runner, stderr, GOLDEN_GRID, GOLDEN_SEQ};
 
-/// Small grid: d as in the file, H = 8, a 32-wide network, 40 steps (the
-/// 16-step local-search schedules twice and a half), 4 evaluations of 300 samples.
-const GRID: &[&str] = &[
-    "env.horizon=8",
-    "policy.hidden=32",
-    "train.steps=40",
-    "train.n_evals=4",
-    "eval.samples=300",
-    "eval.batch_size=150",
-    "eval.plot=false",
-    "train.progress=false",
-];
-
-/// Small sequence runs: 9 rounds of 8 trajectories (the offline batch starts
-/// once 10 discoveries exist), a 32-wide network, evaluations every 3 rounds.
-const SEQ: &[&str] = &[
-    "train.steps=9",
-    "train.batch_size=8",
-    "policy.hidden=32",
-    "eval.every=3",
-    "eval.samples=64",
-    "eval.batch_size=32",
-    "train.progress=false",
-];
+/// The golden sizes (their meaning is in tests/common).
+const GRID: &[&str] = GOLDEN_GRID;
+const SEQ: &[&str] = GOLDEN_SEQ;
 
 /// Runs `experiments/<file>.toml` with `base` and `extra` overrides and
 /// compares its metrics with `tests/golden/<case>.csv`.
 fn check(case: &str, file: &str, base: &[&str], extra: &[&str], needs_data: bool) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let mut cmd = runner();
     let out = tempfile::tempdir().unwrap();
     cmd.arg(root.join("experiments").join(format!("{file}.toml")))
@@ -56,7 +35,7 @@ fn check(case: &str, file: &str, base: &[&str], extra: &[&str], needs_data: bool
     let o = cmd.output().unwrap();
     assert!(o.status.success(), "{case}: {}", stderr(&o));
     let run: PathBuf = out.path().join(file).join("seed=0");
-    let got = without_wall(&std::fs::read_to_string(run.join("metrics.csv")).unwrap());
+    let got = golden_form(&std::fs::read_to_string(run.join("metrics.csv")).unwrap());
     let golden = root.join("tests/golden").join(format!("{case}.csv"));
     if std::env::var_os("RUNNER_BLESS").is_some() {
         std::fs::write(&golden, &got).unwrap();
@@ -78,14 +57,6 @@ fn check(case: &str, file: &str, base: &[&str], extra: &[&str], needs_data: bool
             want.lines().nth(first).unwrap_or("")
         );
     }
-}
-
-/// Every line of a `metrics.csv` without its last column (`wall_s`).
-fn without_wall(text: &str) -> String {
-    text.lines()
-        .map(|l| l.rsplit_once(',').map_or(l, |(head, _)| head))
-        .map(|l| format!("{l}\n"))
-        .collect()
 }
 
 macro_rules! golden {

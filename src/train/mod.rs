@@ -69,6 +69,10 @@ pub enum RunError {
     /// CUDA was asked for in a build without it.
     #[error("device = \"cuda\" needs a runner built with the `cuda` feature: cargo build --release --features cuda")]
     NoCuda,
+    /// A CUDA build found no GPU it can use (no driver, no device, or the
+    /// link-time stub driver on the library path).
+    #[error("device = \"cuda\": no usable CUDA GPU ({cause}); check the driver with nvidia-smi, or use device = \"cpu\"")]
+    CudaUnavailable { cause: String },
     /// Ctrl-C or SIGTERM arrived; the run stopped before step `step` and is
     /// left incomplete.
     #[error("interrupted before step {step} (the run is left incomplete; rerun to resume)")]
@@ -86,9 +90,39 @@ pub fn make_device(kind: DeviceKind) -> Result<Device, RunError> {
     match kind {
         DeviceKind::Cpu => Ok(Device::Cpu),
         #[cfg(feature = "cuda")]
-        DeviceKind::Cuda => Ok(Device::new_cuda(0)?),
+        DeviceKind::Cuda => Device::new_cuda(0).map_err(|e| RunError::CudaUnavailable {
+            cause: cuda_cause(&e.to_string()),
+        }),
         #[cfg(not(feature = "cuda"))]
         DeviceKind::Cuda => Err(RunError::NoCuda),
+    }
+}
+
+/// The first line of a CUDA start-up error (candle appends a backtrace when
+/// RUST_BACKTRACE is set), with what its driver code means.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn cuda_cause(error: &str) -> String {
+    let first = error.lines().next().unwrap_or("").trim().to_string();
+    let meaning = [
+        (
+            "CUDA_ERROR_STUB_LIBRARY",
+            "the link-time stub libcuda.so is on the library path, not a driver",
+        ),
+        ("CUDA_ERROR_NO_DEVICE", "the driver sees no GPU"),
+        (
+            "CUDA_ERROR_INSUFFICIENT_DRIVER",
+            "the driver is older than the CUDA this runner was built with",
+        ),
+        (
+            "CUDA_ERROR_INVALID_DEVICE",
+            "GPU 0 does not exist (CUDA_VISIBLE_DEVICES?)",
+        ),
+    ]
+    .iter()
+    .find(|(code, _)| first.contains(code));
+    match meaning {
+        Some((_, m)) => format!("{m}: {first}"),
+        None => first,
     }
 }
 
@@ -149,5 +183,32 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, RunError> {
             let family = diffusion::DiffusionFamily::new(plan, d, opts, &device)?;
             trainer::train(plan, family, opts, &device, start)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cause keeps candle's first line (the driver's code), drops the
+    /// backtrace, and says what the code means.
+    #[test]
+    fn cuda_cause_is_one_line_with_its_meaning() {
+        let e =
+            "DriverError(CUDA_ERROR_STUB_LIBRARY, \"x\")\n   0: candle_core::error::Error::bt\n";
+        assert_eq!(
+            cuda_cause(e),
+            "the link-time stub libcuda.so is on the library path, not a driver: \
+             DriverError(CUDA_ERROR_STUB_LIBRARY, \"x\")"
+        );
+        assert_eq!(cuda_cause("something else\nbt"), "something else");
+    }
+
+    /// A CPU build refuses CUDA with the way to build it.
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cpu_build_refuses_cuda() {
+        let e = make_device(DeviceKind::Cuda).unwrap_err().to_string();
+        assert!(e.contains("--features cuda"), "{e}");
     }
 }

@@ -3,11 +3,25 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The `runner` binary, run from the crate root, without overrides leaking in
-/// from the caller's environment.
+/// The repository root the tests read experiments, goldens and datasets
+/// from: the crate root, or `$RUNNER_TEST_ROOT` where a prebuilt test binary
+/// runs in another copy of the repository (scripts/gpu-check.sh).
+#[allow(dead_code)]
+pub fn root() -> PathBuf {
+    std::env::var_os("RUNNER_TEST_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// The `runner` binary (`$RUNNER_TEST_BIN` in another copy, as [`root`]),
+/// run from the repository root, without overrides leaking in from the
+/// caller's environment.
 pub fn runner() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    let bin = std::env::var_os("RUNNER_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_runner")));
+    let mut c = Command::new(bin);
+    c.current_dir(root());
     c.env_remove("RUNNER_ENV__HORIZON");
     // The repository's own datasets/ (the default lookup), not a caller's copy.
     c.env_remove("RUNNER_DATASETS");
@@ -30,7 +44,46 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// The datasets root of the discovery tests: the repository's own copy.
 #[allow(dead_code)]
 pub fn datasets() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("datasets")
+    root().join("datasets")
+}
+
+/// Golden grid runs: d as in the file, H = 8, a 32-wide network, 40 steps
+/// (the 16-step local-search schedules twice and a half), 4 evaluations of
+/// 300 samples.
+#[allow(dead_code)]
+pub const GOLDEN_GRID: &[&str] = &[
+    "env.horizon=8",
+    "policy.hidden=32",
+    "train.steps=40",
+    "train.n_evals=4",
+    "eval.samples=300",
+    "eval.batch_size=150",
+    "eval.plot=false",
+    "train.progress=false",
+];
+
+/// Golden sequence runs: 9 rounds of 8 trajectories (the offline batch
+/// starts once 10 discoveries exist), a 32-wide network, evaluations every 3
+/// rounds.
+#[allow(dead_code)]
+pub const GOLDEN_SEQ: &[&str] = &[
+    "train.steps=9",
+    "train.batch_size=8",
+    "policy.hidden=32",
+    "eval.every=3",
+    "eval.samples=64",
+    "eval.batch_size=32",
+    "train.progress=false",
+];
+
+/// Every line of a `metrics.csv` text without its last column (`wall_s`),
+/// each ended by a newline: the form of the files in `tests/golden/`.
+#[allow(dead_code)]
+pub fn golden_form(text: &str) -> String {
+    text.lines()
+        .map(|l| l.rsplit_once(',').map_or(l, |(head, _)| head))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// The lines of a `metrics.csv` without their last column (`wall_s`).
