@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::check::Invalid;
+use crate::ops::bias_leaky_relu;
 use crate::rng::Rng;
 
 /// MLP policy: `[obs_dim, hidden x layers, out]` with LeakyReLU(0.01) between
@@ -109,10 +110,10 @@ impl Mlp {
             } else {
                 h.matmul(w.as_tensor())?
             };
-            h = h.broadcast_add(b.as_tensor())?;
-            if i + 1 < self.layers.len() {
-                h = leaky_relu(&h)?;
-            }
+            h = match i + 1 < self.layers.len() {
+                true => bias_leaky_relu(&h, b.as_tensor(), LEAKY_SLOPE as f32)?,
+                false => h.broadcast_add(b.as_tensor())?,
+            };
         }
         Ok(h)
     }
@@ -123,7 +124,7 @@ impl Mlp {
     pub fn forward_hidden(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.to_dtype(DType::F32)?;
         for (w, b) in &self.layers[..self.layers.len().saturating_sub(1)] {
-            h = leaky_relu(&h.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?)?;
+            h = bias_leaky_relu(&h.matmul(w.as_tensor())?, b.as_tensor(), LEAKY_SLOPE as f32)?;
         }
         Ok(h)
     }
