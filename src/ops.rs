@@ -148,12 +148,16 @@ impl CustomOp2 for BiasLeaky {
             )
         }
         let slope = self.slope;
-        let mut y = vec![0f32; n * h];
-        for (y, x) in y.chunks_exact_mut(h).zip(x.chunks_exact(h)) {
-            for ((y, &x), &b) in y.iter_mut().zip(x).zip(b) {
+        let mut y = Vec::with_capacity(n * h);
+        for x in x.chunks_exact(h) {
+            y.extend(x.iter().zip(b).map(|(&x, &b)| {
                 let v = x + b;
-                *y = if v > 0.0 { v } else { v * slope };
-            }
+                if v > 0.0 {
+                    v
+                } else {
+                    v * slope
+                }
+            }));
         }
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
@@ -167,8 +171,39 @@ impl CustomOp2 for BiasLeaky {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         // res > 0 exactly where pre + bias > 0 (slope > 0).
         let gz = res.apply_op2_no_bwd(&grad_res.contiguous()?, &LeakyGrad { slope: self.slope })?; // [n, h]
-        let gb = gz.sum(0)?; // [h]
+        let gb = column_sum(&gz)?; // [h]
         Ok((Some(gz), Some(gb)))
+    }
+}
+
+/// The column sums `[h]` of `x` `[n, h]`, each accumulated in row order from
+/// 0 in f32: candle's `sum(0)` bit for bit, without its per-element index
+/// arithmetic.
+fn column_sum(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        x.contiguous()?.apply_op1_no_bwd(&ColumnSum)
+    } else {
+        x.sum(0)
+    }
+}
+
+struct ColumnSum;
+
+impl candle_core::CustomOp1 for ColumnSum {
+    fn name(&self) -> &'static str {
+        "column-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l)?;
+        let (_, h) = l.shape().dims2()?;
+        let mut acc = vec![0f32; h];
+        for row in x.chunks_exact(h) {
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+        Ok((CpuStorage::F32(acc), Shape::from(h)))
     }
 }
 
