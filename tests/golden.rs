@@ -88,6 +88,7 @@ golden! {
     grid_teacher_db_per: "grid_d4_h32_teacher_db_per", GRID, [], false;
     grid_gafn: "grid_d4_h32_gafn", GRID, [], false;
     grid_d2_teacher: "grid_d2_h32_teacher", GRID, [], false;
+    grid_teacher_rollout_eval: "grid_d4_h32_teacher", GRID, ["eval.method=rollout"], false;
     grid_teacher_loss_buffer: "grid_d4_h32_teacher", GRID, ["buffer.kind=terminal", "buffer.priority=loss", "behaviour.epsilon=0.05"], false;
     tfbind8_teacher_prt: "tfbind8_teacher_prt", SEQ, [], true;
     tfbind8_tb_per: "tfbind8_tb_per", SEQ, [], true;

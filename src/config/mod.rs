@@ -76,6 +76,17 @@ pub enum DeviceKind {
     Cuda,
 }
 
+/// How the grid's evaluation obtains the student's terminal distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalMethod {
+    /// Dynamic programming over every state: the exact distribution, and
+    /// evaluation samples drawn from it.
+    Exact,
+    /// Evaluation samples from rollouts of the policy.
+    Rollout,
+}
+
 /// Settings of the training loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -144,6 +155,16 @@ pub struct EvalConfig {
     /// reference's); 0: the same `samples` as every evaluation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub final_samples: Option<usize>,
+    /// How the grid's evaluation gets the student's terminal distribution:
+    /// `exact` computes it by dynamic programming over every state (one
+    /// network pass over the (H-1)^d interior states; also gives
+    /// `eval_exact_l1`) and draws the `samples` from it; `rollout` samples
+    /// them by rolling the policy out. Both give the same distribution of
+    /// samples. Unset: `exact` when the (H-1)^d interior states are no more
+    /// than the `samples` x d(H-1) states the rollouts would visit at most,
+    /// else `rollout`. Grid only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<EvalMethod>,
     /// Write pictures to `plots/` in the run directory: on the grid, PNG
     /// heatmaps of the target density and of each evaluation's empirical
     /// density (even d only; 4-d grids are folded to 2-d as the paper does);
@@ -161,6 +182,7 @@ impl Default for EvalConfig {
             every: None,
             window: None,
             final_samples: None,
+            method: None,
             plot: true,
         }
     }

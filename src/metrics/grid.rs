@@ -2,8 +2,11 @@
 
 use std::collections::VecDeque;
 
+use rand::Rng as _;
+
 use crate::envs::grid::Grid;
 use crate::envs::Trajectories;
+use crate::rng::Rng;
 
 /// Distinct goals visited by freshly sampled training trajectories, and the
 /// window of the most recent training terminal states.
@@ -55,8 +58,7 @@ impl GridDiscovery {
 }
 
 /// `(L1, weighted L1)` between the empirical distribution of `samples`
-/// (terminal-set indices) and p(x): mean over the terminal set of
-/// |p_hat(x) - p(x)|, and of |p_hat(x) - p(x)| * R(x). NaN for no samples.
+/// (terminal-set indices) and p(x): see [`l1_to_target`]. NaN for no samples.
 pub fn empirical_l1(grid: &Grid, samples: impl Iterator<Item = usize>) -> (f64, f64) {
     let mut counts = vec![0u64; grid.true_density.len()];
     let mut n = 0u64;
@@ -67,18 +69,39 @@ pub fn empirical_l1(grid: &Grid, samples: impl Iterator<Item = usize>) -> (f64, 
     if n == 0 {
         return (f64::NAN, f64::NAN);
     }
+    l1_to_target(grid, counts.iter().map(|&c| c as f64 / n as f64))
+}
+
+/// `(L1, weighted L1)` between a distribution q over the terminal set (in
+/// the order of `true_density`) and p(x): the mean over the terminal set of
+/// |q(x) - p(x)|, and of |q(x) - p(x)| * R(x).
+pub fn l1_to_target(grid: &Grid, q: impl Iterator<Item = f64>) -> (f64, f64) {
     let (mut l1, mut wl1) = (0.0, 0.0);
-    for ((&c, &p), &r) in counts
-        .iter()
-        .zip(&grid.true_density)
-        .zip(&grid.terminal_reward)
-    {
-        let diff = (c as f64 / n as f64 - p).abs();
+    for ((q, &p), &r) in q.zip(&grid.true_density).zip(&grid.terminal_reward) {
+        let diff = (q - p).abs();
         l1 += diff;
         wl1 += diff * r;
     }
-    let m = counts.len() as f64;
+    let m = grid.true_density.len() as f64;
     (l1 / m, wl1 / m)
+}
+
+/// `n` independent draws (indices) from the distribution `q` (normalised
+/// here: its sum may be off by rounding), one uniform of `rng` each, by
+/// inverse CDF.
+pub fn sample_from(q: &[f64], n: usize, rng: &mut Rng) -> Vec<usize> {
+    let mut cdf = Vec::with_capacity(q.len());
+    let mut acc = 0.0;
+    for &p in q {
+        acc += p;
+        cdf.push(acc);
+    }
+    (0..n)
+        .map(|_| {
+            let u = rng.random::<f64>() * acc;
+            cdf.partition_point(|&c| c <= u).min(q.len() - 1)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -104,6 +127,35 @@ mod tests {
         let w = diffs[0] * 1e-5 + diffs[1] * 0.10001 + diffs[2] * 1e-5;
         assert!((wl1 - w / 3.0).abs() < 1e-12);
         assert!(empirical_l1(&g, std::iter::empty()).0.is_nan());
+    }
+
+    /// The L1 of a distribution equals the empirical L1 of samples with
+    /// those frequencies; inverse-CDF draws land where the mass is (a zero
+    /// entry never, a mass of 0.75 about 3/4 of the time).
+    #[test]
+    fn exact_l1_and_draws() {
+        let g = Grid::new(&GridConfig {
+            ndim: 1,
+            horizon: 3,
+            beta: 1.0,
+        });
+        let q = [0.5, 0.5, 0.0];
+        assert_eq!(
+            l1_to_target(&g, q.into_iter()),
+            empirical_l1(&g, [0usize, 0, 1, 1].into_iter())
+        );
+        let mut rng = crate::rng::stream(0, crate::rng::Stream::Eval);
+        let draws = sample_from(&[0.25, 0.0, 0.75], 40_000, &mut rng);
+        assert!(draws.iter().all(|&i| i != 1));
+        let share = draws.iter().filter(|&&i| i == 2).count() as f64 / 40_000.0;
+        // 4.5 standard errors of a share of 0.75 in 40,000 draws.
+        assert!(
+            (share - 0.75).abs() < 4.5 * (0.75f64 * 0.25 / 40_000.0).sqrt(),
+            "{share}"
+        );
+        // Unnormalised input is normalised.
+        let draws = sample_from(&[2.0, 2.0], 1000, &mut rng);
+        assert!(draws.contains(&0) && draws.contains(&1));
     }
 
     #[test]

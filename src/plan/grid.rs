@@ -9,7 +9,7 @@ use crate::behaviour::teacher::RewardForm;
 use crate::behaviour::{paper_schedule, GafnConfig, Source};
 use crate::buffer::Priority;
 use crate::check::Invalid;
-use crate::config::Experiment;
+use crate::config::{EvalMethod, Experiment};
 use crate::envs::grid::GridConfig;
 use crate::optim::ClipScope;
 use crate::policy::mlp::MlpConfig;
@@ -38,6 +38,8 @@ pub struct GridPlan {
     pub window: usize,
     /// Write PNG heatmaps.
     pub plot: bool,
+    /// Evaluate with the exact terminal distribution (else by rollouts).
+    pub exact_eval: bool,
 }
 
 /// The grid's replay buffer.
@@ -117,6 +119,8 @@ pub(crate) fn resolve(
     let steps = exp.train.steps.unwrap_or(scaled_steps(exp, base));
     let batch_size = exp.train.batch_size.unwrap_or(16);
     let replay = replay(exp, g, db, batch_size)?;
+    let samples = exp.eval.samples.unwrap_or(100_000);
+    let exact_eval = exact_eval(exp.eval.method, g, samples);
     let plan = GridPlan {
         grid: g.clone(),
         net: net.clone(),
@@ -126,13 +130,14 @@ pub(crate) fn resolve(
         local_search,
         window: exp.eval.window.unwrap_or(g.default_window()),
         plot: exp.eval.plot,
+        exact_eval,
     };
     let eval = EvalPlan {
         every: exp
             .eval
             .every
             .unwrap_or((steps / exp.train.n_evals as u64).max(1)),
-        samples: exp.eval.samples.unwrap_or(100_000),
+        samples,
         batch_size: exp.eval.batch_size.unwrap_or(10_000),
     };
     record(resolved, steps, batch_size, &plan, &eval);
@@ -147,6 +152,22 @@ pub(crate) fn resolve(
         reward_form: RewardForm::Product,
     };
     Ok((FamilyPlan::Grid(plan), defaults))
+}
+
+/// Whether the evaluation is exact (`eval.method`; unset: exact when the
+/// (H-1)^d network rows it needs are no more than the samples x d(H-1)
+/// states of the rollouts at their longest). Its H^d visit probabilities
+/// always fit: a grid has at most `MAX_STATES` states.
+fn exact_eval(method: Option<EvalMethod>, g: &GridConfig, samples: usize) -> bool {
+    match method {
+        Some(EvalMethod::Rollout) => false,
+        Some(EvalMethod::Exact) => true,
+        None => {
+            let interior = (g.horizon.saturating_sub(1) as f64).powi(g.ndim as i32);
+            let rollout_rows = samples as f64 * (g.ndim * g.horizon.saturating_sub(1)) as f64;
+            interior <= rollout_rows
+        }
+    }
 }
 
 /// The grid's buffer: terminal states for TB, transitions for DB.
@@ -195,6 +216,10 @@ fn record(
     resolved.eval.samples = Some(eval.samples);
     resolved.eval.batch_size = Some(eval.batch_size);
     resolved.eval.every = Some(eval.every);
+    resolved.eval.method = Some(match plan.exact_eval {
+        true => EvalMethod::Exact,
+        false => EvalMethod::Rollout,
+    });
     if let (Some(LocalSearchConfig::BackAndForth(l)), Some(ls)) =
         (&mut resolved.local_search, &plan.local_search)
     {

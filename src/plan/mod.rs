@@ -183,6 +183,12 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
         EnvConfig::ManyWell(c) => diffusion::resolve(exp, Energy::ManyWell, c, &mut resolved)?,
     };
     check_schedule(exp, &defaults.schedule)?;
+    if exp.eval.method.is_some() && !matches!(family, FamilyPlan::Grid(_)) {
+        return Err(Invalid::new(
+            "eval.method",
+            "chooses how the grid's terminal distribution is evaluated; the other environments take no `method`: remove it",
+        ));
+    }
     match &mut resolved.behaviour {
         BehaviourConfig::OnPolicy(b) => b.schedule = Some(defaults.schedule.clone()),
         BehaviourConfig::Teacher(t) => t.schedule = Some(defaults.schedule.clone()),
@@ -532,5 +538,30 @@ mod tests {
         assert_eq!(e.key, "behaviour.schedule");
         let e = resolve(&grid_exp("schedule = [[\"teacher->buffer\", \"buffer\"]]")).unwrap_err();
         assert!(e.message.contains("need a `[buffer]`"), "{e}");
+    }
+
+    /// The grid's evaluation method: unset is exact where the interior
+    /// states are no more than the rollouts' states (d=2, H=8: 49 <= 100000
+    /// x 14), rollout where not (1 sample: 49 > 14), recorded either way;
+    /// `method` off the grid is an error.
+    #[test]
+    fn grid_eval_method_is_chosen_and_checked() {
+        let exact = |p: &Plan| match &p.family {
+            FamilyPlan::Grid(g) => g.exact_eval,
+            _ => unreachable!(),
+        };
+        let plan = resolve(&grid_exp("")).unwrap();
+        assert!(exact(&plan));
+        assert_eq!(plan.resolved.eval.method, Some(config::EvalMethod::Exact));
+        let plan = resolve(&grid_exp("[eval]\nsamples = 1")).unwrap();
+        assert!(!exact(&plan));
+        assert_eq!(plan.resolved.eval.method, Some(config::EvalMethod::Rollout));
+        let plan = resolve(&grid_exp("[eval]\nsamples = 1\nmethod = \"exact\"")).unwrap();
+        assert!(exact(&plan));
+        let text = "name = \"t\"\n[env]\nkind = \"qm9str\"\n[policy]\nkind = \"ssr\"\n\
+                    [objective]\nkind = \"tb\"\n[behaviour]\nkind = \"on_policy\"\n\
+                    [eval]\nmethod = \"rollout\"";
+        let e = resolve(&toml::from_str(text).unwrap()).unwrap_err();
+        assert_eq!(e.key, "eval.method");
     }
 }

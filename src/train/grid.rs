@@ -18,7 +18,7 @@ use crate::behaviour::GafnConfig;
 use crate::buffer::{Priority, ReplayBuffer};
 use crate::envs::grid::Grid;
 use crate::envs::Trajectories;
-use crate::metrics::grid::{empirical_l1, GridDiscovery};
+use crate::metrics::grid::{empirical_l1, l1_to_target, sample_from, GridDiscovery};
 use crate::objective::db::{db_delta, db_loss};
 use crate::objective::tb::{tb_delta, tb_loss_clamped};
 use crate::objective::PackedBatch;
@@ -38,6 +38,8 @@ pub const GRID_METRICS: &[&str] = &[
     "empirical_w_l1",
     "eval_empirical_l1",
     "eval_empirical_w_l1",
+    "eval_exact_l1",
+    "eval_exact_w_l1",
     "n_reward_calls",
     "n_grad_steps",
 ];
@@ -67,6 +69,8 @@ pub struct GridFamily {
     discovery: GridDiscovery,
     eval_samples: usize,
     eval_chunk: usize,
+    /// Evaluate with the exact terminal distribution (else by rollouts).
+    exact_eval: bool,
     /// Where heatmaps go (`None`: no plots).
     plots: Option<PathBuf>,
     last_eval_l1: f64,
@@ -120,6 +124,7 @@ impl GridFamily {
             local_search: g.local_search,
             eval_samples: plan.eval.samples,
             eval_chunk: plan.eval.batch_size,
+            exact_eval: g.exact_eval,
             plots,
             last_eval_l1: f64::NAN,
             sampling_rng: rng::stream(plan.seed, Stream::Sampling),
@@ -348,14 +353,28 @@ impl Family for GridFamily {
         counters: &Counters,
     ) -> Result<Vec<String>, RunError> {
         let m = &self.model;
-        let mut terminals = Vec::with_capacity(self.eval_samples);
-        while terminals.len() < self.eval_samples {
-            let n = self.eval_chunk.min(self.eval_samples - terminals.len());
-            let t = m
-                .grid
-                .rollout(&student.net, n, 0.0, &mut self.eval_rng, &m.device)?;
-            terminals.extend((0..t.len()).filter_map(|b| m.grid.terminal_index(t.terminal(b))));
-        }
+        // The student's terminal distribution (exact) and samples from it.
+        let (exact, terminals) = match self.exact_eval {
+            true => {
+                let q = m
+                    .grid
+                    .terminal_distribution(&student.net, self.eval_chunk, &m.device)?;
+                let samples = sample_from(&q, self.eval_samples, &mut self.eval_rng);
+                (Some(l1_to_target(&m.grid, q.into_iter())), samples)
+            }
+            false => {
+                let mut terminals = Vec::with_capacity(self.eval_samples);
+                while terminals.len() < self.eval_samples {
+                    let n = self.eval_chunk.min(self.eval_samples - terminals.len());
+                    let t = m
+                        .grid
+                        .rollout(&student.net, n, 0.0, &mut self.eval_rng, &m.device)?;
+                    terminals
+                        .extend((0..t.len()).filter_map(|b| m.grid.terminal_index(t.terminal(b))));
+                }
+                (None, terminals)
+            }
+        };
         if let Some(dir) = &self.plots {
             plot::empirical_density(&m.grid, &terminals, step, dir)?;
         }
@@ -368,6 +387,8 @@ impl Family for GridFamily {
             fmt_f64(wl1),
             fmt_f64(eval_l1),
             fmt_f64(eval_wl1),
+            exact.map_or(String::new(), |(l1, _)| fmt_f64(l1)),
+            exact.map_or(String::new(), |(_, wl1)| fmt_f64(wl1)),
             counters.reward_calls.to_string(),
             counters.grad_steps.to_string(),
         ])
