@@ -12,6 +12,7 @@ pub mod check;
 pub mod config;
 pub mod datasets;
 pub mod envs;
+pub mod flops;
 pub mod interrupt;
 pub mod metrics;
 pub mod objective;

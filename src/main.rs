@@ -82,9 +82,12 @@ enum Command {
         /// Untimed warm-up steps per file.
         #[arg(long, default_value_t = 20)]
         warmup: u64,
-        /// Also measure the machine's f32 matrix-product peak (GFLOP/s), the
-        /// yardstick of the diffusion samplers' achieved GFLOP/s.
+        /// Skip the measurement of the machine's f32 matrix-product peak
+        /// (by default it comes first: a few seconds).
         #[arg(long)]
+        no_peak: bool,
+        /// Accepted for old scripts: the peak is measured by default.
+        #[arg(long, hide = true)]
         peak: bool,
         #[command(flatten)]
         common: Common,
@@ -179,14 +182,19 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// Whether the experiment `file` samples a diffusion energy (unreadable
+/// Sequence networks at least this wide have products large enough for
+/// every core.
+const WIDE_SSR: usize = 512;
+
+/// Whether the experiment `file` trains large matrix products: a diffusion
+/// sampler, or a sequence network at least [`WIDE_SSR`] wide (unreadable
 /// files count as not: their errors come later, from the command itself).
-fn is_diffusion(file: &Path) -> bool {
+fn has_large_products(file: &Path) -> bool {
     config::load(file, &[]).is_ok_and(|(exp, _)| {
         matches!(
             exp.env,
             runner::registry::EnvConfig::Gmm25(_) | runner::registry::EnvConfig::ManyWell(_)
-        )
+        ) || matches!(&exp.policy, runner::registry::PolicyConfig::Ssr(p) if p.hidden >= WIDE_SSR)
     })
 }
 
@@ -231,14 +239,16 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let cli = Cli::parse();
-    // One thread per matrix product on the grid and the sequence tasks: their
-    // networks are small, so candle's multi-threaded gemm costs more than it
-    // gains; parallelism comes from running runs side by side (and a teacher
-    // run's second thread). The diffusion samplers' products are large
-    // ([T * B, 256] x [256, 256]): they use every core. Decided before any
+    // One thread per matrix product on the grid and on sequence tasks with
+    // small networks: their products are small, so candle's multi-threaded
+    // gemm costs more than it gains; parallelism comes from running runs side
+    // by side (and a teacher run's second thread). Large products use every
+    // core: the diffusion samplers' ([T * B, 256] x [256, 256]) and those of
+    // sequence networks at least `WIDE_SSR` wide (QM9's 1024: 87 GFLOP a
+    // round, 84% of one core's peak on one thread). Decided before any
     // thread starts; set RAYON_NUM_THREADS to override.
     if std::env::var_os("RAYON_NUM_THREADS").is_none()
-        && !cli.files().iter().any(|f| is_diffusion(f))
+        && !cli.files().iter().any(|f| has_large_products(f))
     {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
@@ -257,9 +267,10 @@ fn main() -> ExitCode {
             files,
             steps,
             warmup,
-            peak,
+            no_peak,
+            peak: _,
             common,
-        }) => bench(&files, steps, warmup, peak, &common),
+        }) => bench(&files, steps, warmup, !no_peak, &common),
         Some(Command::Slurm {
             file,
             common,
@@ -440,6 +451,18 @@ fn bench(
     if steps == 0 {
         anyhow::bail!("--steps 0: the bench needs at least one timed step");
     }
+    // The yardstick first, with the threads the runs' products get.
+    let peak = match peak {
+        true => {
+            let p = matmul_peak()?;
+            println!(
+                "matmul peak: {p:.1} GFLOP/s (f32 [2048, 2048]^2, {} thread(s), best of 5)",
+                candle_core::utils::get_num_threads()
+            );
+            Some(p)
+        }
+        false => None,
+    };
     for file in files {
         let with_steps = |n: u64| {
             let mut all = sets.clone();
@@ -459,19 +482,18 @@ fn bench(
         };
         train::run(&with_steps(warmup.max(1))?, &opts)?;
         let plan = with_steps(steps.max(1))?;
+        runner::flops::take();
         let t0 = Instant::now();
         let s = train::run(&plan, &opts)?;
         let secs = t0.elapsed().as_secs_f64();
+        let flops = runner::flops::total(runner::flops::take());
         let unit = step_unit(&plan.family);
+        let gflops = flops / secs / 1e9;
+        let of_peak = match peak {
+            Some(p) => format!(", {:.0}% of the peak", 100.0 * gflops / p),
+            None => String::new(),
+        };
         let extra = match &plan.family {
-            FamilyPlan::Diffusion(d) => {
-                let f = runner::plan::diffusion::flops_per_iteration(&plan, d);
-                format!(
-                    "; {:.1} GFLOP/s ({:.0} GFLOP per iteration)",
-                    f * steps as f64 / secs / 1e9,
-                    f / 1e9
-                )
-            }
             FamilyPlan::Sequence(q) => {
                 let o = runner::score::oracle_speed(q.task, &opts.datasets, 1.0)?;
                 format!(
@@ -482,18 +504,17 @@ fn bench(
             _ => String::new(),
         };
         println!(
-            "{}: {:.2} {unit}/s ({} {unit} in {:.2}s; {:.0} states per batch; {}{extra}; max RSS so far {})",
+            "{}: {:.2} {unit}/s ({} {unit} in {:.2}s; {:.0} states per batch; {gflops:.1} GFLOP/s{of_peak}, {:.2} GFLOP per {}; {}{extra}; max RSS so far {})",
             plan.resolved.name,
             steps as f64 / secs,
             steps,
             secs,
             s.mean_batch_states,
+            flops / steps as f64 / 1e9,
+            unit.trim_end_matches('s'),
             s.headline,
             max_rss()
         );
-    }
-    if peak {
-        println!("matmul peak: {:.1} GFLOP/s", matmul_peak()?);
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::check_epsilon;
 use crate::check::Invalid;
+use crate::flops::matmul;
 use crate::objective::PackedBatch;
 use crate::policy::mlp::Mlp;
 use crate::rng::Rng;
@@ -131,7 +132,7 @@ pub fn gafn_delta(
 /// The predictor's loss: mean over entries of the mean over their states of
 /// ||pred - target||, `row_weight` `[B, N]` holding 1/len(entry) per state.
 pub fn rnd_loss(errors: &Tensor, row_weight: &Tensor) -> Result<Tensor> {
-    row_weight.matmul(&errors.unsqueeze(1)?)?.mean_all()
+    matmul(row_weight, &errors.unsqueeze(1)?)?.mean_all()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::PackedBatch;
 use crate::check::Invalid;
+use crate::flops::matmul;
 
 /// Detailed balance with a learned state flow log F(s) (one extra network output).
 /// The teacher, when there is one, is trained with the same settings.
@@ -57,11 +58,7 @@ pub fn db_delta(out: &Tensor, batch: &PackedBatch, log_reward: &Tensor) -> Resul
     let f_src = log_f.index_select(&batch.src_row, 0)?; // [M]
     let f_next = log_f.index_select(&batch.next_row, 0)?; // [M]
                                                           // log R of each transition's entry: [B, M]^T [B, 1] -> [M]
-    let r_next = batch
-        .segment
-        .t()?
-        .matmul(&log_reward.unsqueeze(1)?)?
-        .squeeze(1)?;
+    let r_next = matmul(&batch.segment.t()?, &log_reward.unsqueeze(1)?)?.squeeze(1)?;
     // end flow: log R where the transition ends its entry, else log F(s')
     let ends = &batch.ends_entry;
     let end_flow = ((ends * r_next)? + ((1.0 - ends)? * f_next)?)?;

@@ -3,6 +3,7 @@
 pub mod db;
 pub mod tb;
 
+use crate::flops::matmul;
 use candle_core::{Device, Result, Tensor, D};
 
 /// Additive logit for a masked (invalid) action, as the reference's `-1e9`.
@@ -80,7 +81,7 @@ impl PackedBatch {
 
     /// Per-entry sums of a per-transition quantity: `[M] -> [B]`.
     pub fn per_entry(&self, x: &Tensor) -> Result<Tensor> {
-        self.segment.matmul(&x.unsqueeze(1)?)?.squeeze(1)
+        matmul(&self.segment, &x.unsqueeze(1)?)?.squeeze(1)
     }
 }
 

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::mlp::torch_linear;
 use crate::check::Invalid;
+use crate::flops::matmul;
 use crate::ops::bias_gelu;
 use crate::rng::Rng;
 
@@ -108,13 +109,12 @@ impl Linear {
 
     /// `[n, in] -> [n, out]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(self.w.as_tensor())?
-            .broadcast_add(self.b.as_tensor())
+        matmul(x, self.w.as_tensor())?.broadcast_add(self.b.as_tensor())
     }
 
     /// GELU(x W + b) `[n, out]`, the bias added inside the activation's pass.
     fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
-        bias_gelu(&x.matmul(self.w.as_tensor())?, self.b.as_tensor())
+        bias_gelu(&matmul(x, self.w.as_tensor())?, self.b.as_tensor())
     }
 
     fn vars(&self) -> [Var; 2] {
@@ -259,7 +259,7 @@ impl DiffusionNet {
         let h = self.joint_state.dim(1)?;
         let s = self.state[1].forward_gelu(&self.state[0].forward_gelu(x)?)?; // [n, H]
                                                                               // The time half of the joint layer (one row per time) is the bias of its block of b rows.
-        let a = s.matmul(self.joint_state.as_tensor())?; // [n_t * b, H]
+        let a = matmul(&s, self.joint_state.as_tensor())?; // [n_t * b, H]
         debug_assert_eq!(a.dims2()?, (n_t * b, h));
         let mut z = bias_gelu(&a, &terms.joint)?;
         for l in &self.joint_hidden {

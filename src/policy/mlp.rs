@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::check::Invalid;
+use crate::flops::matmul;
 use crate::ops::bias_leaky_relu;
 use crate::rng::Rng;
 
@@ -106,9 +107,9 @@ impl Mlp {
                 }
                 acc
             } else if i == 0 {
-                x.to_dtype(DType::F32)?.matmul(w.as_tensor())?
+                matmul(&x.to_dtype(DType::F32)?, w.as_tensor())?
             } else {
-                h.matmul(w.as_tensor())?
+                matmul(&h, w.as_tensor())?
             };
             h = match i + 1 < self.layers.len() {
                 true => bias_leaky_relu(&h, b.as_tensor(), LEAKY_SLOPE as f32)?,
@@ -124,7 +125,11 @@ impl Mlp {
     pub fn forward_hidden(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.to_dtype(DType::F32)?;
         for (w, b) in &self.layers[..self.layers.len().saturating_sub(1)] {
-            h = bias_leaky_relu(&h.matmul(w.as_tensor())?, b.as_tensor(), LEAKY_SLOPE as f32)?;
+            h = bias_leaky_relu(
+                &matmul(&h, w.as_tensor())?,
+                b.as_tensor(),
+                LEAKY_SLOPE as f32,
+            )?;
         }
         Ok(h)
     }

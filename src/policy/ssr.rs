@@ -45,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::Invalid;
 use crate::envs::sequence::mdp::{SeqMdp, SeqState};
+use crate::flops::matmul;
 use crate::objective::MASKED_LOGIT;
 use crate::policy::mlp::{leaky_relu, Mlp};
 use crate::rng::Rng;
@@ -271,30 +272,27 @@ impl Ssr {
         let n_up = index.parent_rows.len();
         let parent_rows = Tensor::from_vec(index.parent_rows.clone(), n_up, device)?; // [up]
                                                                                       // P = z_s W_s for the distinct parents only.
-        let z_parents = g
-            .index_select(&parent_rows, 0)?
-            .matmul(w_e.as_tensor())?
+        let z_parents = matmul(&g.index_select(&parent_rows, 0)?, w_e.as_tensor())?
             .broadcast_add(b_e.as_tensor())?; // [up, E]
-        let p = z_parents.matmul(&w_s)?; // [up, H]
-                                         // Q = z W_c + b1. With many states (u > H, training batches and
-                                         // evaluation), fuse the two linear maps: Q = g (W_e W_c) + (b_e W_c + b1),
-                                         // one [H, H] product per state plus one [H, H] x [H, H] per call,
-                                         // instead of two per state; small sampling steps keep the direct form.
+        let p = matmul(&z_parents, &w_s)?; // [up, H]
+                                           // Q = z W_c + b1. With many states (u > H, training batches and
+                                           // evaluation), fuse the two linear maps: Q = g (W_e W_c) + (b_e W_c + b1),
+                                           // one [H, H] product per state plus one [H, H] x [H, H] per call,
+                                           // instead of two per state; small sampling steps keep the direct form.
         let q = if u > self.hidden {
-            let fused = w_e.as_tensor().matmul(&w_c)?; // [H, H]
+            let fused = matmul(w_e.as_tensor(), &w_c)?; // [H, H]
             let offset =
-                (b_e.as_tensor().unsqueeze(0)?.matmul(&w_c)?.squeeze(0)? + self.b1.as_tensor())?; // [H]
-            g.matmul(&fused)?.broadcast_add(&offset)? // [u, H]
+                (matmul(&b_e.as_tensor().unsqueeze(0)?, &w_c)?.squeeze(0)? + self.b1.as_tensor())?; // [H]
+            matmul(&g, &fused)?.broadcast_add(&offset)? // [u, H]
         } else {
-            let z = g.matmul(w_e.as_tensor())?.broadcast_add(b_e.as_tensor())?; // [u, E]
-            z.matmul(&w_c)?.broadcast_add(self.b1.as_tensor())? // [u, H]
+            let z = matmul(&g, w_e.as_tensor())?.broadcast_add(b_e.as_tensor())?; // [u, E]
+            matmul(&z, &w_c)?.broadcast_add(self.b1.as_tensor())? // [u, H]
         };
         let pair_parent = Tensor::from_vec(index.pair_parent.clone(), pairs, device)?; // [pairs]
         let pair_child = Tensor::from_vec(index.pair_child.clone(), pairs, device)?; // [pairs]
         let h = (p.index_select(&pair_parent, 0)? + q.index_select(&pair_child, 0)?)?; // [pairs, H]
         let h = leaky_relu(&h)?;
-        let s = h
-            .matmul(self.w2.as_tensor())? // [pairs, 1]
+        let s = matmul(&h, self.w2.as_tensor())? // [pairs, 1]
             .broadcast_add(self.b2.as_tensor())?
             .flatten_all()? // [pairs]
             .clamp(-SCORE_CLIP, SCORE_CLIP)?;

@@ -184,7 +184,8 @@ impl<F: Family> Trainer<'_, F> {
         }
         let packed = family.pack(&batch)?;
         let lr_keys = learning_rate_keys(&self.plan.resolved.objective);
-        let (delta, loss) = family.student_loss(&self.student, &packed, &batch)?;
+        let (delta, loss) =
+            crate::flops::training(|| family.student_loss(&self.student, &packed, &batch))?;
         if train {
             self.tally.states += family.n_states(&batch) as u64;
             self.tally
@@ -198,7 +199,10 @@ impl<F: Family> Trainer<'_, F> {
             (Some(t), true) => {
                 let target = family.teacher_target(&self.plan.teacher_reward, &signals, &batch);
                 let teacher_step = |t: &mut Sampler<F::Net>| -> Result<Option<f32>, RunError> {
-                    let Some(l) = family.teacher_loss(t, &packed, &batch, &target)? else {
+                    let Some(l) = crate::flops::training(|| {
+                        family.teacher_loss(t, &packed, &batch, &target)
+                    })?
+                    else {
                         return Ok(None);
                     };
                     let v = finite(&l, Which::Teacher, i, lr_keys)?;
