@@ -2,6 +2,10 @@
 //! one pass with the bias of the preceding linear layer:
 //! - the exact (erf) GELU and its derivative, elementwise over large
 //!   activations, computed in parallel over chunks (rayon) ([`bias_gelu`]);
+//! - the first layer of a one-hot input as a lookup ([`one_hot_layer`]): the
+//!   sum of the weight rows of the k ones, forward in one pass and its
+//!   gradient scattered in one pass, where candle needs k row selections,
+//!   k - 1 additions and k scatters;
 //! - LeakyReLU and its derivative ([`bias_leaky_relu`]), which candle
 //!   composes from four full-size tensor ops forward (compare, cast, affine,
 //!   multiply) plus the bias addition: on the grid's small networks these
@@ -118,6 +122,123 @@ pub fn bias_leaky_relu(pre: &Tensor, bias: &Tensor, slope: f32) -> Result<Tensor
             .affine(1.0 - slope as f64, slope as f64)?
             .detach();
         v * factor
+    }
+}
+
+/// `x W` for the one-hot input whose ones are at `cols` `[n, k]` (u32, one
+/// per row and block): `[n, out]` = sum over j of row `cols[i, j]` of `w`
+/// `[in, out]`, added in order j = 0, 1, ... as candle's chain of
+/// `index_select`s and additions, whose numbers it gives bit for bit
+/// (forward, and the weight gradient: each row of `w` receives the rows of
+/// the gradient in increasing i, from zero, as candle's `index_add`; the
+/// blocks of `cols` must use disjoint rows of `w`, as one-hot blocks do).
+pub fn one_hot_layer(w: &Tensor, cols: &Tensor) -> Result<Tensor> {
+    if w.device().is_cpu() && w.dtype() == candle_core::DType::F32 {
+        w.contiguous()?.apply_op2(&cols.contiguous()?, OneHotLayer)
+    } else {
+        let cols = cols.t()?.contiguous()?; // [k, n]
+        let mut acc = w.index_select(&cols.get(0)?, 0)?;
+        for j in 1..cols.dim(0)? {
+            acc = (acc + w.index_select(&cols.get(j)?, 0)?)?;
+        }
+        Ok(acc)
+    }
+}
+
+/// The one-hot first layer.
+struct OneHotLayer;
+
+/// The u32 slice of a contiguous CPU storage.
+fn contiguous_u32<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [u32]> {
+    let CpuStorage::U32(v) = s else {
+        candle_core::bail!("one_hot_layer: u32 positions only")
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("one_hot_layer: contiguous positions only"),
+    }
+}
+
+impl CustomOp2 for OneHotLayer {
+    fn name(&self) -> &'static str {
+        "one-hot-layer"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (w, cols) = (contiguous(s1, l1)?, contiguous_u32(s2, l2)?);
+        let (rows, out) = l1.shape().dims2()?;
+        let (n, k) = l2.shape().dims2()?;
+        if k == 0 || cols.iter().any(|&c| c as usize >= rows) {
+            candle_core::bail!(
+                "one_hot_layer: positions must be in 0..{rows}, at least one per row"
+            )
+        }
+        let row = |c: u32| &w[c as usize * out..(c as usize + 1) * out];
+        let mut y = Vec::with_capacity(n * out);
+        for c in cols.chunks_exact(k) {
+            let start = y.len();
+            y.extend_from_slice(row(c[0]));
+            for &cj in &c[1..] {
+                for (a, &v) in y[start..].iter_mut().zip(row(cj)) {
+                    *a += v;
+                }
+            }
+        }
+        Ok((CpuStorage::F32(y), Shape::from((n, out))))
+    }
+
+    fn bwd(
+        &self,
+        w: &Tensor,
+        cols: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let gw = w.apply_op2_no_bwd(&cols.contiguous()?, &OneHotScatter(grad_res.contiguous()?))?;
+        Ok((Some(gw), None))
+    }
+}
+
+/// The weight gradient of [`OneHotLayer`]: `[in, out]`, the gradient's rows
+/// added to the rows of their positions (the weights only give the shape).
+struct OneHotScatter(Tensor);
+
+impl CustomOp2 for OneHotScatter {
+    fn name(&self) -> &'static str {
+        "one-hot-layer-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let cols = contiguous_u32(s2, l2)?;
+        let (rows, out) = l1.shape().dims2()?;
+        let (_, k) = l2.shape().dims2()?;
+        let (storage, layout) = self.0.storage_and_layout();
+        let candle_core::Storage::Cpu(g) = &*storage else {
+            candle_core::bail!("one_hot_layer: the gradient is not on the CPU")
+        };
+        let g = contiguous(g, layout)?;
+        let mut gw = vec![0f32; rows * out];
+        for (c, g) in cols.chunks_exact(k).zip(g.chunks_exact(out)) {
+            for &cj in c {
+                let dst = &mut gw[cj as usize * out..(cj as usize + 1) * out];
+                for (d, &v) in dst.iter_mut().zip(g) {
+                    *d += v;
+                }
+            }
+        }
+        Ok((CpuStorage::F32(gw), l1.shape().clone()))
     }
 }
 
@@ -469,6 +590,41 @@ mod tests {
         for v in [&pre, &bias] {
             assert_eq!(bits(g1.get(v).unwrap()), bits(g2.get(v).unwrap()));
         }
+    }
+
+    /// The one-hot layer gives candle's chain of selections and additions
+    /// bit for bit, forward and weight gradient (two blocks of 3 rows, a
+    /// repeated position within a block, through a nonlinear use).
+    #[test]
+    fn one_hot_layer_is_the_chain_bit_for_bit() {
+        let dev = Device::Cpu;
+        let mut rng = crate::rng::stream(2, crate::rng::Stream::InitStudent);
+        let vals: Vec<f32> = {
+            use rand::Rng as _;
+            (0..6 * 4).map(|_| rng.random_range(-1f32..1f32)).collect()
+        };
+        let w = Var::from_tensor(&Tensor::from_vec(vals, (6, 4), &dev).unwrap()).unwrap();
+        // Block 0 uses rows 0..3, block 1 rows 3..6.
+        let cols = Tensor::from_vec(vec![0u32, 3, 2, 5, 0, 4, 1, 3], (4, 2), &dev).unwrap();
+        let fused = one_hot_layer(&w, &cols).unwrap();
+        let c = cols.t().unwrap().contiguous().unwrap();
+        let chain = (w.index_select(&c.get(0).unwrap(), 0).unwrap()
+            + w.index_select(&c.get(1).unwrap(), 0).unwrap())
+        .unwrap();
+        let bits = |t: &Tensor| -> Vec<u32> {
+            t.flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect()
+        };
+        assert_eq!(bits(&fused), bits(&chain));
+        let g1 = fused.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = chain.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        assert_eq!(bits(g1.get(&w).unwrap()), bits(g2.get(&w).unwrap()));
+        assert!(one_hot_layer(&w, &Tensor::new(&[[6u32]], &dev).unwrap()).is_err());
     }
 
     /// Phi and phi against f64 references over [-10, 10] (A&S 7.1.26:

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::Invalid;
 use crate::flops::matmul;
-use crate::ops::bias_leaky_relu;
+use crate::ops::{bias_leaky_relu, one_hot_layer};
 use crate::rng::Rng;
 
 /// MLP policy: `[obs_dim, hidden x layers, out]` with LeakyReLU(0.01) between
@@ -99,13 +99,8 @@ impl Mlp {
         let mut h = Tensor::zeros(1, DType::F32, x.device())?; // replaced below
         for (i, (w, b)) in self.layers.iter().enumerate() {
             h = if i == 0 && x.dtype() == DType::U32 {
-                // sum over the k ones of rows of w [in, out]: k x [n] -> [n, out]
-                let cols = x.t()?.contiguous()?; // [k, n]
-                let mut acc = w.index_select(&cols.get(0)?, 0)?;
-                for j in 1..cols.dim(0)? {
-                    acc = (acc + w.index_select(&cols.get(j)?, 0)?)?;
-                }
-                acc
+                // sum over the k ones of rows of w [in, out]: [n, k] -> [n, out]
+                one_hot_layer(w.as_tensor(), x)?
             } else if i == 0 {
                 matmul(&x.to_dtype(DType::F32)?, w.as_tensor())?
             } else {
