@@ -135,7 +135,7 @@ for row in "${BENCH[@]}"; do
         [ "$dev" = cuda ] && n="$n_cuda"
         o="$DEST/bench-$file-$dev.txt"
         log "bench $file on $dev ($n $unit)"
-        if "$RUNNER" bench "experiments/$file.toml" --steps "$n" --warmup 3 --set "device=$dev" >"$o" 2>&1; then
+        if "$RUNNER" bench "experiments/$file.toml" --steps "$n" --warmup 3 --no-peak --set "device=$dev" >"$o" 2>&1; then
             r[$dev]="$(rate "$o")"
             st="$(states "$o")"
         else

@@ -489,9 +489,12 @@ fn bench(
         let flops = runner::flops::total(runner::flops::take());
         let unit = step_unit(&plan.family);
         let gflops = flops / secs / 1e9;
-        let of_peak = match peak {
-            Some(p) => format!(", {:.0}% of the peak", 100.0 * gflops / p),
-            None => String::new(),
+        // The peak is the CPU's: no fraction for a run on another device.
+        let of_peak = match (peak, plan.device) {
+            (Some(p), runner::config::DeviceKind::Cpu) => {
+                format!(", {:.0}% of the peak", 100.0 * gflops / p)
+            }
+            _ => String::new(),
         };
         let extra = match &plan.family {
             FamilyPlan::Sequence(q) => {

@@ -227,32 +227,6 @@ pub fn diffusion_schedule(teacher: bool, buffer: bool, ls_every: Option<u64>) ->
         .collect()
 }
 
-/// Matrix-product FLOPs of one training iteration of `plan`, averaged over
-/// its schedule (for the benchmark's GFLOP/s): a fresh batch costs one
-/// network pass over its B x T states (sampling), a trained batch three
-/// (forward and backward of the student's loss) and three more for the
-/// teacher's step; `teacher->buffer` adds the student's signal pass. A pass
-/// is 2 (d H + H^2 + (1 + layers) H^2 + 2 d H) FLOPs per state (the
-/// per-time encoder is negligible).
-pub fn flops_per_iteration(plan: &super::Plan, d: &DiffusionPlan) -> f64 {
-    let (h, dim) = (d.net.hidden as f64, d.sde.dim as f64);
-    let layers = d.net.joint_layers as f64;
-    let per_state = 2.0 * (dim * h + h * h + (1.0 + layers) * h * h + 2.0 * dim * h);
-    let pass = per_state * (plan.batch_size * d.sde.steps) as f64;
-    let teacher = plan.teacher.is_some() as u8 as f64;
-    let units: f64 = plan
-        .schedule
-        .iter()
-        .flat_map(Step::sources)
-        .map(|s| match s {
-            Source::Buffer => 3.0 + 3.0 * teacher,
-            Source::TeacherFill | Source::StudentFill => 2.0,
-            _ => 1.0 + 3.0 + 3.0 * teacher,
-        })
-        .sum();
-    units * pass / plan.schedule.len() as f64
-}
-
 fn lcm(a: usize, b: usize) -> usize {
     let gcd = |mut x: usize, mut y: usize| {
         while y != 0 {
