@@ -503,6 +503,17 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
+    /// The bit patterns of a tensor's f32 values (for bit-for-bit checks).
+    fn bits(t: &Tensor) -> Vec<u32> {
+        t.flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect()
+    }
+
     /// The fused bias + GELU equals GELU(pre + bias broadcast per block of
     /// rows), and its gradients (pre and bias) equal candle's.
     #[test]
@@ -570,15 +581,6 @@ mod tests {
             .unwrap()
             .detach();
         let composed = (&v * factor).unwrap();
-        let bits = |t: &Tensor| -> Vec<u32> {
-            t.flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-                .iter()
-                .map(|x| x.to_bits())
-                .collect()
-        };
         assert_eq!(bits(&fused), bits(&composed));
         let g1 = (fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
         let g2 = (composed * &w)
@@ -611,15 +613,6 @@ mod tests {
         let chain = (w.index_select(&c.get(0).unwrap(), 0).unwrap()
             + w.index_select(&c.get(1).unwrap(), 0).unwrap())
         .unwrap();
-        let bits = |t: &Tensor| -> Vec<u32> {
-            t.flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-                .iter()
-                .map(|x| x.to_bits())
-                .collect()
-        };
         assert_eq!(bits(&fused), bits(&chain));
         let g1 = fused.sqr().unwrap().sum_all().unwrap().backward().unwrap();
         let g2 = chain.sqr().unwrap().sum_all().unwrap().backward().unwrap();

@@ -28,6 +28,16 @@ use std::path::{Path, PathBuf};
 
 use common::{golden_form, root, runner, stderr, GOLDEN_GRID, GOLDEN_SEQ};
 
+/// Three rounds of 8 trajectories with a 32-wide network, one evaluation.
+const SEQ_SETS: &[&str] = &[
+    "train.steps=3",
+    "train.batch_size=8",
+    "policy.hidden=32",
+    "eval.every=3",
+    "eval.samples=64",
+    "train.progress=false",
+];
+
 /// One short run of each family (and of the sequence tasks with and without
 /// exact samples): the case, the experiment file, its overrides.
 const CASES: &[(&str, &str, &[&str])] = &[
@@ -44,30 +54,8 @@ const CASES: &[(&str, &str, &[&str])] = &[
             "train.progress=false",
         ],
     ),
-    (
-        "qm9",
-        "qm9_teacher_prt",
-        &[
-            "train.steps=3",
-            "train.batch_size=8",
-            "policy.hidden=32",
-            "eval.every=3",
-            "eval.samples=64",
-            "train.progress=false",
-        ],
-    ),
-    (
-        "seh",
-        "seh_teacher_prt",
-        &[
-            "train.steps=3",
-            "train.batch_size=8",
-            "policy.hidden=32",
-            "eval.every=3",
-            "eval.samples=64",
-            "train.progress=false",
-        ],
-    ),
+    ("qm9", "qm9_teacher_prt", SEQ_SETS),
+    ("seh", "seh_teacher_prt", SEQ_SETS),
     (
         "diffusion",
         "many_well_teacher",

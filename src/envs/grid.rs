@@ -303,10 +303,14 @@ impl Grid {
         let mut reach = vec![0f64; n]; // P(a rollout visits s), by dense index
         reach[0] = 1.0;
         let mut out = vec![0f64; self.terminal_reward.len()];
-        let (mut pending, mut obs) = (Vec::with_capacity(chunk), Vec::with_capacity(chunk * d));
+        // The interior states awaiting their logits: dense indices, and the
+        // states themselves flat `[m, d]` (no allocation per state).
+        let (mut pending, mut states) = (Vec::with_capacity(chunk), Vec::with_capacity(chunk * d));
+        let mut obs = Vec::with_capacity(chunk * d);
         let mut probs = vec![0f64; a_dim];
         let mut s = vec![0u16; d];
-        let mut flush = |pending: &mut Vec<(usize, Vec<u16>)>,
+        let mut flush = |pending: &mut Vec<usize>,
+                         states: &mut Vec<u16>,
                          obs: &mut Vec<u32>,
                          reach: &mut [f64],
                          out: &mut [f64]|
@@ -315,15 +319,16 @@ impl Grid {
                 return Ok(());
             }
             let logits = self.forward_logits(policy, obs, device)?; // [m, d+1]
-            for (k, (idx, st)) in pending.iter().enumerate() {
+            for (k, (&idx, st)) in pending.iter().zip(states.chunks_exact(d)).enumerate() {
                 let z = self.softmax_weights(st, &logits[k * a_dim..(k + 1) * a_dim], &mut probs);
-                let p = reach[*idx];
-                out[self.terminal_index[*idx] as usize] += p * probs[d] / z;
+                let p = reach[idx];
+                out[self.terminal_index[idx] as usize] += p * probs[d] / z;
                 for (i, stride) in strides.iter().enumerate() {
                     reach[idx + stride] += p * probs[i] / z;
                 }
             }
             pending.clear();
+            states.clear();
             obs.clear();
             Ok(())
         };
@@ -337,13 +342,14 @@ impl Grid {
                 let at = obs.len();
                 obs.resize(at + d, 0);
                 self.write_obs(&s, &mut obs[at..]);
-                pending.push((idx, s.clone()));
+                states.extend_from_slice(&s);
+                pending.push(idx);
                 if pending.len() == chunk {
-                    flush(&mut pending, &mut obs, &mut reach, &mut out)?;
+                    flush(&mut pending, &mut states, &mut obs, &mut reach, &mut out)?;
                 }
             }
         }
-        flush(&mut pending, &mut obs, &mut reach, &mut out)?;
+        flush(&mut pending, &mut states, &mut obs, &mut reach, &mut out)?;
         // Edge states: every rollout reaching one stops there (reach is final
         // now: all interior states have been pushed).
         for (idx, &t) in self.terminal_index.iter().enumerate() {
