@@ -22,6 +22,7 @@ pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod registry;
+pub mod report;
 pub mod rng;
 pub mod score;
 pub mod search;

@@ -43,6 +43,9 @@ struct RunArgs {
     /// Execute only run K of the sweep's expansion (0-based; SLURM array tasks).
     #[arg(long, value_name = "K")]
     index: Option<usize>,
+    /// Do not write the sweep's report (<out>/<name>/report/) at its end.
+    #[arg(long)]
+    no_report: bool,
 }
 
 #[derive(Args, Clone)]
@@ -127,6 +130,20 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Charts (PNG) and a page (report.md) of results, in <results>/report/:
+    /// one line per group of runs with a 95% band over seeds.
+    Report {
+        /// A run directory, a sweep's results directory (<out>/<name>), or an
+        /// experiment file (with the --out and --set it ran with).
+        path: PathBuf,
+        /// Metrics to draw, comma-separated [default: the headline metrics
+        /// the runs have: goals and L1 (grid), modes and log Z bounds
+        /// (sequences), bounds and W2 (diffusion)].
+        #[arg(long, value_delimiter = ',', value_name = "A,B")]
+        metrics: Option<Vec<String>>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Rebuild runs.csv and summary.csv from the run directories.
     Collect {
         /// Experiment file.
@@ -147,7 +164,9 @@ fn step_unit(family: &FamilyPlan) -> &'static str {
 }
 
 /// The subcommands, for [`misspelled_command`].
-const COMMANDS: &[&str] = &["validate", "schema", "bench", "slurm", "score", "collect"];
+const COMMANDS: &[&str] = &[
+    "validate", "schema", "bench", "slurm", "score", "report", "collect",
+];
 
 /// A first argument that is no file but is one or two edits away from a
 /// subcommand (`valdate`) gets a suggestion instead of clap's message about
@@ -292,6 +311,11 @@ fn main() -> ExitCode {
                 concurrency,
             },
         ),
+        Some(Command::Report {
+            path,
+            metrics,
+            common,
+        }) => report(&path, metrics, &common),
         Some(Command::Collect { file, common }) => collect(&file, &common),
         None => match &cli.run.file {
             Some(file) => run(file, &cli.run),
@@ -372,6 +396,14 @@ fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
     if let Some(e) = &report.table_error {
         eprintln!("error: the sweep's tables: {e}");
     }
+    // A sweep's charts and page, also after failures (they list them); a
+    // failure to draw is a warning: the runs' results are written.
+    if specs.len() > 1 && args.index.is_none() && !args.no_report {
+        match runner::report::report_specs(&specs, &opts.out, &Default::default()) {
+            Ok(r) => println!("report: {}", r.page.display()),
+            Err(e) => eprintln!("warning: the sweep's report: {e}"),
+        }
+    }
     if !report.failed.is_empty() {
         anyhow::bail!("{} of {} run(s) failed", report.failed.len(), specs.len());
     }
@@ -380,6 +412,28 @@ fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
     }
     if report.not_started > 0 {
         anyhow::bail!("stopped after a failure (--fail-fast)");
+    }
+    Ok(())
+}
+
+fn report(path: &Path, metrics: Option<Vec<String>>, common: &Common) -> anyhow::Result<()> {
+    let opts = runner::report::ReportOptions { metrics };
+    let is_file = path.is_file();
+    let r = match is_file {
+        true => {
+            let specs = sweep::expand(path, &parse_sets(&common.sets)?)?;
+            runner::report::report_specs(&specs, &common.out, &opts)?
+        }
+        false => runner::report::report_dir(path, &opts)?,
+    };
+    let (n, complete, failed, incomplete) = r.counts;
+    println!(
+        "{}: {} chart(s); {n} run(s): {complete} complete, {failed} failed, {incomplete} incomplete",
+        r.page.display(),
+        r.charts.len()
+    );
+    if n == failed {
+        eprintln!("warning: every run failed; report.md lists their errors");
     }
     Ok(())
 }

@@ -728,3 +728,37 @@ fn huge_sizes_are_refused_before_allocating() {
         stderr(&o)
     );
 }
+
+/// The compatibility switches exist where the official code had the
+/// behaviour; elsewhere they are refused, naming the key.
+#[test]
+fn compatibility_switches_are_refused_where_they_mean_nothing() {
+    for (file, set, expected) in [
+        (
+            "experiments/gmm25_per.toml",
+            "buffer.pre_fix_pairing=true",
+            "`buffer.pre_fix_pairing`: reproduces a bug of the official gridworld code",
+        ),
+        (
+            "experiments/qm9_tb_prt.toml",
+            "buffer.pre_fix_pairing=true",
+            "unknown key `buffer.pre_fix_pairing`",
+        ),
+        (
+            "experiments/grid_d4_h32_db_per.toml",
+            "buffer.pre_fix_pairing=true",
+            "unknown key `buffer.pre_fix_pairing`",
+        ),
+    ] {
+        let out = runner()
+            .args(["validate", file, "--set", set])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{file} {set}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(expected),
+            "{file}: expected `{expected}` in:\n{err}"
+        );
+    }
+}

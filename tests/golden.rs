@@ -90,10 +90,59 @@ golden! {
     grid_d2_teacher: "grid_d2_h32_teacher", GRID, [], false;
     grid_teacher_rollout_eval: "grid_d4_h32_teacher", GRID, ["eval.method=rollout"], false;
     grid_teacher_loss_buffer: "grid_d4_h32_teacher", GRID, ["buffer.kind=terminal", "buffer.priority=loss", "behaviour.epsilon=0.05"], false;
+    grid_tb_prt_pre_fix: "grid_d4_h32_tb_prt", GRID, ["buffer.pre_fix_pairing=true"], false;
+    grid_tb_reference_edge_pb: "grid_d4_h32_tb", GRID, ["env.reference_edge_pb=true"], false;
     tfbind8_teacher_prt: "tfbind8_teacher_prt", SEQ, [], true;
     tfbind8_tb_per: "tfbind8_tb_per", SEQ, [], true;
     tfbind8_teacher_ls: "tfbind8_teacher", SEQ, ["local_search.kind=back_and_forth"], true;
     qm9_teacher_per: "qm9_teacher_per", SEQ, [], true;
     qm9_tb_prt_ls: "qm9_tb_prt", SEQ, ["local_search.kind=back_and_forth"], true;
     qm9_teacher_insert: "qm9_teacher", SEQ, ["env.mdp=insert", "buffer.priority=uniform"], true;
+}
+
+/// The compatibility switches change the numbers (their goldens differ from
+/// the defaults' from the first trained row on) and are recorded in the run's
+/// config.toml only when on.
+#[test]
+fn compatibility_switches_change_the_run_and_are_recorded() {
+    let golden = |case: &str| {
+        std::fs::read_to_string(root().join("tests/golden").join(format!("{case}.csv"))).unwrap()
+    };
+    assert_ne!(golden("grid_tb_prt_pre_fix"), golden("grid_tb_prt"));
+    assert_ne!(golden("grid_tb_reference_edge_pb"), golden("grid_tb"));
+    for (set, key, on) in [
+        (
+            "buffer.pre_fix_pairing=true",
+            "pre_fix_pairing = true",
+            true,
+        ),
+        (
+            "env.reference_edge_pb=true",
+            "reference_edge_pb = true",
+            true,
+        ),
+        ("buffer.pre_fix_pairing=false", "pre_fix_pairing", false),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let o = runner()
+            .arg(root().join("experiments/grid_d4_h32_tb_prt.toml"))
+            .arg("--out")
+            .arg(out.path())
+            .args([
+                "--set",
+                set,
+                "--set",
+                "train.steps=2",
+                "--set",
+                "env.horizon=4",
+            ])
+            .args(["--set", "eval.samples=10", "--set", "eval.plot=false"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{set}: {}", stderr(&o));
+        let config =
+            std::fs::read_to_string(out.path().join("grid_d4_h32_tb_prt/seed=0/config.toml"))
+                .unwrap();
+        assert_eq!(config.contains(key), on, "{set}:\n{config}");
+    }
 }

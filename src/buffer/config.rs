@@ -38,6 +38,16 @@ pub struct TerminalBufferConfig {
     pub size: Option<usize>,
     /// Sampling priority: `uniform`, `reward` (PRT), `loss`, `teacher_reward` (PER).
     pub priority: Priority,
+    /// Reproduce the official gridworld code before its buffer fix (April
+    /// 2025, after the paper), which produced the paper's buffer figures: a
+    /// freshly sampled batch (not one refined by local search) enters the
+    /// buffer with its terminal states in the order their trajectories
+    /// finished (fewest actions first, ties in batch order) but its rewards
+    /// and priorities in batch order, so most states are stored with another
+    /// trajectory's reward and priority. Default `false`: each state with its
+    /// own. Grid only (docs/grid.md "Differences from the official code").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pre_fix_pairing: bool,
 }
 
 /// Replay of transitions (s, a, s', r, terminal) keyed by (s, s') (for DB).

@@ -30,6 +30,17 @@ pub struct GridConfig {
     /// Reward exponent beta: the reward is R(s)^beta.
     #[serde(default = "default_beta")]
     pub beta: f64,
+    /// Reproduce the official code's training loss at the edge: the backward
+    /// policy of a terminal state with a coordinate at H-1 is uniform over
+    /// every coordinate > 0, as if each were a parent, instead of the single
+    /// parent that decrements the edge coordinate (default `false`: the true
+    /// parent set). It lowers log P_B of every trajectory that ends at the
+    /// edge by log(number of nonzero coordinates), so the loss trains such
+    /// states towards R / k. Only the losses change (student, teacher, local
+    /// search scores); backward trajectories of replayed states still use
+    /// the true parents (docs/grid.md "Differences from the official code").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reference_edge_pb: bool,
 }
 
 fn default_beta() -> f64 {
@@ -108,6 +119,8 @@ pub struct Grid {
     is_goal: Vec<bool>,
     /// Number of goals.
     pub n_goals: usize,
+    /// The losses' P_B at the edge as the official code (`GridConfig::reference_edge_pb`).
+    pub reference_edge_pb: bool,
 }
 
 impl Grid {
@@ -125,6 +138,7 @@ impl Grid {
             true_density: Vec::new(),
             is_goal: vec![false; n],
             n_goals: 0,
+            reference_edge_pb: cfg.reference_edge_pb,
         };
         let mut s = vec![0u16; d];
         let mut rewards = Vec::with_capacity(n);
@@ -490,7 +504,9 @@ impl Grid {
     }
 
     /// Tensors of a batch for the objectives: one row per state of the packed
-    /// batch, forward-action masks, and per-transition gather indices.
+    /// batch, forward-action masks, and per-transition gather indices. The
+    /// backward policy is uniform over the parents (or learned over them),
+    /// or over every nonzero coordinate with `reference_edge_pb`.
     pub fn pack(
         &self,
         trajs: &Trajectories,
@@ -512,7 +528,11 @@ impl Grid {
                     fwd_mask[i * a_dim + j] = MASKED_LOGIT;
                 }
             }
-            self.parent_mask(s, &mut parents);
+            match self.reference_edge_pb {
+                // The official loss: every nonzero coordinate, even at the edge.
+                true => parents.iter_mut().zip(s).for_each(|(p, &c)| *p = c > 0),
+                false => self.parent_mask(s, &mut parents),
+            }
             n_parents[i] = parents.iter().filter(|&&p| p).count();
             for (j, &p) in parents.iter().enumerate() {
                 if !p {
@@ -580,6 +600,7 @@ pub(crate) mod fixtures {
             ndim: 2,
             horizon: 4,
             beta: 1.0,
+            reference_edge_pb: false,
         })
     }
 
@@ -610,6 +631,7 @@ mod tests {
             ndim: d,
             horizon: h,
             beta: 1.0,
+            reference_edge_pb: false,
         })
     }
 
@@ -621,6 +643,7 @@ mod tests {
             ndim: 4_294_967_297,
             horizon: 2,
             beta: 1.0,
+            reference_edge_pb: false,
         };
         let e = c.check().unwrap_err();
         assert!(e.to_string().contains("too large"), "{e}");
@@ -658,6 +681,7 @@ mod tests {
             ndim: 2,
             horizon: 32,
             beta: 2.0,
+            reference_edge_pb: false,
         });
         assert!((g2.reward(&[4, 4]) - 2.00001f64.powi(2)).abs() < 1e-9);
     }
@@ -753,6 +777,33 @@ mod tests {
         assert_eq!(g.n_parents(&[1, 0, 2]), 2);
         // A coordinate at H-1: the only parent decrements it.
         assert_eq!(g.n_parents(&[7, 3, 2]), 1);
+    }
+
+    /// `reference_edge_pb` changes exactly one factor of a hand batch: the
+    /// edge-terminated (0,0) -> (1,0) -> (1,1) -> (2,1) -> (3,1) on d=2, H=4.
+    /// Its last state (3,1) has one parent, (2,1) (log P_B = 0); the official
+    /// loss counts both nonzero coordinates (log P_B = -ln 2). The other
+    /// factors, (1,0): 1 parent, (1,1): 2, (2,1): 2, are the same either way.
+    #[test]
+    fn reference_edge_pb_changes_only_the_edge_factor() {
+        let log_pb = |reference: bool| -> Vec<f32> {
+            let g = Grid::new(&GridConfig {
+                ndim: 2,
+                horizon: 4,
+                beta: 1.0,
+                reference_edge_pb: reference,
+            });
+            let t = fixtures::batch(&g, &[fixtures::EDGE, fixtures::STOPPED]);
+            let p = g.pack(&t, false, &Device::Cpu).unwrap();
+            let crate::objective::LogPb::Fixed(pb) = &p.log_pb else {
+                panic!("uniform P_B")
+            };
+            pb.to_vec1().unwrap()
+        };
+        let ln2 = -(2f32.ln());
+        // EDGE: 4 transitions, then STOPPED: 3 (its stop step has P_B = 1).
+        assert_eq!(log_pb(false), vec![0.0, ln2, ln2, 0.0, 0.0, ln2, 0.0]);
+        assert_eq!(log_pb(true), vec![0.0, ln2, ln2, ln2, 0.0, ln2, 0.0]);
     }
 
     #[test]

@@ -117,6 +117,7 @@ mod tests {
             ndim: 1,
             horizon: 3,
             beta: 1.0,
+            reference_edge_pb: false,
         });
         let z: f64 = 0.10001 + 2e-5;
         let p: [f64; 3] = [1e-5 / z, 0.10001 / z, 1e-5 / z];
@@ -138,6 +139,7 @@ mod tests {
             ndim: 1,
             horizon: 3,
             beta: 1.0,
+            reference_edge_pb: false,
         });
         let q = [0.5, 0.5, 0.0];
         assert_eq!(
@@ -164,6 +166,7 @@ mod tests {
             ndim: 2,
             horizon: 32,
             beta: 1.0,
+            reference_edge_pb: false,
         });
         let mut d = GridDiscovery::new(&g, 2);
         let mut t = Trajectories {

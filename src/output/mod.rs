@@ -1,7 +1,8 @@
 //! Results on disk: atomic writes, the metrics CSV, the progress bar, and
 //! pictures ([`plot`]: heatmaps of grid densities; [`scatter`]: samples of
-//! the diffusion samplers).
+//! the diffusion samplers; [`curves`]: metrics over training, for reports).
 
+pub mod curves;
 pub mod plot;
 pub mod scatter;
 

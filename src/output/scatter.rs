@@ -69,7 +69,7 @@ const MODEL: RGBColor = RGBColor(215, 38, 38);
 const MODEL_ALPHA: f64 = 0.35;
 const EXACT: RGBColor = RGBColor(110, 110, 110);
 const EXACT_ALPHA: f64 = 0.35;
-const AXIS: RGBColor = RGBColor(40, 40, 40);
+pub(super) const AXIS: RGBColor = RGBColor(40, 40, 40);
 
 /// One panel of [`marginals`]: a 2-D marginal of model samples against exact target samples.
 #[derive(Debug, Clone, Copy)]
@@ -193,13 +193,13 @@ pub fn marginals(
     write_png(path, &buf, w, h)
 }
 
-type Area<'b> = DrawingArea<BitMapBackend<'b>, Shift>;
+pub(super) type Area<'b> = DrawingArea<BitMapBackend<'b>, Shift>;
 type Chart<'a, 'b> =
     ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
-type DrawResult<T> = Result<T, Box<dyn Error>>;
+pub(super) type DrawResult<T> = Result<T, Box<dyn Error>>;
 
 /// `PlotError::Draw` at `path` with `message`.
-fn draw_error(path: &Path, message: impl Into<String>) -> PlotError {
+pub(super) fn draw_error(path: &Path, message: impl Into<String>) -> PlotError {
     PlotError::Draw {
         path: path.to_path_buf(),
         message: message.into(),
@@ -228,7 +228,7 @@ fn in_range(points: &[[f64; 2]], lo: f64, hi: f64) -> impl Iterator<Item = (f64,
 }
 
 /// The embedded font at `size` pixels.
-fn font(size: f64) -> FontDesc<'static> {
+pub(super) fn font(size: f64) -> FontDesc<'static> {
     (FontFamily::Name(FONT_NAME), size).into_font()
 }
 
@@ -246,7 +246,7 @@ fn tick_label(v: &f64) -> String {
 }
 
 /// An RGB buffer of `w` x `h` white pixels, drawn on by `draw`.
-fn render(
+pub(super) fn render(
     path: &Path,
     w: u32,
     h: u32,
@@ -263,7 +263,7 @@ fn render(
 }
 
 /// Draw `title` centred in the band at the top of `root`; the area below it.
-fn draw_title<'b>(root: &Area<'b>, title: &str) -> DrawResult<Area<'b>> {
+pub(super) fn draw_title<'b>(root: &Area<'b>, title: &str) -> DrawResult<Area<'b>> {
     let (band, body) = root.split_vertically(TITLE_H);
     if font_ready() && !title.is_empty() {
         let style = TextStyle::from(font(TITLE_SIZE))

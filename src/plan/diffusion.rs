@@ -102,6 +102,12 @@ pub(crate) fn resolve(
     let batch_size = exp.train.batch_size.unwrap_or(DIFFUSION_BATCH);
     let buffer = match &exp.buffer {
         None => None,
+        Some(BufferConfig::Terminal(b)) if b.pre_fix_pairing => {
+            return err(
+                "buffer.pre_fix_pairing",
+                "reproduces a bug of the official gridworld code; the diffusion energies never had it",
+            )
+        }
         Some(BufferConfig::Terminal(b)) if b.priority == Priority::Loss => {
             return err(
                 "buffer.priority",

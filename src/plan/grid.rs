@@ -51,6 +51,9 @@ pub enum GridReplay {
         size: usize,
         /// Sampling priority.
         priority: Priority,
+        /// Pair states with rewards as the official code before its buffer
+        /// fix (`TerminalBufferConfig::pre_fix_pairing`).
+        pre_fix_pairing: bool,
     },
     /// Transitions (DB).
     Transition {
@@ -193,6 +196,7 @@ fn replay(
         Some(BufferConfig::Terminal(b)) => Some(GridReplay::Terminal {
             size: b.size.unwrap_or(size),
             priority: b.priority,
+            pre_fix_pairing: b.pre_fix_pairing,
         }),
         Some(BufferConfig::Transition(b)) => Some(GridReplay::Transition {
             size: b.size.unwrap_or(size),

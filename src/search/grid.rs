@@ -83,6 +83,7 @@ mod tests {
             ndim: 2,
             horizon: 8,
             beta: 1.0,
+            reference_edge_pb: false,
         });
         let net = Mlp::new(&[16, 8, 5], &dev, &mut stream(0, Stream::InitStudent)).unwrap();
         let mut rng = stream(0, Stream::LocalSearch);
@@ -127,6 +128,7 @@ mod tests {
             ndim: 3,
             horizon: 6,
             beta: 1.0,
+            reference_edge_pb: false,
         });
         let mut rng = stream(1, Stream::Buffer);
         for x in [[2u16, 0, 3], [5, 1, 1], [0, 0, 0]] {

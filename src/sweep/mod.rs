@@ -21,7 +21,7 @@ use crate::output::write_atomic;
 use crate::plan::{self, Plan};
 use crate::train::{self, RunOptions};
 
-pub use tables::{collect, RunStatus};
+pub use tables::{collect, mean_std_ci, verified_status, RunStatus};
 
 use std::collections::HashMap;
 
@@ -290,8 +290,15 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     let stop = AtomicBool::new(false);
     let running = AtomicUsize::new(0);
     let not_started = AtomicUsize::new(0);
+    // Several jobs start the longest runs first (`Plan::relative_cost`;
+    // stable, so equal runs keep their expansion order): the last runs to
+    // finish are short ones, and the workers finish at about the same time.
+    // One job runs in expansion order.
+    if opts.jobs > 1 {
+        todo.sort_by(|a, b| b.plan.relative_cost().total_cmp(&a.plan.relative_cost()));
+    }
     // Runs execute on `jobs` threads of their own, taking the next run in
-    // expansion order. Not a rayon pool: a run's own parallel kernels (the
+    // that order. Not a rayon pool: a run's own parallel kernels (the
     // diffusion samplers, the sEH enumeration) would run in it, and a rayon
     // worker waiting inside them may start another whole run in the
     // meantime, so more than `jobs` runs would be alive at once.

@@ -74,6 +74,8 @@ pub struct GridFamily {
     /// Where heatmaps go (`None`: no plots).
     plots: Option<PathBuf>,
     last_eval_l1: f64,
+    /// The last fresh batch came from a rollout, not from local search.
+    rolled_out: bool,
     sampling_rng: Rng,
     eval_rng: Rng,
     buffer_rng: Rng,
@@ -127,6 +129,7 @@ impl GridFamily {
             exact_eval: g.exact_eval,
             plots,
             last_eval_l1: f64::NAN,
+            rolled_out: true,
             sampling_rng: rng::stream(plan.seed, Stream::Sampling),
             eval_rng: rng::stream(plan.seed, Stream::Eval),
             buffer_rng: rng::stream(plan.seed, Stream::Buffer),
@@ -252,6 +255,7 @@ impl Family for GridFamily {
             &m.device,
         )?;
         let mut reward_calls = t.len() as u64;
+        self.rolled_out = !(self.local_search.is_some() && local_search);
         if let (Some(ls), true) = (&self.local_search, local_search) {
             let reward = &self.reward;
             let mut score = |c: &Trajectories| -> Result<Vec<f64>, RunError> {
@@ -342,7 +346,7 @@ impl Family for GridFamily {
 
     fn remember(&mut self, batch: Trajectories, fresh: bool, delta: &[f32], signals: &Signals) {
         if let (Some(r), true) = (&mut self.replay, fresh) {
-            r.add(&self.model.grid, &batch, delta, signals);
+            r.add(&self.model.grid, &batch, delta, signals, self.rolled_out);
         }
     }
 
@@ -430,14 +434,25 @@ fn gafn_inputs(
     ))
 }
 
+/// The order in which the official code's batched rollout finished the
+/// trajectories of `t`, which its buffer followed before the fix: by number
+/// of actions (a trajectory of n actions finishes at rollout step n), ties in
+/// batch order.
+fn finish_order(t: &Trajectories) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..t.len()).collect();
+    order.sort_by_key(|&b| t.actions_of(b).len()); // stable: ties keep batch order
+    order
+}
+
 /// A replayed transition: states s and s' (flattened), action, reward (R(x)
 /// if s' is terminal, else 0), whether s' is terminal.
 type StoredTransition = (Vec<u16>, u32, f64, bool);
 
 /// The grid's replay buffer.
 enum Replay {
-    /// Terminal states keyed by dense index: (state, reward).
-    Terminal(ReplayBuffer<usize, (Vec<u16>, f64)>, Priority),
+    /// Terminal states keyed by dense index: (state, reward); whether fresh
+    /// batches are paired as the official code before its fix.
+    Terminal(ReplayBuffer<usize, (Vec<u16>, f64)>, Priority, bool),
     /// Transitions keyed by dense (s, s'), with the batch size of a replay.
     Transition(
         ReplayBuffer<(usize, usize), StoredTransition>,
@@ -449,9 +464,14 @@ enum Replay {
 impl Replay {
     fn new(plan: GridReplay) -> Self {
         match plan {
-            GridReplay::Terminal { size, priority } => Replay::Terminal(
+            GridReplay::Terminal {
+                size,
+                priority,
+                pre_fix_pairing,
+            } => Replay::Terminal(
                 ReplayBuffer::new(size, priority != Priority::Uniform),
                 priority,
+                pre_fix_pairing,
             ),
             GridReplay::Transition {
                 size,
@@ -473,7 +493,7 @@ impl Replay {
             ..Default::default()
         };
         match self {
-            Replay::Terminal(buf, _) => {
+            Replay::Terminal(buf, ..) => {
                 for (x, r) in buf.sample(n, rng) {
                     let p = grid.sample_backward(&x, rng);
                     out.push(&p.states, &p.actions, r);
@@ -488,13 +508,28 @@ impl Replay {
         (!out.is_empty()).then_some(out)
     }
 
-    /// Add a fresh batch with its student residuals and teacher signals.
-    fn add(&mut self, grid: &Grid, trajs: &Trajectories, delta: &[f32], signals: &Signals) {
+    /// Add a fresh batch with its student residuals and teacher signals;
+    /// `rolled_out`: the batch is a rollout's, not refined by local search
+    /// (the official code's pre-fix pairing applied to those only).
+    fn add(
+        &mut self,
+        grid: &Grid,
+        trajs: &Trajectories,
+        delta: &[f32],
+        signals: &Signals,
+        rolled_out: bool,
+    ) {
         let d = grid.ndim;
         match self {
-            Replay::Terminal(buf, p) => {
+            Replay::Terminal(buf, p, pre_fix) => {
+                let order = match *pre_fix && rolled_out {
+                    true => finish_order(trajs),
+                    false => (0..trajs.len()).collect(),
+                };
+                // Entry b: the state of trajectory order[b], the reward and
+                // priority of trajectory b (the same one without pre-fix).
                 for (b, &d_b) in delta.iter().enumerate().take(trajs.len()) {
-                    let x = trajs.terminal(b);
+                    let x = trajs.terminal(order[b]);
                     let priority = match p {
                         Priority::Uniform => 1.0,
                         Priority::Reward => trajs.reward[b],
@@ -523,5 +558,63 @@ impl Replay {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envs::grid::GridConfig;
+
+    /// The buffer's pairing on a hand batch (d=2, H=8; u_i = |2 s_i / 7 - 1|,
+    /// docs/grid.md "Reward") of A = (0,0) -> (1,0) -> (2,0) -> (3,0) ->
+    /// (3,1) -> stop (5 actions; u = (1/7, 5/7): the middle, R = 0.10001) and
+    /// B = (0,0) -> (1,0) -> (1,1) -> stop (3 actions; u = (5/7, 5/7): a goal,
+    /// R = 2.00001), with PRT priorities. Fixed, each state keeps its own
+    /// reward; pre-fix, the states enter in finish order (B first) with the
+    /// rewards in batch order, so the goal holds 0.10001 and the middle
+    /// state 2.00001. A batch refined by local search keeps batch order.
+    #[test]
+    fn pre_fix_pairing_swaps_rewards_in_finish_order() {
+        let grid = Grid::new(&GridConfig {
+            ndim: 2,
+            horizon: 8,
+            beta: 1.0,
+            reference_edge_pb: false,
+        });
+        let mut t = Trajectories {
+            state_dim: 2,
+            ..Default::default()
+        };
+        t.push(
+            &[0, 0, 1, 0, 2, 0, 3, 0, 3, 1, 3, 1],
+            &[0, 0, 0, 1, 2],
+            grid.reward(&[3, 1]),
+        );
+        t.push(&[0, 0, 1, 0, 1, 1, 1, 1], &[0, 1, 2], grid.reward(&[1, 1]));
+        let (r_a, r_b) = (t.reward[0], t.reward[1]);
+        assert!((r_a - 0.10001).abs() < 1e-12 && (r_b - 2.00001).abs() < 1e-12);
+        assert_eq!(finish_order(&t), vec![1, 0]);
+        let stored = |pre_fix: bool, rolled_out: bool| -> Vec<(Vec<u16>, f64, f64)> {
+            let mut r = Replay::new(GridReplay::Terminal {
+                size: 8,
+                priority: Priority::Reward,
+                pre_fix_pairing: pre_fix,
+            });
+            r.add(&grid, &t, &[0.0, 0.0], &Signals::default(), rolled_out);
+            let Replay::Terminal(buf, ..) = &r else {
+                unreachable!()
+            };
+            buf.iter()
+                .map(|(_, (x, rew), p)| (x.clone(), *rew, p))
+                .collect()
+        };
+        let own = vec![(vec![3, 1], r_a, r_a), (vec![1, 1], r_b, r_b)];
+        assert_eq!(stored(false, true), own);
+        assert_eq!(stored(true, false), own);
+        assert_eq!(
+            stored(true, true),
+            vec![(vec![1, 1], r_a, r_a), (vec![3, 1], r_b, r_b)]
+        );
     }
 }
