@@ -397,9 +397,9 @@ impl Group<'_> {
         }
     }
 
-    /// The curve of `metric`: at each x, mean and 95% band over the drawn
-    /// runs that have a finite value there.
-    fn curve(&self, metric: &str) -> Curve {
+    /// The curve of `metric` in palette colour `colour`: at each x, mean and
+    /// 95% band over the drawn runs that have a finite value there.
+    fn curve(&self, metric: &str, colour: usize) -> Curve {
         let mut pts: Vec<(f64, f64)> = self
             .drawn()
             .flat_map(|r| r.series(metric))
@@ -424,6 +424,7 @@ impl Group<'_> {
             label: self.legend(),
             points,
             partial: self.n_complete() < self.drawn().count(),
+            colour,
         }
     }
 }
@@ -523,7 +524,8 @@ fn write_report(
     for m in &metrics {
         let curves: Vec<Curve> = groups
             .iter()
-            .map(|g| g.curve(m))
+            .enumerate()
+            .map(|(i, g)| g.curve(m, i))
             .filter(|c| !c.points.is_empty())
             .collect();
         sections.push_str(&format!("\n## {m}\n\n"));
@@ -559,11 +561,19 @@ fn write_report(
         .filter(|r| matches!(r.state, RunState::Failed(_)))
         .count();
     let n_incomplete = runs.len() - n_complete - n_failed;
+    let n_not_started = runs
+        .iter()
+        .filter(|r| r.state == RunState::Incomplete(None) && r.rows.is_empty())
+        .count();
     let mut page = format!(
         "# Report: {title}\n\n{} run(s) in `{}`: {n_complete} complete, {n_failed} failed, \
-         {n_incomplete} incomplete. Written by `runner report`.\n",
+         {n_incomplete} incomplete{}. Written by `runner report`.\n",
         runs.len(),
-        root.display()
+        root.display(),
+        match n_not_started {
+            0 => String::new(),
+            n => format!(" ({n} not started)"),
+        }
     );
     page.push_str(&summary_table(&groups, &metrics));
     page.push_str(&sections);
@@ -690,7 +700,7 @@ mod tests {
         ];
         let g = groups(&runs, "x");
         assert_eq!(g.len(), 1);
-        let c = g[0].curve("m");
+        let c = g[0].curve("m", 0);
         assert!(c.partial);
         assert_eq!(c.label, "TB (1 of 2 runs complete)");
         assert_eq!(c.points[0], (0.0, 0.0, Some((0.0, 0.0))));

@@ -53,6 +53,9 @@ pub struct Curve {
     /// Some run of the group has not finished: the line ends in an open
     /// circle.
     pub partial: bool,
+    /// Index into the palette ([`colour`]): a group keeps its colour in every
+    /// chart, also while another group has nothing to draw.
+    pub colour: usize,
 }
 
 /// The colour of line `i`.
@@ -175,8 +178,8 @@ pub fn line_chart(
             }
             mesh.draw()?;
         }
-        for (i, c) in curves.iter().enumerate() {
-            let col = colour(i);
+        for c in curves {
+            let col = colour(c.colour);
             // The band: one polygon per stretch of consecutive points with one.
             let mut stretch: Vec<(f64, f64, f64)> = Vec::new();
             let bands = c
@@ -285,11 +288,13 @@ mod tests {
                     (300.0, 6.0, Some((5.0, 7.0))),
                 ],
                 partial: false,
+                colour: 0,
             },
             Curve {
                 label: "Teacher (1/2 runs complete)".into(),
                 points: vec![(0.0, 0.0, None), (100.0, 8.0, None)],
                 partial: true,
+                colour: 1,
             },
         ];
         line_chart(&path, "n_goals_found", "training step", "goals", &curves).unwrap();
@@ -307,6 +312,7 @@ mod tests {
             label: "x".into(),
             points: vec![(0.0, f64::NAN, None)],
             partial: false,
+            colour: 0,
         }];
         let e = line_chart(&dir.path().join("e.png"), "t", "x", "y", &empty).unwrap_err();
         assert!(e.to_string().contains("no finite values"), "{e}");
