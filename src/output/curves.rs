@@ -114,6 +114,46 @@ fn segments(points: &[CurvePoint]) -> Vec<Vec<(f64, f64)>> {
     out
 }
 
+/// The corner of the plot that the lines cross least, for the legend: each
+/// line is sampled at 200 points along x (linearly between its points), and
+/// a corner is the outer 35% of x by the outer 40% of y. Ties prefer upper
+/// right, lower right, upper left, lower left.
+fn legend_corner(curves: &[Curve], x: (f64, f64), y: (f64, f64)) -> SeriesLabelPosition {
+    let (w, h) = (x.1 - x.0, y.1 - y.0);
+    let mut counts = [0usize; 4]; // UR, LR, UL, LL
+    for c in curves {
+        for seg in segments(&c.points) {
+            for pair in seg.windows(2) {
+                let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
+                let n = ((x1 - x0) / w * 200.0).ceil().max(1.0) as usize;
+                for k in 0..=n {
+                    let t = k as f64 / n as f64;
+                    let (px, py) = (
+                        (x0 + (x1 - x0) * t - x.0) / w,
+                        (y0 + (y1 - y0) * t - y.0) / h,
+                    );
+                    let right = px >= 0.65;
+                    let left = px <= 0.35;
+                    let top = py >= 0.6;
+                    let bottom = py <= 0.4;
+                    counts[0] += usize::from(right && top);
+                    counts[1] += usize::from(right && bottom);
+                    counts[2] += usize::from(left && top);
+                    counts[3] += usize::from(left && bottom);
+                }
+            }
+        }
+    }
+    let best = (0..4).min_by_key(|&i| counts[i]).unwrap_or(0);
+    [
+        SeriesLabelPosition::UpperRight,
+        SeriesLabelPosition::LowerRight,
+        SeriesLabelPosition::UpperLeft,
+        SeriesLabelPosition::LowerLeft,
+    ][best]
+        .clone()
+}
+
 /// Draw `curves` as a line chart at `path`: `title` above, `x_desc` and
 /// `y_desc` along the axes, a legend where the lines end low (or high, when
 /// they end in the lower half). An error when no curve has a finite value.
@@ -139,15 +179,7 @@ pub fn line_chart(
         [y, lo, hi]
     }))
     .ok_or_else(|| draw_error(path, "no finite values to draw"))?;
-    // The legend goes where the lines do not end.
-    let ends_high = {
-        let ends: Vec<f64> = curves
-            .iter()
-            .filter_map(|c| c.points.iter().rev().find(|p| p.1.is_finite()).map(|p| p.1))
-            .collect();
-        let mid = (y_range.0 + y_range.1) / 2.0;
-        ends.iter().sum::<f64>() / ends.len().max(1) as f64 > mid
-    };
+    let legend_at = legend_corner(curves, x_range, y_range);
     let x_span = x_range.1 - x_range.0;
     let y_span = y_range.1 - y_range.0;
     let x_tick = move |v: &f64| tick(*v, x_span);
@@ -234,10 +266,7 @@ pub fn line_chart(
         if font_ready() && !curves.is_empty() {
             chart
                 .configure_series_labels()
-                .position(match ends_high {
-                    true => SeriesLabelPosition::LowerRight,
-                    false => SeriesLabelPosition::UpperRight,
-                })
+                .position(legend_at)
                 .label_font(font(LEGEND_SIZE))
                 .background_style(WHITE.mix(0.85))
                 .border_style(AXIS)
