@@ -418,13 +418,11 @@ fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
 
 fn report(path: &Path, metrics: Option<Vec<String>>, common: &Common) -> anyhow::Result<()> {
     let opts = runner::report::ReportOptions { metrics };
-    let is_file = path.is_file();
-    let r = match is_file {
-        true => {
-            let specs = sweep::expand(path, &parse_sets(&common.sets)?)?;
-            runner::report::report_specs(&specs, &common.out, &opts)?
-        }
-        false => runner::report::report_dir(path, &opts)?,
+    let r = if path.is_file() {
+        let specs = sweep::expand(path, &parse_sets(&common.sets)?)?;
+        runner::report::report_specs(&specs, &common.out, &opts)?
+    } else {
+        runner::report::report_dir(path, &opts)?
     };
     let (n, complete, failed, incomplete) = r.counts;
     println!(

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::output::curves::{line_chart, Curve};
 use crate::output::plot::PlotError;
 use crate::output::write_atomic;
-use crate::sweep::{mean_std_ci, run_dir, verified_status, RunSpec};
+use crate::sweep::{final_metrics, mean_std_ci, run_dir, verified_status, RunSpec};
 
 /// Headline metrics, drawn when a run has the column: the grid's goals and
 /// L1 distances, the sequence tasks' modes and log Z bounds, the diffusion
@@ -130,6 +130,8 @@ struct RunResults {
     /// `metrics.csv`: header and rows (empty cells and `nan` as NaN).
     header: Vec<String>,
     rows: Vec<Vec<f64>>,
+    /// The last row as the sweep's tables read it (`final_metrics`).
+    finals: Vec<(String, Option<f64>)>,
 }
 
 impl RunResults {
@@ -144,9 +146,13 @@ impl RunResults {
             .collect()
     }
 
-    /// The last row's value of `name` (NaN without one).
-    fn last(&self, name: &str) -> f64 {
-        self.series(name).last().map_or(f64::NAN, |p| p.1)
+    /// The final value of `name` as `summary.csv` takes it: `None` for a
+    /// missing column or an empty cell, NaN for `nan`.
+    fn last(&self, name: &str) -> Option<f64> {
+        self.finals
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| *v)
     }
 
     /// The first column of the last row: the step the run got to.
@@ -220,6 +226,7 @@ fn load_run(dir: &Path, id: String, label: Option<String>, budget: Option<f64>) 
         budget,
         header,
         rows,
+        finals: final_metrics(dir),
     }
 }
 
@@ -608,11 +615,7 @@ fn summary_table(groups: &[Group<'_>], metrics: &[String]) -> String {
             g.runs.len()
         ));
         for m in metrics {
-            let xs: Vec<f64> = g
-                .complete()
-                .map(|r| r.last(m))
-                .filter(|v| !v.is_nan())
-                .collect();
+            let xs: Vec<f64> = g.complete().filter_map(|r| r.last(m)).collect();
             let cell = match mean_std_ci(&xs) {
                 _ if xs.is_empty() => "–".to_string(),
                 (mean, _, ci) if ci.is_finite() => format!("{} ± {}", sig4(mean), sig4(ci)),
@@ -688,6 +691,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, &y)| vec![10.0 * i as f64, y])
                 .collect(),
+            finals: vec![("m".into(), ys.last().copied())],
         };
         let runs = vec![
             run("label=TB,seed=0", &[0.0, 2.0, 5.0], RunState::Complete),

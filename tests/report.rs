@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{runner, stderr, write};
+use common::{cells, runner, stderr, write};
 
 /// Two labelled methods x 2 seeds on a tiny grid, and a third group whose
 /// log Z of 1e39 is infinite in f32: its runs fail with a non-finite loss.
@@ -67,20 +67,6 @@ fn check_charts(report: &Path, names: &[&str]) {
         );
         assert_eq!(png_size(&p), (960, 600), "{n}.png");
     }
-}
-
-/// The cells of one CSV line (fields with commas are double-quoted).
-fn cells(line: &str) -> Vec<String> {
-    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
-    for c in line.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
 }
 
 /// The table row of `group` in report.md, as its cells.

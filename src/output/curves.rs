@@ -10,7 +10,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::plot::{font_ready, write_png, PlotError};
-use super::scatter::{draw_error, draw_title, font, render, AXIS};
+use super::scatter::{configure_axes_with, draw_error, draw_title, font, render, AXIS};
 
 /// Image size in pixels.
 const WIDTH: u32 = 960;
@@ -18,8 +18,6 @@ const HEIGHT: u32 = 600;
 const MARGIN: u32 = 16;
 const X_LABEL_H: u32 = 56;
 const Y_LABEL_W: u32 = 96;
-const TICK_SIZE: f64 = 15.0;
-const DESC_SIZE: f64 = 17.0;
 const LEGEND_SIZE: f64 = 15.0;
 /// Opacity of a band.
 const BAND_ALPHA: f64 = 0.18;
@@ -191,25 +189,7 @@ pub fn line_chart(
             .x_label_area_size(X_LABEL_H)
             .y_label_area_size(Y_LABEL_W)
             .build_cartesian_2d(x_range.0..x_range.1, y_range.0..y_range.1)?;
-        {
-            let mut mesh = chart.configure_mesh();
-            mesh.axis_style(AXIS)
-                .bold_line_style(RGBColor(0, 0, 0).mix(0.08))
-                .light_line_style(TRANSPARENT)
-                .x_labels(8)
-                .y_labels(8)
-                .x_label_formatter(&x_tick)
-                .y_label_formatter(&y_tick);
-            if font_ready() {
-                mesh.label_style(font(TICK_SIZE).color(&AXIS))
-                    .axis_desc_style(font(DESC_SIZE).color(&BLACK))
-                    .x_desc(x_desc)
-                    .y_desc(y_desc);
-            } else {
-                mesh.x_labels(0).y_labels(0);
-            }
-            mesh.draw()?;
-        }
+        configure_axes_with(&mut chart, Some((x_desc, y_desc)), 8, &x_tick, &y_tick)?;
         for c in curves {
             let col = colour(c.colour);
             // The band: one polygon per stretch of consecutive points with one.
@@ -327,11 +307,8 @@ mod tests {
             },
         ];
         line_chart(&path, "n_goals_found", "training step", "goals", &curves).unwrap();
-        let decoder = png::Decoder::new(std::fs::File::open(&path).unwrap());
-        let mut reader = decoder.read_info().unwrap();
-        let mut img = vec![0; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut img).unwrap();
-        assert_eq!((info.width, info.height), (WIDTH, HEIGHT));
+        let (w, h, img) = crate::output::plot::tests::decode(&path);
+        assert_eq!((w, h), (WIDTH, HEIGHT));
         let blue = img
             .chunks(3)
             .filter(|p| p[0] == PALETTE[0].0 && p[1] == PALETTE[0].1 && p[2] == PALETTE[0].2)

@@ -290,15 +290,26 @@ fn panel_chart<'a, 'b>(area: &'a Area<'b>, (lo, hi): (f64, f64)) -> DrawResult<C
 
 /// Axes with ticks and tick labels (and axis names when given), light grid lines.
 fn configure_axes(chart: &mut Chart<'_, '_>, names: Option<(&str, &str)>) -> DrawResult<()> {
+    configure_axes_with(chart, names, 7, &tick_label, &tick_label)
+}
+
+/// [`configure_axes`] with `labels` ticks per axis and the given tick-label formats.
+pub(super) fn configure_axes_with(
+    chart: &mut Chart<'_, '_>,
+    names: Option<(&str, &str)>,
+    labels: usize,
+    x_format: &dyn Fn(&f64) -> String,
+    y_format: &dyn Fn(&f64) -> String,
+) -> DrawResult<()> {
     let mut mesh = chart.configure_mesh();
     mesh.axis_style(AXIS)
         .bold_line_style(RGBColor(0, 0, 0).mix(0.08))
         .light_line_style(TRANSPARENT)
         .set_all_tick_mark_size(5)
-        .x_labels(7)
-        .y_labels(7)
-        .x_label_formatter(&tick_label)
-        .y_label_formatter(&tick_label);
+        .x_labels(labels)
+        .y_labels(labels)
+        .x_label_formatter(x_format)
+        .y_label_formatter(y_format);
     if font_ready() {
         mesh.label_style(font(TICK_SIZE).color(&AXIS))
             .axis_desc_style(font(DESC_SIZE).color(&BLACK));

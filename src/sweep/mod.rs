@@ -21,7 +21,7 @@ use crate::output::write_atomic;
 use crate::plan::{self, Plan};
 use crate::train::{self, RunOptions};
 
-pub use tables::{collect, mean_std_ci, verified_status, RunStatus};
+pub use tables::{collect, final_metrics, mean_std_ci, verified_status, RunStatus};
 
 use std::collections::HashMap;
 

@@ -94,7 +94,7 @@ pub struct RunRow {
 }
 
 /// The last row of `metrics.csv` as (column, value), without `wall_s`.
-fn final_metrics(dir: &Path) -> Vec<(String, Option<f64>)> {
+pub fn final_metrics(dir: &Path) -> Vec<(String, Option<f64>)> {
     let Ok(text) = std::fs::read_to_string(dir.join("metrics.csv")) else {
         return Vec::new();
     };

@@ -522,14 +522,11 @@ impl Replay {
         let d = grid.ndim;
         match self {
             Replay::Terminal(buf, p, pre_fix) => {
-                let order = match *pre_fix && rolled_out {
-                    true => finish_order(trajs),
-                    false => (0..trajs.len()).collect(),
-                };
+                let order = (*pre_fix && rolled_out).then(|| finish_order(trajs));
                 // Entry b: the state of trajectory order[b], the reward and
                 // priority of trajectory b (the same one without pre-fix).
                 for (b, &d_b) in delta.iter().enumerate().take(trajs.len()) {
-                    let x = trajs.terminal(order[b]);
+                    let x = trajs.terminal(order.as_ref().map_or(b, |o| o[b]));
                     let priority = match p {
                         Priority::Uniform => 1.0,
                         Priority::Reward => trajs.reward[b],

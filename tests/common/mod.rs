@@ -96,3 +96,18 @@ pub fn metrics_without_wall(path: &Path) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The cells of one CSV line (fields with commas are double-quoted).
+#[allow(dead_code)]
+pub fn cells(line: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
