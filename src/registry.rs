@@ -20,6 +20,7 @@ use crate::envs::diffusion::DiffusionEnvConfig;
 use crate::envs::grid::GridConfig;
 use crate::envs::sequence::task::{RnaEnvConfig, SeqEnvConfig};
 use crate::objective::db::DbConfig;
+use crate::objective::subtb::SubTbConfig;
 use crate::objective::tb::TbConfig;
 use crate::policy::diffusion::DiffusionNetConfig;
 use crate::policy::mlp::MlpConfig;
@@ -103,6 +104,8 @@ registry! {
         Tb(TbConfig) = "tb",
         /// Detailed balance with a learned state flow log F(s).
         Db(DbConfig) = "db",
+        /// Sub-trajectory balance (lambda-weighted) with log Z and a learned state flow.
+        SubTb(SubTbConfig) = "subtb",
     }
 }
 

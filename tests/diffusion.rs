@@ -55,7 +55,7 @@ fn run(file: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
 fn every_diffusion_file_runs_three_iterations() {
     let out = tempfile::tempdir().unwrap();
     let files = diffusion_files();
-    assert_eq!(files.len(), 9, "{files:?}");
+    assert_eq!(files.len(), 11, "{files:?}");
     for file in &files {
         let o = run(file, out.path(), &[]);
         assert!(o.status.success(), "{}: {}", file.display(), stderr(&o));

@@ -139,7 +139,7 @@ pub fn rnd_loss(errors: &Tensor, row_weight: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
     use crate::envs::grid::fixtures::{batch, grid_2x4, STOPPED};
-    use crate::objective::tb::tb_delta;
+    use crate::objective::tb::tb_residuals;
     use crate::rng::{stream, Stream};
 
     fn obs(dev: &Device) -> Tensor {
@@ -200,8 +200,12 @@ mod tests {
             .unwrap()
             .to_vec1()
             .unwrap();
-        let log_r = ((&reward + 1e-8).unwrap()).log().unwrap();
-        let tb: Vec<f32> = tb_delta(&out, &p, &z, &log_r).unwrap().to_vec1().unwrap();
+        let log_r: Vec<f64> = t.reward.iter().map(|r| (r + 1e-8).ln()).collect();
+        let balance = p.balance(&out, true).unwrap();
+        let tb: Vec<f32> = tb_residuals(&balance, &log_r, Some(&z))
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         for (a, b) in gafn.iter().zip(&tb) {
             assert!((a + b).abs() < 1e-4, "{gafn:?} vs {tb:?}");
         }

@@ -8,9 +8,9 @@ use candle_core::{Result, Tensor};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::PackedBatch;
+use super::balance::{f32_tensor, Balance};
+use super::{check_optimiser, is_default_gamma, is_zero, Objective, Optimiser, Pieces, Trained};
 use crate::check::Invalid;
-use crate::flops::matmul;
 
 /// Detailed balance with a learned state flow log F(s) (one extra network output).
 /// The teacher, when there is one, is trained with the same settings.
@@ -21,6 +21,17 @@ pub struct DbConfig {
     pub lr: f64,
     /// Clip the global gradient norm to this; 0 disables clipping.
     pub clip_grad_norm: f64,
+    /// Coupled L2 weight decay (PyTorch's `Adam(weight_decay=..)`) of every
+    /// variable; 0 disables it.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub weight_decay: f64,
+    /// Iterations at which every learning rate (student and teacher) is
+    /// multiplied by `lr_gamma`; empty: constant rates.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lr_milestones: Vec<u64>,
+    /// Factor applied at each of `lr_milestones`.
+    #[serde(skip_serializing_if = "is_default_gamma")]
+    pub lr_gamma: f64,
 }
 
 impl Default for DbConfig {
@@ -28,6 +39,9 @@ impl Default for DbConfig {
         Self {
             lr: 1e-3,
             clip_grad_norm: 1.0,
+            weight_decay: 0.0,
+            lr_milestones: Vec::new(),
+            lr_gamma: 0.1,
         }
     }
 }
@@ -35,39 +49,65 @@ impl Default for DbConfig {
 impl DbConfig {
     /// Range checks.
     pub fn check(&self) -> std::result::Result<(), Invalid> {
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Invalid::new("objective.lr", "must be a positive number"));
-        }
-        if !(self.clip_grad_norm.is_finite() && self.clip_grad_norm >= 0.0) {
-            return Err(Invalid::new(
-                "objective.clip_grad_norm",
-                "must be >= 0 (0 disables clipping)",
-            ));
-        }
-        Ok(())
+        check_optimiser(&Optimiser {
+            lr: self.lr,
+            log_z_lr: None,
+            clip_grad_norm: self.clip_grad_norm,
+            weight_decay: self.weight_decay,
+            lr_milestones: &self.lr_milestones,
+            lr_gamma: self.lr_gamma,
+            log_z_min: None,
+        })
     }
 }
 
-/// Per-transition DB residuals `[M]`.
-///
-/// `out`: `[N, out]` with log F(s) as the last column; `log_reward`: `[B]`,
-/// used at the transitions that end their entry.
-pub fn db_delta(out: &Tensor, batch: &PackedBatch, log_reward: &Tensor) -> Result<Tensor> {
-    let last = out.dim(1)? - 1;
-    let log_f = out.narrow(1, last, 1)?.squeeze(1)?.contiguous()?; // [N]
-    let f_src = log_f.index_select(&batch.src_row, 0)?; // [M]
-    let f_next = log_f.index_select(&batch.next_row, 0)?; // [M]
-                                                          // log R of each transition's entry: [B, M]^T [B, 1] -> [M]
-    let r_next = matmul(&batch.segment.t()?, &log_reward.unsqueeze(1)?)?.squeeze(1)?;
-    // end flow: log R where the transition ends its entry, else log F(s')
-    let ends = &batch.ends_entry;
-    let end_flow = ((ends * r_next)? + ((1.0 - ends)? * f_next)?)?;
-    ((f_src + batch.log_pf(out)?)? - end_flow)? - batch.log_pb(out)?
+/// Detailed balance, resolved (it has no settings beyond the optimiser's).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Db;
+
+impl Objective for Db {
+    /// One residual per transition `[M]`; the loss their sum of squares over
+    /// the number of entries. DB has no log Z: `log_z` is not read.
+    fn train(
+        &self,
+        balance: &Balance,
+        log_target: &[f64],
+        _log_z: Option<&Tensor>,
+    ) -> Result<Trained> {
+        let delta = db_residuals(balance, log_target)?;
+        let loss = (delta.sqr()?.sum_all()? / balance.batch as f64)?;
+        let (owner, last) = balance.transition_owners();
+        Ok(Trained {
+            delta,
+            loss,
+            pieces: Pieces::Transitions { owner, last },
+        })
+    }
 }
 
-/// DB loss: sum of delta^2 over transitions, divided by the number of entries.
-pub fn db_loss(delta: &Tensor, batch: &PackedBatch) -> Result<Tensor> {
-    delta.sqr()?.sum_all()? / batch.batch as f64
+/// Per-transition DB residuals `[M]`, in the reference's orientation
+/// log F(s) + log P_F - log F(s') - log P_B (the sign its Teacher-DB
+/// weighs); log F of the terminal state of an entry is replaced by
+/// `log_target` of the entry `[B]`.
+pub fn db_residuals(balance: &Balance, log_target: &[f64]) -> Result<Tensor> {
+    let log_f = balance.log_flow.as_ref().ok_or_else(|| {
+        candle_core::Error::Msg("detailed balance needs the network's state flow log F(s)".into())
+    })?; // [N]
+    let (src, next, ends) = balance.transition_rows()?; // [M] each
+    let f_src = log_f.index_select(&src, 0)?; // [M]
+    let f_next = log_f.index_select(&next, 0)?; // [M]
+                                                // log R of each transition's entry: [B] -> [M]
+    let r_next = balance.per_transition(&f32_tensor(log_target, balance.device())?)?;
+    // end flow: log R where the transition ends its entry, else log F(s')
+    let end_flow = ((&ends * r_next)? + ((1.0 - &ends)? * f_next)?)?;
+    let mut delta = ((f_src + &balance.log_pf)? - end_flow)?;
+    if let Some(pb) = &balance.log_pb {
+        delta = (delta - pb)?;
+    }
+    if let Some(fixed) = balance.fixed_tensor()? {
+        delta = (delta + fixed)?;
+    }
+    Ok(delta)
 }
 
 #[cfg(test)]
@@ -97,8 +137,10 @@ mod tests {
             .collect();
         let out = Tensor::from_vec(rows, (4, 6), &dev).unwrap();
         let l = (1e-5f64 + 1e-8).ln();
-        let log_r = Tensor::new(&[l as f32], &dev).unwrap();
-        let delta: Vec<f32> = db_delta(&out, &p, &log_r).unwrap().to_vec1().unwrap();
+        let t = Db
+            .train(&p.balance(&out, true).unwrap(), &[l], None)
+            .unwrap();
+        let delta: Vec<f32> = t.delta.to_vec1().unwrap();
         let l4 = 0.25f64.ln();
         let expected = [
             1.0 + l4 - 2.0,
@@ -108,10 +150,15 @@ mod tests {
         for (d, e) in delta.iter().zip(expected) {
             assert!((*d as f64 - e).abs() < 1e-4, "{delta:?} vs {expected:?}");
         }
-        let loss: f32 = db_loss(&Tensor::new(&[1f32, 2.0, 3.0], &dev).unwrap(), &p)
-            .unwrap()
-            .to_scalar()
-            .unwrap();
-        assert_eq!(loss, 14.0); // (1 + 4 + 9) / 1 trajectory
+        let loss: f32 = t.loss.to_scalar().unwrap();
+        let want: f64 = expected.iter().map(|e| e * e).sum(); // one trajectory
+        assert!((loss as f64 - want).abs() < 1e-3, "{loss} vs {want}");
+        assert_eq!(
+            t.pieces,
+            Pieces::Transitions {
+                owner: vec![0, 0, 0],
+                last: vec![false, false, true]
+            }
+        );
     }
 }

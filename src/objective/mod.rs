@@ -1,10 +1,229 @@
-//! Training objectives and the batch layout they consume.
+//! Training objectives: the family-neutral view of a batch they consume
+//! ([`balance`]), one [`Objective`] per balance condition ([`tb`], [`db`],
+//! [`subtb`]), and the teacher signals of their residuals ([`signals`]).
+//! The grid's packed batch ([`PackedBatch`]) lives here too: it is the
+//! layout that GAFN's edge-augmented TB also reads.
 
+pub mod balance;
 pub mod db;
+pub mod subtb;
 pub mod tb;
 
+use crate::behaviour::teacher::TeacherReward;
+use crate::check::Invalid;
 use crate::flops::matmul;
+use balance::{Balance, Layout};
 use candle_core::{Device, Result, Tensor, D};
+
+/// How the residuals of an objective belong to the entries of the batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pieces {
+    /// One residual per entry `[B]` (TB).
+    Entries,
+    /// One residual per transition `[M]` (DB).
+    Transitions {
+        /// The entry of each transition `[M]`.
+        owner: Vec<usize>,
+        /// Whether each transition is its entry's last `[M]`.
+        last: Vec<bool>,
+    },
+    /// One residual per pair of states (i, j) of each entry, `[B, K, K]`
+    /// (the sub-trajectory s_i -> s_j), with its weight in the entry's loss
+    /// (zero unless i < j <= n_b) (SubTB).
+    SubTrajectories {
+        /// K: states of the longest entry.
+        k: usize,
+        /// The weight of every residual `[B, K, K]`.
+        weights: Vec<f32>,
+    },
+}
+
+/// What one objective step computes: the residuals (their layout in
+/// `pieces`) and the scalar loss.
+pub struct Trained {
+    /// The residuals, with gradient.
+    pub delta: Tensor,
+    /// The loss to minimise.
+    pub loss: Tensor,
+    /// How `delta` maps to the entries.
+    pub pieces: Pieces,
+}
+
+/// A training objective: residuals and loss of a batch's [`Balance`]
+/// towards a terminal log-reward per entry.
+pub trait Objective: Send + Sync {
+    /// The residuals and loss of `balance` towards `log_target` `[B]` (log
+    /// R, or the teacher's target), with the learned `log_z` where the
+    /// objective has one.
+    fn train(
+        &self,
+        balance: &Balance,
+        log_target: &[f64],
+        log_z: Option<&Tensor>,
+    ) -> Result<Trained>;
+}
+
+/// The objective of a run, resolved by the plan (the registry's
+/// `ObjectiveConfig` stays in the plan).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ObjectiveKind {
+    /// Trajectory balance.
+    Tb(tb::Tb),
+    /// Detailed balance.
+    Db(db::Db),
+    /// Sub-trajectory balance.
+    SubTb(subtb::SubTb),
+}
+
+impl ObjectiveKind {
+    /// The objective itself.
+    pub fn get(&self) -> &dyn Objective {
+        match self {
+            ObjectiveKind::Tb(o) => o,
+            ObjectiveKind::Db(o) => o,
+            ObjectiveKind::SubTb(o) => o,
+        }
+    }
+
+    /// Whether the objective reads the network's state flow log F(s).
+    pub fn needs_flow(&self) -> bool {
+        !matches!(self, ObjectiveKind::Tb(_))
+    }
+}
+
+/// The optimiser settings every objective's table has, for their shared
+/// range checks.
+pub(crate) struct Optimiser<'a> {
+    pub lr: f64,
+    /// log Z's learning rate, for objectives with a log Z.
+    pub log_z_lr: Option<f64>,
+    pub clip_grad_norm: f64,
+    pub weight_decay: f64,
+    pub lr_milestones: &'a [u64],
+    pub lr_gamma: f64,
+    pub log_z_min: Option<f64>,
+}
+
+/// Range checks of the optimiser settings, naming the `objective.` key.
+pub(crate) fn check_optimiser(o: &Optimiser) -> std::result::Result<(), Invalid> {
+    let rates = [
+        ("objective.lr", Some(o.lr)),
+        ("objective.log_z_lr", o.log_z_lr),
+    ];
+    for (k, v) in rates.iter().filter_map(|(k, v)| v.map(|v| (k, v))) {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(Invalid::new(*k, "must be a positive number"));
+        }
+    }
+    if !(o.clip_grad_norm.is_finite() && o.clip_grad_norm >= 0.0) {
+        return Err(Invalid::new(
+            "objective.clip_grad_norm",
+            "must be >= 0 (0 disables clipping)",
+        ));
+    }
+    if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+        return Err(Invalid::new("objective.weight_decay", "must be >= 0"));
+    }
+    if !(o.lr_gamma.is_finite() && o.lr_gamma > 0.0) {
+        return Err(Invalid::new(
+            "objective.lr_gamma",
+            "must be a positive number",
+        ));
+    }
+    if o.lr_milestones.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Invalid::new(
+            "objective.lr_milestones",
+            "must be strictly increasing iterations",
+        ));
+    }
+    if o.log_z_min.is_some_and(|m| !m.is_finite()) {
+        return Err(Invalid::new("objective.log_z_min", "must be a number"));
+    }
+    Ok(())
+}
+
+/// Serde: omit a zero (the default weight decay) from the resolved config.
+pub(crate) fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+/// Serde: omit the default decay factor 0.1.
+pub(crate) fn is_default_gamma(v: &f64) -> bool {
+    *v == 0.1
+}
+
+/// The student's teacher signals of one batch (no gradient).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Signals {
+    /// R_T of each entry of the batch `[B]`: the PER priority, and the input
+    /// of the teacher's target.
+    pub per_entry: Vec<f64>,
+    /// R_T of each transition `[M]`, for objectives with per-transition
+    /// residuals (DB); empty otherwise.
+    pub per_transition: Vec<f64>,
+    /// The entry's own loss `[B]`: delta^2 (TB), the sum of its
+    /// transitions' delta^2 (DB), the weighted sum over its
+    /// sub-trajectories (SubTB); the `loss` buffer priority.
+    pub entry_loss: Vec<f64>,
+}
+
+/// The teacher signals of residuals `delta` laid out as `pieces`, for
+/// entries with task reward `reward_of_entry` `[B]` (linear R):
+/// - one residual per entry: R_T(delta_b, R_b);
+/// - per transition: R_T(delta_t, r_t) with r_t = 1, plus R(x) at the
+///   entry's last transition (the reference's Teacher-DB), summed per entry;
+/// - per sub-trajectory: the weighted sum sum_ij w_ij R_T(delta_ij, R_b),
+///   so that the whole trajectory alone (weight 1) gives TB's signal.
+pub fn signals(
+    pieces: &Pieces,
+    delta: &[f32],
+    reward: &TeacherReward,
+    reward_of_entry: &[f64],
+) -> Signals {
+    let b_dim = reward_of_entry.len();
+    match pieces {
+        Pieces::Entries => Signals {
+            per_entry: delta
+                .iter()
+                .zip(reward_of_entry)
+                .map(|(&d, &r)| reward.of(d as f64, r))
+                .collect(),
+            per_transition: Vec::new(),
+            entry_loss: delta.iter().map(|&d| (d as f64).powi(2)).collect(),
+        },
+        Pieces::Transitions { owner, last } => {
+            let mut out = Signals {
+                per_entry: vec![0.0; b_dim],
+                per_transition: Vec::with_capacity(delta.len()),
+                entry_loss: vec![0.0; b_dim],
+            };
+            for ((&d, &b), &last) in delta.iter().zip(owner).zip(last) {
+                let r = 1.0 + if last { reward_of_entry[b] } else { 0.0 };
+                let rt = reward.of(d as f64, r);
+                out.per_transition.push(rt);
+                out.per_entry[b] += rt;
+                out.entry_loss[b] += (d as f64).powi(2);
+            }
+            out
+        }
+        Pieces::SubTrajectories { k, weights } => {
+            let per = k * k;
+            let mut out = Signals {
+                per_entry: vec![0.0; b_dim],
+                per_transition: Vec::new(),
+                entry_loss: vec![0.0; b_dim],
+            };
+            for (i, (&d, &w)) in delta.iter().zip(weights).enumerate() {
+                if w > 0.0 {
+                    let b = i / per;
+                    out.per_entry[b] += w as f64 * reward.of(d as f64, reward_of_entry[b]);
+                    out.entry_loss[b] += w as f64 * (d as f64).powi(2);
+                }
+            }
+            out
+        }
+    }
+}
 
 /// Additive logit for a masked (invalid) action, as the reference's `-1e9`.
 pub const MASKED_LOGIT: f32 = -1e9;
@@ -37,6 +256,10 @@ pub struct PackedBatch {
     /// `[M]` f32: 1 where GAFN augments the backward factor (non-stop
     /// transitions into a state that is not the terminal state of the entry).
     pub augmentable: Tensor,
+    /// Transitions of each entry `[B]`.
+    pub lengths: Vec<usize>,
+    /// Whether each entry ends at its terminal state `[B]`.
+    pub terminal: Vec<bool>,
 }
 
 /// How log P_B(s_t | s_{t+1}) of each transition is obtained.
@@ -82,6 +305,33 @@ impl PackedBatch {
     /// Per-entry sums of a per-transition quantity: `[M] -> [B]`.
     pub fn per_entry(&self, x: &Tensor) -> Result<Tensor> {
         matmul(&self.segment, &x.unsqueeze(1)?)?.squeeze(1)
+    }
+
+    /// The objectives' view of the batch under network outputs `out`
+    /// `[N, out]`; with `flow`, log F(s) is the last output column.
+    pub fn balance(&self, out: &Tensor, flow: bool) -> Result<Balance> {
+        let log_flow = match flow {
+            true => {
+                let last = out.dim(1)? - 1;
+                Some(out.narrow(1, last, 1)?.squeeze(1)?.contiguous()?) // [N]
+            }
+            false => None,
+        };
+        Ok(Balance {
+            batch: self.batch,
+            layout: Layout::Packed {
+                segment: self.segment.clone(),
+                src_row: self.src_row.clone(),
+                next_row: self.next_row.clone(),
+                ends: self.ends_entry.clone(),
+                lengths: self.lengths.clone(),
+            },
+            log_pf: self.log_pf(out)?,
+            log_pb: Some(self.log_pb(out)?),
+            fixed: Vec::new(),
+            log_flow,
+            terminal: self.terminal.clone(),
+        })
     }
 }
 
@@ -137,6 +387,8 @@ impl TransitionIndex {
     ) -> Result<PackedBatch> {
         let (b, m) = (self.batch, self.rows.len());
         let mut segment = vec![0f32; b * m];
+        let mut lengths = vec![0usize; b];
+        let mut terminal = vec![false; b];
         let f32s = |f: &dyn Fn(&TransitionRow) -> f32| -> Result<Tensor> {
             Tensor::from_vec(self.rows.iter().map(f).collect::<Vec<f32>>(), m, device)
         };
@@ -145,6 +397,8 @@ impl TransitionIndex {
         };
         for (k, t) in self.rows.iter().enumerate() {
             segment[t.traj * m + k] = 1.0;
+            lengths[t.traj] += 1;
+            terminal[t.traj] |= t.ends_entry;
         }
         let log_pb = match learned_pb {
             None => LogPb::Fixed(f32s(&|t| t.log_pb)?),
@@ -171,6 +425,8 @@ impl TransitionIndex {
             log_pb,
             ends_entry: f32s(&|t| t.ends_entry as u8 as f32)?,
             augmentable: f32s(&|t| t.augmentable as u8 as f32)?,
+            lengths,
+            terminal,
         })
     }
 }

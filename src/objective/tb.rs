@@ -5,7 +5,8 @@ use candle_core::{Result, Tensor};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::PackedBatch;
+use super::balance::{f32_tensor, Balance};
+use super::{check_optimiser, is_default_gamma, is_zero, Objective, Optimiser, Pieces, Trained};
 use crate::check::Invalid;
 
 /// Trajectory balance with its own learning rate for log Z (docs/grid.md "Policy `mlp`").
@@ -43,14 +44,6 @@ pub struct TbConfig {
     pub lr_gamma: f64,
 }
 
-fn is_zero(v: &f64) -> bool {
-    *v == 0.0
-}
-
-fn is_default_gamma(v: &f64) -> bool {
-    *v == 0.1
-}
-
 impl Default for TbConfig {
     fn default() -> Self {
         Self {
@@ -70,62 +63,80 @@ impl Default for TbConfig {
 impl TbConfig {
     /// Range checks.
     pub fn check(&self) -> std::result::Result<(), Invalid> {
-        for (k, v) in [
-            ("objective.lr", self.lr),
-            ("objective.log_z_lr", self.log_z_lr),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(Invalid::new(k, "must be a positive number"));
-            }
-        }
-        if !(self.clip_grad_norm.is_finite() && self.clip_grad_norm >= 0.0) {
-            return Err(Invalid::new(
-                "objective.clip_grad_norm",
-                "must be >= 0 (0 disables clipping)",
-            ));
-        }
+        check_optimiser(&Optimiser {
+            lr: self.lr,
+            log_z_lr: Some(self.log_z_lr),
+            clip_grad_norm: self.clip_grad_norm,
+            weight_decay: self.weight_decay,
+            lr_milestones: &self.lr_milestones,
+            lr_gamma: self.lr_gamma,
+            log_z_min: self.log_z_min,
+        })?;
         if !(self.loss_clamp.is_finite() && self.loss_clamp >= 0.0) {
             return Err(Invalid::new(
                 "objective.loss_clamp",
                 "must be >= 0 (0 disables the clamp)",
             ));
         }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(Invalid::new("objective.weight_decay", "must be >= 0"));
-        }
-        if !(self.lr_gamma.is_finite() && self.lr_gamma > 0.0) {
-            return Err(Invalid::new(
-                "objective.lr_gamma",
-                "must be a positive number",
-            ));
-        }
-        if self.lr_milestones.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(Invalid::new(
-                "objective.lr_milestones",
-                "must be strictly increasing iterations",
-            ));
-        }
-        if self.log_z_min.is_some_and(|m| !m.is_finite()) {
-            return Err(Invalid::new("objective.log_z_min", "must be a number"));
-        }
         Ok(())
     }
 }
 
-/// Per-trajectory TB residuals `[B]`.
-///
-/// `out`: `[N, out]` network outputs for the packed states (forward logits
-/// first, then backward logits); `log_z`: scalar; `log_reward`: `[B]`.
-pub fn tb_delta(
-    out: &Tensor,
-    batch: &PackedBatch,
-    log_z: &Tensor,
-    log_reward: &Tensor,
+/// Trajectory balance, resolved: the clamp of each squared residual.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tb {
+    /// Clamp each squared residual to at most this (0: no clamp).
+    pub loss_clamp: f64,
+}
+
+impl Objective for Tb {
+    /// One residual per entry `[B]`, the loss the mean of their (clamped) squares.
+    fn train(
+        &self,
+        balance: &Balance,
+        log_target: &[f64],
+        log_z: Option<&Tensor>,
+    ) -> Result<Trained> {
+        let delta = tb_residuals(balance, log_target, log_z)?;
+        let loss = tb_loss_clamped(&delta, self.loss_clamp)?;
+        Ok(Trained {
+            delta,
+            loss,
+            pieces: Pieces::Entries,
+        })
+    }
+}
+
+/// Per-trajectory TB residuals `[B]`: log_target + sum log P_B - log Z -
+/// sum log P_F (no log Z term without `log_z`: the log-weight of the
+/// trajectory, as the evaluations use it). The network parts are summed per
+/// entry on the device; the host constants per entry in f64, into the
+/// target.
+pub fn tb_residuals(
+    balance: &Balance,
+    log_target: &[f64],
+    log_z: Option<&Tensor>,
 ) -> Result<Tensor> {
     // sum over each trajectory of log P_F - log P_B: [M] -> [B]
-    let balance = batch.per_entry(&(batch.log_pf(out)? - batch.log_pb(out)?)?)?;
-    // delta = log R + sum log P_B - log Z - sum log P_F
-    (log_reward - balance)?.broadcast_sub(log_z)
+    let ratio = match &balance.log_pb {
+        Some(pb) => (&balance.log_pf - pb)?,
+        None => balance.log_pf.clone(),
+    };
+    let sum = balance.sum_per_entry(&ratio)?; // [B]
+    let target: Vec<f64> = match balance.fixed.is_empty() {
+        true => log_target.to_vec(),
+        false => log_target
+            .iter()
+            .zip(balance.fixed_per_entry())
+            .map(|(r, f)| r - f)
+            .collect(),
+    };
+    // delta = log R + sum log P_B - sum log P_F - log Z
+    let delta = (f32_tensor(&target, balance.device())? - sum)?;
+    match log_z {
+        Some(z) => delta.broadcast_sub(z),
+        None => Ok(delta),
+    }
 }
 
 /// TB loss: mean of delta^2 over the batch.
@@ -170,11 +181,12 @@ mod tests {
         let ln2 = 2f32.ln();
         let out = Tensor::new(&[[0f32, 0.0, ln2, 0.0, 0.0]; 4], &dev).unwrap();
         let log_z = Tensor::new(0.5f32, &dev).unwrap();
-        let log_r = Tensor::new(&[(1e-5f64 + 1e-8).ln() as f32], &dev).unwrap();
-        let delta: Vec<f32> = tb_delta(&out, &p, &log_z, &log_r)
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let log_r = (1e-5f64 + 1e-8).ln();
+        let delta: Vec<f32> =
+            tb_residuals(&p.balance(&out, false).unwrap(), &[log_r], Some(&log_z))
+                .unwrap()
+                .to_vec1()
+                .unwrap();
         let expected = (1e-5f64 + 1e-8).ln() - 2f64.ln() - 0.5 + 5.0 * 2f64.ln();
         assert!(
             (delta[0] as f64 - expected).abs() < 1e-5,
@@ -195,15 +207,18 @@ mod tests {
         let t = batch(&g, &[EDGE, (&[0, 0, 0, 0], &[2])]);
         let out = Tensor::zeros((t.n_states(), 5), candle_core::DType::F32, &dev).unwrap();
         let z = Tensor::new(0f32, &dev).unwrap();
-        let r = Tensor::new(&[0f32, 0.0], &dev).unwrap();
-        let fixed: Vec<f32> = tb_delta(&out, &g.pack(&t, false, &dev).unwrap(), &z, &r)
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let learned: Vec<f32> = tb_delta(&out, &g.pack(&t, true, &dev).unwrap(), &z, &r)
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let delta = |learned: bool| -> Vec<f32> {
+            let b = g
+                .pack(&t, learned, &dev)
+                .unwrap()
+                .balance(&out, false)
+                .unwrap();
+            tb_residuals(&b, &[0.0, 0.0], Some(&z))
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        let (fixed, learned) = (delta(false), delta(true));
         for (a, b) in fixed.iter().zip(&learned) {
             assert!((a - b).abs() < 1e-5, "{fixed:?} {learned:?}");
         }

@@ -1,7 +1,10 @@
 //! The diffusion energies' part of the plan: their composition rules and
 //! the paper's defaults (docs/diffusion.md "Sampler", "Behaviour policies").
 
-use super::{explicit_schedule, scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan, ShortBuffer};
+use super::{
+    explicit_schedule, objective_kind, scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan,
+    ShortBuffer,
+};
 use crate::behaviour::teacher::RewardForm;
 use crate::behaviour::{Source, Step};
 use crate::buffer::Priority;
@@ -12,9 +15,7 @@ use crate::envs::diffusion::sde::Sde;
 use crate::envs::diffusion::DiffusionEnvConfig;
 use crate::optim::ClipScope;
 use crate::policy::diffusion::DiffusionNetConfig;
-use crate::registry::{
-    BehaviourConfig, BufferConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
-};
+use crate::registry::{BehaviourConfig, BufferConfig, LocalSearchConfig, PolicyConfig};
 use crate::search::MalaConfig;
 
 /// Iterations when unset (the reference's 10,000).
@@ -41,6 +42,8 @@ pub struct DiffusionPlan {
     pub sde: Sde,
     /// The policy network and its exploration.
     pub net: DiffusionNetConfig,
+    /// Whether the network has a time-conditioned state-flow head log F(x, t) (DB, SubTB).
+    pub flow_head: bool,
     /// The replay buffer.
     pub buffer: Option<BufferPlan>,
     /// MALA local search.
@@ -77,12 +80,6 @@ pub(crate) fn resolve(
             "the diffusion energies (`gmm25`, `many_well`) use the `diffusion` policy",
         );
     };
-    if !matches!(exp.objective, ObjectiveConfig::Tb(_)) {
-        return err(
-            "objective.kind",
-            "the diffusion energies train with `tb` (db is implemented for the grid only)",
-        );
-    }
     let (teacher, epsilon) = match &exp.behaviour {
         BehaviourConfig::OnPolicy(b) => (false, b.epsilon),
         BehaviourConfig::Teacher(t) => (true, t.epsilon),
@@ -170,6 +167,7 @@ pub(crate) fn resolve(
             t_scale: env.t_scale,
         },
         net: net.clone(),
+        flow_head: objective_kind(exp).needs_flow(),
         buffer,
         local_search,
         final_samples: exp.eval.final_samples.unwrap_or(DIFFUSION_FINAL_SAMPLES),

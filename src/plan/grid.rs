@@ -2,8 +2,8 @@
 //! (docs/grid.md "Budgets", "Replay buffer", "Metrics").
 
 use super::{
-    back_and_forth, explicit_schedule, scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan,
-    ShortBuffer,
+    back_and_forth, explicit_schedule, objective_kind, scaled_steps, EvalPlan, FamilyDefaults,
+    FamilyPlan, ShortBuffer,
 };
 use crate::behaviour::teacher::RewardForm;
 use crate::behaviour::{paper_schedule, GafnConfig, Source};
@@ -11,11 +11,10 @@ use crate::buffer::Priority;
 use crate::check::Invalid;
 use crate::config::{EvalMethod, Experiment};
 use crate::envs::grid::GridConfig;
+use crate::objective::ObjectiveKind;
 use crate::optim::ClipScope;
 use crate::policy::mlp::MlpConfig;
-use crate::registry::{
-    BehaviourConfig, BufferConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
-};
+use crate::registry::{BehaviourConfig, BufferConfig, LocalSearchConfig, PolicyConfig};
 use crate::search::GridSearch;
 
 /// A gridworld run.
@@ -25,9 +24,8 @@ pub struct GridPlan {
     pub grid: GridConfig,
     /// The policy network.
     pub net: MlpConfig,
-    /// Whether the objective is DB (per-transition residuals, a log F output)
-    /// rather than TB.
-    pub db: bool,
+    /// Whether the network has a state-flow output log F(s) (DB, SubTB, GAFN).
+    pub flow_head: bool,
     /// GAFN's intrinsic-reward settings, when the behaviour is `gafn`.
     pub gafn: Option<GafnConfig>,
     /// The replay buffer.
@@ -79,9 +77,10 @@ pub(crate) fn resolve(
             "`ssr` scores the children of sequence states; the grid uses `mlp`",
         );
     };
-    let db = matches!(exp.objective, ObjectiveConfig::Db(_));
+    let objective = objective_kind(exp);
+    let db = matches!(objective, ObjectiveKind::Db(_));
     let gafn = match &exp.behaviour {
-        BehaviourConfig::Gafn(_) if db => {
+        BehaviourConfig::Gafn(_) if !matches!(objective, ObjectiveKind::Tb(_)) => {
             return err(
                 "objective.kind",
                 "behaviour `gafn` trains with edge-augmented TB: use objective `tb`",
@@ -127,7 +126,7 @@ pub(crate) fn resolve(
     let plan = GridPlan {
         grid: g.clone(),
         net: net.clone(),
-        db,
+        flow_head: objective.needs_flow() || gafn.is_some(),
         gafn,
         replay,
         local_search,
@@ -191,7 +190,7 @@ fn replay(
             return err("objective `db` replays transitions: use `kind = \"transition\"`")
         }
         Some(BufferConfig::Transition(_)) if !db => {
-            return err("a `transition` buffer needs objective `db`; use `kind = \"terminal\"`")
+            return err("a `transition` buffer needs objective `db` (`tb` and `subtb` train on whole trajectories); use `kind = \"terminal\"`")
         }
         Some(BufferConfig::Terminal(b)) => Some(GridReplay::Terminal {
             size: b.size.unwrap_or(size),

@@ -24,6 +24,10 @@ use crate::check::{self, Invalid};
 use crate::config::{self, ConfigError, DeviceKind, Experiment, SetArg};
 use crate::envs::diffusion::energy::Energy;
 use crate::envs::sequence::oracle::Task;
+use crate::objective::db::Db;
+use crate::objective::subtb::SubTb;
+use crate::objective::tb::Tb;
+use crate::objective::ObjectiveKind;
 use crate::optim::ClipScope;
 use crate::registry::{
     BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
@@ -64,6 +68,8 @@ pub struct Plan {
     pub progress: bool,
     /// What a `buffer` source does when the buffer cannot give a batch.
     pub short_buffer: ShortBuffer,
+    /// The objective's learning-rate keys, for the advice of a diverging loss.
+    pub lr_keys: &'static str,
     /// What is particular to the environment's family.
     pub family: FamilyPlan,
 }
@@ -136,7 +142,7 @@ impl LrSchedule {
 pub struct SamplerPlan {
     /// Adam learning rate of the policy network.
     pub lr: f64,
-    /// The learned log Z (TB); `None` for DB, which learns a state flow.
+    /// The learned log Z (TB, SubTB); `None` for DB, which learns a state flow.
     pub log_z: Option<LogZPlan>,
     /// Clip the global gradient norm to this.
     pub clip: Option<f64>,
@@ -144,8 +150,22 @@ pub struct SamplerPlan {
     pub clip_scope: ClipScope,
     /// Coupled L2 weight decay of every variable (0: none).
     pub weight_decay: f64,
-    /// Clamp each squared residual to this (0: no clamp).
-    pub loss_clamp: f64,
+    /// The objective the sampler is trained with.
+    pub objective: ObjectiveKind,
+    /// The loss is the objective's times this (1; the diffusion family's
+    /// 0.5, its loss being 0.5 delta^2).
+    pub loss_scale: f64,
+}
+
+impl SamplerPlan {
+    /// TB's clamp of each squared residual (0: none; the other objectives
+    /// have none): also the clamp of the teacher reward.
+    pub fn loss_clamp(&self) -> f64 {
+        match self.objective {
+            ObjectiveKind::Tb(tb) => tb.loss_clamp,
+            ObjectiveKind::Db(_) | ObjectiveKind::SubTb(_) => 0.0,
+        }
+    }
 }
 
 /// The learned scalar log Z of TB.
@@ -218,11 +238,11 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
         BehaviourConfig::Teacher(t) => t.schedule = Some(defaults.schedule.clone()),
         BehaviourConfig::Gafn(_) => {}
     }
-    let student = sampler_plan(&exp.objective, None);
+    let student = sampler_plan(&exp.objective, None, defaults.loss_scale);
     let (epsilon, teacher, teacher_cfg) = match &exp.behaviour {
         BehaviourConfig::OnPolicy(b) => (b.epsilon, None, TeacherConfig::default()),
         BehaviourConfig::Teacher(t) => {
-            let mut plan = sampler_plan(&exp.objective, t.lr);
+            let mut plan = sampler_plan(&exp.objective, t.lr, defaults.loss_scale);
             if let Some(c) = t.clip_grad_norm {
                 plan.clip = (c > 0.0).then_some(c);
             }
@@ -251,12 +271,13 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
         teacher,
         lr_schedule: lr_schedule(&exp.objective),
         teacher_reward: teacher_cfg
-            .reward(defaults.reward_form, student.loss_clamp)
+            .reward(defaults.reward_form, student.loss_clamp())
             .with_loss_scale(defaults.loss_scale),
         eval: defaults.eval,
         loss_window: exp.train.loss_window,
         progress: exp.train.progress,
         short_buffer: defaults.short_buffer,
+        lr_keys: learning_rate_keys(&exp.objective),
         family,
         resolved,
     })
@@ -330,44 +351,77 @@ fn check_memory(family: &FamilyPlan, batch: usize, eval: &EvalPlan) -> Result<()
     Ok(())
 }
 
-/// The sampler of `objective`; `lr` overrides its network learning rate.
-fn sampler_plan(objective: &ObjectiveConfig, lr: Option<f64>) -> SamplerPlan {
+/// The sampler of `objective`; `lr` overrides its network learning rate;
+/// its loss is scaled by `loss_scale`.
+fn sampler_plan(objective: &ObjectiveConfig, lr: Option<f64>, loss_scale: f64) -> SamplerPlan {
     let clip = |c: f64| (c > 0.0).then_some(c);
+    let plan = |lr: f64, log_z, c: f64, weight_decay, objective| SamplerPlan {
+        lr,
+        log_z,
+        clip: clip(c),
+        clip_scope: ClipScope::All,
+        weight_decay,
+        objective,
+        loss_scale,
+    };
     match objective {
-        ObjectiveConfig::Tb(tb) => SamplerPlan {
-            lr: lr.unwrap_or(tb.lr),
-            log_z: Some(LogZPlan {
+        ObjectiveConfig::Tb(tb) => plan(
+            lr.unwrap_or(tb.lr),
+            Some(LogZPlan {
                 init: tb.log_z_init,
                 lr: tb.log_z_lr,
                 min: tb.log_z_min,
             }),
-            clip: clip(tb.clip_grad_norm),
-            clip_scope: ClipScope::All,
-            weight_decay: tb.weight_decay,
-            loss_clamp: tb.loss_clamp,
-        },
-        ObjectiveConfig::Db(db) => SamplerPlan {
-            lr: lr.unwrap_or(db.lr),
-            log_z: None,
-            clip: clip(db.clip_grad_norm),
-            clip_scope: ClipScope::All,
-            weight_decay: 0.0,
-            loss_clamp: 0.0,
-        },
+            tb.clip_grad_norm,
+            tb.weight_decay,
+            ObjectiveKind::Tb(Tb {
+                loss_clamp: tb.loss_clamp,
+            }),
+        ),
+        ObjectiveConfig::Db(db) => plan(
+            lr.unwrap_or(db.lr),
+            None,
+            db.clip_grad_norm,
+            db.weight_decay,
+            ObjectiveKind::Db(Db),
+        ),
+        ObjectiveConfig::SubTb(o) => plan(
+            lr.unwrap_or(o.lr),
+            Some(LogZPlan {
+                init: o.log_z_init,
+                lr: o.log_z_lr,
+                min: o.log_z_min,
+            }),
+            o.clip_grad_norm,
+            o.weight_decay,
+            ObjectiveKind::SubTb(SubTb { lambda: o.lambda }),
+        ),
     }
 }
 
-/// The learning-rate decay of `objective` (none for DB).
+/// The objective `exp` names, resolved (for the families' composition rules).
+pub(crate) fn objective_kind(exp: &Experiment) -> ObjectiveKind {
+    sampler_plan(&exp.objective, None, 1.0).objective
+}
+
+/// The learning-rate decay of `objective`.
 fn lr_schedule(objective: &ObjectiveConfig) -> LrSchedule {
+    let (milestones, gamma) = match objective {
+        ObjectiveConfig::Tb(o) => (&o.lr_milestones, o.lr_gamma),
+        ObjectiveConfig::Db(o) => (&o.lr_milestones, o.lr_gamma),
+        ObjectiveConfig::SubTb(o) => (&o.lr_milestones, o.lr_gamma),
+    };
+    LrSchedule {
+        milestones: milestones.clone(),
+        gamma,
+    }
+}
+
+/// The learning-rate keys of `objective`, for the advice of a diverging loss.
+fn learning_rate_keys(objective: &ObjectiveConfig) -> &'static str {
     match objective {
-        ObjectiveConfig::Tb(tb) => LrSchedule {
-            milestones: tb.lr_milestones.clone(),
-            gamma: tb.lr_gamma,
-        },
-        ObjectiveConfig::Db(_) => LrSchedule {
-            milestones: Vec::new(),
-            gamma: 1.0,
-        },
+        ObjectiveConfig::Tb(_) | ObjectiveConfig::SubTb(_) => "objective.lr, objective.log_z_lr",
+        ObjectiveConfig::Db(_) => "objective.lr",
     }
 }
 
@@ -429,6 +483,7 @@ fn check_components(exp: &Experiment) -> Result<(), Invalid> {
     match &exp.objective {
         ObjectiveConfig::Tb(o) => o.check()?,
         ObjectiveConfig::Db(o) => o.check()?,
+        ObjectiveConfig::SubTb(o) => o.check()?,
     }
     match &exp.behaviour {
         BehaviourConfig::OnPolicy(b) => b.check()?,
@@ -577,6 +632,21 @@ mod tests {
         assert_eq!(e.key, "behaviour.schedule");
         let e = resolve(&grid_exp("schedule = [[\"teacher->buffer\", \"buffer\"]]")).unwrap_err();
         assert!(e.message.contains("need a `[buffer]`"), "{e}");
+    }
+
+    /// A diverging loss advises the objective's own keys: DB has no log Z.
+    #[test]
+    fn divergence_advice_names_the_objectives_keys() {
+        assert_eq!(
+            learning_rate_keys(&ObjectiveConfig::Db(Default::default())),
+            "objective.lr"
+        );
+        for o in [
+            ObjectiveConfig::Tb(Default::default()),
+            ObjectiveConfig::SubTb(Default::default()),
+        ] {
+            assert!(learning_rate_keys(&o).contains("log_z_lr"));
+        }
     }
 
     /// The grid's evaluation method: unset is exact where the interior

@@ -2,8 +2,8 @@
 //! defaults of the task table (docs/discovery.md "Tasks", "Training loop").
 
 use super::{
-    back_and_forth, explicit_schedule, scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan,
-    ShortBuffer,
+    back_and_forth, explicit_schedule, objective_kind, scaled_steps, EvalPlan, FamilyDefaults,
+    FamilyPlan, ShortBuffer,
 };
 use crate::behaviour::discovery_schedule;
 use crate::behaviour::teacher::RewardForm;
@@ -14,9 +14,7 @@ use crate::envs::sequence::mdp::SeqMdpKind;
 use crate::envs::sequence::oracle::Task;
 use crate::envs::sequence::task::SeqEnvConfig;
 use crate::optim::ClipScope;
-use crate::registry::{
-    BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
-};
+use crate::registry::{BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, PolicyConfig};
 use crate::search::SeqSearch;
 
 /// Trajectories per online and offline batch when unset (the reference's 32).
@@ -37,6 +35,8 @@ pub struct SequencePlan {
     pub mdp: SeqMdpKind,
     /// Width of the SSR network.
     pub hidden: usize,
+    /// Whether the network has a state-flow head log F(s) (DB, SubTB).
+    pub flow_head: bool,
     /// Replay of the recent discoveries.
     pub buffer: Option<RecentPlan>,
     /// Back-and-forth local search.
@@ -70,14 +70,8 @@ pub(crate) fn resolve(
             "sequence tasks use the `ssr` policy (encoder + pair scorer)",
         );
     };
-    // Decision: DB and GAFN exist for the grid only so far; say so rather
-    // than train something else.
-    if !matches!(exp.objective, ObjectiveConfig::Tb(_)) {
-        return err(
-            "objective.kind",
-            "sequence tasks train with `tb` (db is implemented for the grid only)",
-        );
-    }
+    // Decision: GAFN exists for the grid only so far; say so rather than
+    // train something else.
     if let BehaviourConfig::Gafn(_) = exp.behaviour {
         return err(
             "behaviour.kind",
@@ -125,6 +119,7 @@ pub(crate) fn resolve(
         beta: env.beta.unwrap_or(spec.beta),
         mdp: env.mdp,
         hidden: net.hidden,
+        flow_head: objective_kind(exp).needs_flow(),
         buffer,
         local_search,
     };

@@ -149,6 +149,8 @@ pub struct StepParams {
     pub mean: Tensor,
     /// Learned part of the log-variance, 4 tanh(.) `[n, d]` (with `learned_variance`).
     pub log_var: Option<Tensor>,
+    /// log F(x, t) of every state `[n]` (with a flow head).
+    pub log_flow: Option<Tensor>,
 }
 
 /// The diffusion policy network (see the module documentation).
@@ -165,6 +167,9 @@ pub struct DiffusionNet {
     out: Linear,
     langevin: Option<Linear>,
     learned_variance: bool,
+    /// The state-flow head log F(x, t): a linear map of the joint (state
+    /// and time) embedding, zero-initialised (DB, SubTB).
+    flow: Option<Linear>,
 }
 
 impl DiffusionNet {
@@ -212,7 +217,22 @@ impl DiffusionNet {
             out,
             langevin,
             learned_variance: cfg.learned_variance,
+            flow: None,
         })
+    }
+
+    /// The same network with a time-conditioned state-flow head log F(x, t)
+    /// on the joint embedding (zero at the start: no random draw, so the
+    /// policy's weights are those of [`DiffusionNet::new`]).
+    pub fn with_flow_head(mut self) -> Result<Self> {
+        let h = self.joint_state.dim(1)?;
+        self.flow = Some(Linear::zeros(h, 1, self.joint_state.device())?);
+        Ok(self)
+    }
+
+    /// Whether the network has a state-flow head.
+    pub fn has_flow_head(&self) -> bool {
+        self.flow.is_some()
     }
 
     /// State dimension d.
@@ -279,7 +299,15 @@ impl DiffusionNet {
             true => Some((out.narrow(1, d, d)?.tanh()? * 4.0)?),
             false => None,
         };
-        Ok(StepParams { mean, log_var })
+        let log_flow = match &self.flow {
+            Some(f) => Some(f.forward(&z)?.squeeze(1)?), // [n]
+            None => None,
+        };
+        Ok(StepParams {
+            mean,
+            log_var,
+            log_flow,
+        })
     }
 
     /// The time encoder's variables (the teacher's gradient clip may cover only these).
@@ -296,6 +324,7 @@ impl DiffusionNet {
         v.extend(self.joint_hidden.iter().flat_map(Linear::vars));
         v.extend(self.out.vars());
         v.extend(self.langevin.iter().flat_map(Linear::vars));
+        v.extend(self.flow.iter().flat_map(Linear::vars));
         v
     }
 }

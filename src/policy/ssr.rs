@@ -96,6 +96,8 @@ pub struct Ssr {
     feature_dim: usize,
     /// H = E.
     hidden: usize,
+    /// The state-flow head MLP[E, H, 1] on the encoding, log F(s) (DB, SubTB).
+    flow: Option<Mlp>,
 }
 
 impl Ssr {
@@ -126,11 +128,36 @@ impl Ssr {
             b2,
             feature_dim,
             hidden,
+            flow: None,
         })
     }
 
+    /// The same network with a state-flow head MLP[E, H, 1] on the state
+    /// encoding, drawn from `rng` after every other weight (so the policy's
+    /// own weights are those of [`Ssr::new`]).
+    pub fn with_flow_head(mut self, rng: &mut Rng) -> Result<Self> {
+        let device = self.w1.device().clone();
+        self.flow = Some(Mlp::new(&[self.hidden, self.hidden, 1], &device, rng)?);
+        Ok(self)
+    }
+
+    /// log F(s) of every state `[n]` from the flow head (an error without one).
+    pub fn log_flow(&self, mdp: &SeqMdp, states: &[SeqState]) -> Result<Tensor> {
+        let Some(flow) = &self.flow else {
+            return Err(Error::Msg("ssr: the network has no state-flow head".into()));
+        };
+        let device = self.w1.device();
+        let mut features = vec![0f32; states.len() * self.feature_dim];
+        for (row, s) in features.chunks_exact_mut(self.feature_dim).zip(states) {
+            mdp.features(s, row);
+        }
+        let x = Tensor::from_vec(features, (states.len(), self.feature_dim), device)?; // [n, L*k]
+        let z = self.encoder.forward(&x)?; // [n, E]
+        flow.forward(&z)?.squeeze(1) // [n]
+    }
+
     /// The trainable variables: the encoder's (weight, bias per layer), then
-    /// the scorer's (W1 `[2E, H]`, b1, W2 `[H, 1]`, b2).
+    /// the scorer's (W1 `[2E, H]`, b1, W2 `[H, 1]`, b2), then the flow head's.
     pub fn vars(&self) -> Vec<Var> {
         let mut v = self.encoder.vars();
         v.extend([
@@ -139,6 +166,7 @@ impl Ssr {
             self.w2.clone(),
             self.b2.clone(),
         ]);
+        v.extend(self.flow.iter().flat_map(Mlp::vars));
         v
     }
 

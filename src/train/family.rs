@@ -1,7 +1,8 @@
 //! The seam between the one training loop and an environment family: what a
-//! family does differently (sampling and rebuilding batches, log P_F / log
-//! P_B and the objective's residuals, the teacher signals, replay, local
-//! search, evaluation). One adapter per family implements [`Family`]:
+//! family does differently (sampling and rebuilding batches, the
+//! objectives' view of a batch — log P_F, log P_B, log F(s) — replay, local
+//! search, evaluation). The objectives themselves are the family-neutral
+//! [`crate::objective`]. One adapter per family implements [`Family`]:
 //! `train::grid`, `train::sequence` and `train::diffusion`.
 
 use std::borrow::Cow;
@@ -11,18 +12,9 @@ use candle_core::Tensor;
 use super::sampler::{Policy, Sampler};
 use super::RunError;
 use crate::behaviour::teacher::TeacherReward;
+use crate::objective::balance::Balance;
+use crate::objective::{Signals, Trained};
 use crate::optim::Adam;
-
-/// The student's teacher signals of one batch (no gradient).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Signals {
-    /// R_T of each entry of the batch `[B]`: the PER priority, and the input
-    /// of the teacher's target.
-    pub per_entry: Vec<f64>,
-    /// R_T of each transition `[M]`, for objectives with per-transition
-    /// residuals (DB); empty otherwise.
-    pub per_transition: Vec<f64>,
-}
 
 /// A fresh batch and what producing it cost.
 pub struct Fresh<B> {
@@ -94,29 +86,32 @@ pub trait Family: Sync {
     /// log R of every entry of `batch` `[B]`.
     fn log_rewards<'b>(&self, batch: &'b Self::Batch) -> Cow<'b, [f64]>;
 
-    /// The residuals of `sampler` on `packed` towards the log-rewards
-    /// `log_target` `[B]` (`[B]` for TB, `[M]` per transition for DB) and the
-    /// objective's loss of them.
-    fn loss(
-        &self,
-        sampler: &Sampler<Self::Net>,
-        packed: &Self::Packed,
-        log_target: &[f64],
-    ) -> Result<(Tensor, Tensor), RunError>;
+    /// R of every entry of `batch` `[B]` (linear, for the teacher reward's
+    /// R^alpha): by default exp of [`Family::log_rewards`].
+    fn rewards<'b>(&self, batch: &'b Self::Batch) -> Cow<'b, [f64]> {
+        Cow::Owned(self.log_rewards(batch).iter().map(|lr| lr.exp()).collect())
+    }
 
-    /// The student's residuals and loss: by default [`Family::loss`] towards
-    /// log R (GAFN augments it).
+    /// The objectives' view of `packed` under `net` (log P_F, log P_B, log
+    /// F(s) and the layout of the entries).
+    fn balance(&self, net: &Self::Net, packed: &Self::Packed) -> Result<Balance, RunError>;
+
+    /// The student's residuals and loss: by default its objective on
+    /// [`Family::balance`] towards log R (GAFN augments it).
     fn student_loss(
         &self,
         student: &Sampler<Self::Net>,
         packed: &Self::Packed,
         batch: &Self::Batch,
-    ) -> Result<(Tensor, Tensor), RunError> {
-        self.loss(student, packed, &self.log_rewards(batch))
+    ) -> Result<Trained, RunError> {
+        student.train_loss(
+            &self.balance(&student.net, packed)?,
+            &self.log_rewards(batch),
+        )
     }
 
-    /// The teacher's loss on `batch` towards `target`, or `None` to skip its
-    /// step: by default [`Family::loss`] on the student's tensors.
+    /// The teacher's loss on `batch` towards `target` `[B]`, or `None` to
+    /// skip its step: by default its objective on the student's batch.
     fn teacher_loss(
         &self,
         teacher: &Sampler<Self::Net>,
@@ -124,21 +119,14 @@ pub trait Family: Sync {
         _batch: &Self::Batch,
         target: &[f64],
     ) -> Result<Option<Tensor>, RunError> {
-        Ok(Some(self.loss(teacher, packed, target)?.1))
+        let balance = self.balance(&teacher.net, packed)?;
+        Ok(Some(teacher.train_loss(&balance, target)?.loss))
     }
 
-    /// The teacher signals of `batch` from the student's per-entry
-    /// residuals `delta`: by default R_T of each entry from its log R.
-    fn signals(&self, reward: &TeacherReward, delta: &[f32], batch: &Self::Batch) -> Signals {
-        Signals {
-            per_entry: delta
-                .iter()
-                .zip(self.log_rewards(batch).iter())
-                .map(|(&d, &lr)| reward.of(d as f64, lr.exp()))
-                .collect(),
-            per_transition: Vec::new(),
-        }
-    }
+    /// Family rules applied to the teacher signals of `batch` computed from
+    /// the student's residuals (the diffusion energies' threshold); none by
+    /// default.
+    fn adjust_signals(&self, _batch: &Self::Batch, _signals: &mut Signals) {}
 
     /// The teacher's target log-reward of every entry of `batch` `[B]`: by
     /// default from each entry's signal and log R.

@@ -1,6 +1,6 @@
 //! The gridworld adapter of the training loop (docs/grid.md): batches are
-//! packed [`Trajectories`] sampled by the MLP, the objective is TB or DB
-//! (with GAFN's augmentation of TB), replay keeps terminal states or
+//! packed [`Trajectories`] sampled by the MLP, the objective any of TB, DB,
+//! SubTB (GAFN augments TB), replay keeps terminal states or
 //! transitions, local search is back-and-forth with teacher-reward scoring
 //! for teacher batches, and evaluations measure goals found and L1 errors.
 
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 
-use super::family::{Counters, Family, Fresh, Signals};
+use super::family::{Counters, Family, Fresh};
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
 use crate::behaviour::gafn::{gafn_delta, rnd_loss, Rnd};
@@ -19,9 +19,9 @@ use crate::buffer::{Priority, ReplayBuffer};
 use crate::envs::grid::Grid;
 use crate::envs::Trajectories;
 use crate::metrics::grid::{empirical_l1, l1_to_target, sample_from, GridDiscovery};
-use crate::objective::db::{db_delta, db_loss};
-use crate::objective::tb::{tb_delta, tb_loss_clamped};
-use crate::objective::PackedBatch;
+use crate::objective::balance::Balance;
+use crate::objective::tb::tb_loss_clamped;
+use crate::objective::{signals, PackedBatch, Pieces, Signals, Trained};
 use crate::optim::Adam;
 use crate::output::{fmt_f64, plot};
 use crate::plan::grid::{GridPlan, GridReplay};
@@ -50,8 +50,8 @@ struct Model {
     device: Device,
     /// Backward logits from the network rather than the uniform P_B.
     learn_pb: bool,
-    /// Per-transition residuals (DB) rather than per-trajectory (TB).
-    db: bool,
+    /// The network's last output is log F(s) (DB, SubTB, GAFN).
+    flow_head: bool,
     /// GAFN's networks and settings.
     gafn: Option<(Rnd, GafnConfig)>,
 }
@@ -112,7 +112,7 @@ impl GridFamily {
             grid,
             device: device.clone(),
             learn_pb: g.net.learn_pb,
-            db: g.db,
+            flow_head: g.flow_head,
             gafn,
         };
         Ok(Self {
@@ -140,74 +140,19 @@ impl GridFamily {
 
 impl Model {
     /// Network widths: d*H one-hot inputs; d+1 forward logits, d backward
-    /// logits, and log F(s) for DB and GAFN.
+    /// logits, and log F(s) for DB, SubTB and GAFN.
     fn dims(&self, hidden: usize, layers: usize) -> Vec<usize> {
         let g = &self.grid;
         let mut dims = vec![g.obs_dim()];
         dims.extend(std::iter::repeat_n(hidden, layers));
-        dims.push(
-            g.n_forward_actions()
-                + g.n_backward_actions()
-                + usize::from(self.db || self.gafn.is_some()),
-        );
+        dims.push(g.n_forward_actions() + g.n_backward_actions() + usize::from(self.flow_head));
         dims
     }
 
-    fn loss(
-        &self,
-        s: &Sampler<Mlp>,
-        packed: &PackedBatch,
-        log_target: &[f64],
-    ) -> Result<(Tensor, Tensor), RunError> {
-        let v: Vec<f32> = log_target.iter().map(|&x| x as f32).collect();
-        let log_r = Tensor::from_vec(v, log_target.len(), &self.device)?; // [B]
-        let out = s.net.forward(&packed.obs)?; // [N, out]
-        Ok(match s.log_z() {
-            Some(z) => {
-                let delta = tb_delta(&out, packed, z, &log_r)?; // [B]
-                let loss = tb_loss_clamped(&delta, s.loss_clamp)?;
-                (delta, loss)
-            }
-            None => {
-                let delta = db_delta(&out, packed, &log_r)?; // [M]
-                let loss = db_loss(&delta, packed)?;
-                (delta, loss)
-            }
-        })
-    }
-
-    /// R_T per entry (TB: R_T(delta_b, R_b); DB: the sum over its
-    /// transitions) and, for DB, per transition (R_T(delta_t, r_t) with r_t
-    /// = 1, plus R(x) at the last transition, as the reference).
-    fn signals(&self, reward: &TeacherReward, delta: &[f32], trajs: &Trajectories) -> Signals {
-        if !self.db {
-            let per_entry = delta
-                .iter()
-                .zip(&trajs.reward)
-                .map(|(&d, &r)| reward.of(d as f64, r))
-                .collect();
-            return Signals {
-                per_entry,
-                per_transition: Vec::new(),
-            };
-        }
-        let mut out = Signals {
-            per_entry: Vec::with_capacity(trajs.len()),
-            per_transition: Vec::with_capacity(delta.len()),
-        };
-        for b in 0..trajs.len() {
-            let n = trajs.actions_of(b).len();
-            let start = trajs.offsets[b] - b;
-            let mut sum = 0.0;
-            for (k, &d) in delta[start..start + n].iter().enumerate() {
-                let r = 1.0 + if k + 1 == n { trajs.reward[b] } else { 0.0 };
-                let rt = reward.of(d as f64, r);
-                out.per_transition.push(rt);
-                sum += rt;
-            }
-            out.per_entry.push(sum);
-        }
-        out
+    /// The objectives' view of `packed` under `net`.
+    fn balance(&self, net: &Mlp, packed: &PackedBatch) -> Result<Balance, RunError> {
+        let out = net.forward(&packed.obs)?; // [N, out]
+        Ok(packed.balance(&out, self.flow_head)?)
     }
 }
 
@@ -263,8 +208,8 @@ impl Family for GridFamily {
                     return Ok(c.reward.clone());
                 }
                 let packed = m.grid.pack(c, m.learn_pb, &m.device)?;
-                let (delta, _) = m.loss(student, &packed, &log_rewards(c))?;
-                Ok(m.signals(reward, &delta.to_vec1()?, c).per_entry)
+                let t = student.train_loss(&m.balance(&student.net, &packed)?, &log_rewards(c))?;
+                Ok(signals(&t.pieces, &t.delta.to_vec1()?, reward, &c.reward).per_entry)
             };
             let (refined, calls) =
                 refine(ls, &m.grid, net, t, &mut score, &mut self.ls_rng, &m.device)?;
@@ -298,13 +243,12 @@ impl Family for GridFamily {
         Cow::Owned(log_rewards(batch))
     }
 
-    fn loss(
-        &self,
-        sampler: &Sampler<Mlp>,
-        packed: &PackedBatch,
-        log_target: &[f64],
-    ) -> Result<(Tensor, Tensor), RunError> {
-        self.model.loss(sampler, packed, log_target)
+    fn rewards<'b>(&self, batch: &'b Trajectories) -> Cow<'b, [f64]> {
+        Cow::Borrowed(&batch.reward)
+    }
+
+    fn balance(&self, net: &Mlp, packed: &PackedBatch) -> Result<Balance, RunError> {
+        self.model.balance(net, packed)
     }
 
     fn student_loss(
@@ -312,10 +256,11 @@ impl Family for GridFamily {
         student: &Sampler<Mlp>,
         packed: &PackedBatch,
         batch: &Trajectories,
-    ) -> Result<(Tensor, Tensor), RunError> {
+    ) -> Result<Trained, RunError> {
         // GAFN is planned with TB only, so its student has a log Z.
         let (Some((rnd, cfg)), Some(z)) = (&self.model.gafn, student.log_z()) else {
-            return self.model.loss(student, packed, &log_rewards(batch));
+            let balance = self.model.balance(&student.net, packed)?;
+            return student.train_loss(&balance, &log_rewards(batch));
         };
         let out = student.net.forward(&packed.obs)?; // [N, out]
         let errors = rnd.errors(&packed.obs)?; // [N]
@@ -324,24 +269,11 @@ impl Family for GridFamily {
         let delta = gafn_delta(&out, packed, z, &ri, &reward, &last_row, cfg.edge_ri)?;
         let loss = (tb_loss_clamped(&delta, student.loss_clamp)?
             + (rnd_loss(&errors, &row_weight)? * cfg.ri_loss_weight)?)?;
-        Ok((delta, loss))
-    }
-
-    fn signals(&self, reward: &TeacherReward, delta: &[f32], batch: &Trajectories) -> Signals {
-        self.model.signals(reward, delta, batch)
-    }
-
-    fn teacher_target(
-        &self,
-        reward: &TeacherReward,
-        signals: &Signals,
-        _batch: &Trajectories,
-    ) -> Vec<f64> {
-        signals
-            .per_entry
-            .iter()
-            .map(|&r| reward.log_target(r, f64::NAN))
-            .collect()
+        Ok(Trained {
+            delta,
+            loss,
+            pieces: Pieces::Entries,
+        })
     }
 
     fn remember(&mut self, batch: Trajectories, fresh: bool, delta: &[f32], signals: &Signals) {
@@ -508,7 +440,8 @@ impl Replay {
         (!out.is_empty()).then_some(out)
     }
 
-    /// Add a fresh batch with its student residuals and teacher signals;
+    /// Add a fresh batch with its student residuals (per transition, for a
+    /// transition buffer) and teacher signals;
     /// `rolled_out`: the batch is a rollout's, not refined by local search
     /// (the official code's pre-fix pairing applied to those only).
     fn add(
@@ -525,12 +458,12 @@ impl Replay {
                 let order = (*pre_fix && rolled_out).then(|| finish_order(trajs));
                 // Entry b: the state of trajectory order[b], the reward and
                 // priority of trajectory b (the same one without pre-fix).
-                for (b, &d_b) in delta.iter().enumerate().take(trajs.len()) {
+                for b in 0..trajs.len() {
                     let x = trajs.terminal(order.as_ref().map_or(b, |o| o[b]));
                     let priority = match p {
                         Priority::Uniform => 1.0,
                         Priority::Reward => trajs.reward[b],
-                        Priority::Loss => (d_b as f64).powi(2),
+                        Priority::Loss => signals.entry_loss[b],
                         Priority::TeacherReward => signals.per_entry[b],
                     };
                     buf.add(grid.dense(x), (x.to_vec(), trajs.reward[b]), priority);
@@ -613,5 +546,62 @@ mod tests {
             stored(true, true),
             vec![(vec![1, 1], r_a, r_a), (vec![3, 1], r_b, r_b)]
         );
+    }
+
+    /// Every objective on a 2-step hand trajectory of the grid (d=2, H=4):
+    /// (0,0) -a0-> (1,0) -stop-> (1,0), through the grid's own packing.
+    /// Outputs of every row: forward logits (0, 0, ln 2) -> P_F = (1/4, 1/4,
+    /// 1/2), zero backward logits (uniform P_B: (1,0) has one parent, the
+    /// stop step probability 1, so log P_B = 0, 0), log F = 1, 2, 3 for
+    /// rows 0..2. With log Z = 0.5 and log R = -2:
+    /// TB = -2 - 0.5 + 3 ln 2; DB = (1 - 2 ln 2 - 2, 2 - ln 2 + 2);
+    /// SubTB(0.5): u = (0.5, 2 + 2 ln 2, -2 + 3 ln 2), pieces
+    /// (0,1) = 1.5 + 2 ln 2, (1,2) = -4 + ln 2, (0,2) = TB, weights 0.4, 0.4, 0.2.
+    #[test]
+    fn every_objective_on_a_two_step_hand_trajectory() {
+        use crate::envs::grid::fixtures::{batch, grid_2x4};
+        use crate::objective::db::Db;
+        use crate::objective::subtb::SubTb;
+        use crate::objective::tb::Tb;
+        use crate::objective::Objective;
+        let dev = Device::Cpu;
+        let g = grid_2x4();
+        let t = batch(&g, &[(&[0, 0, 1, 0, 1, 0], &[0, 2])]);
+        let ln2 = 2f64.ln();
+        let rows: Vec<f32> = (1..=3)
+            .flat_map(|f| [0.0, 0.0, ln2 as f32, 0.0, 0.0, f as f32])
+            .collect();
+        let out = Tensor::from_vec(rows, (3, 6), &dev).unwrap();
+        let b = g
+            .pack(&t, false, &dev)
+            .unwrap()
+            .balance(&out, true)
+            .unwrap();
+        let z = Tensor::new(0.5f32, &dev).unwrap();
+        let close = |a: &[f32], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (*x as f64 - y).abs() < 1e-5)
+        };
+        let tb_want = -2.5 + 3.0 * ln2;
+        let tb: Vec<f32> = (Tb { loss_clamp: 0.0 })
+            .train(&b, &[-2.0], Some(&z))
+            .unwrap()
+            .delta
+            .to_vec1()
+            .unwrap();
+        assert!(close(&tb, &[tb_want]), "{tb:?}");
+        let db: Vec<f32> = Db
+            .train(&b, &[-2.0], None)
+            .unwrap()
+            .delta
+            .to_vec1()
+            .unwrap();
+        assert!(close(&db, &[-1.0 - 2.0 * ln2, 4.0 - ln2]), "{db:?}");
+        let sub = SubTb { lambda: 0.5 }.train(&b, &[-2.0], Some(&z)).unwrap();
+        let d: Vec<f32> = sub.delta.to_vec1().unwrap();
+        let pieces = [1.5 + 2.0 * ln2, -4.0 + ln2, tb_want];
+        assert!(close(&[d[1], d[5], d[2]], &pieces), "{d:?}");
+        let want = 0.4 * (pieces[0].powi(2) + pieces[1].powi(2)) + 0.2 * pieces[2].powi(2);
+        let loss: f32 = sub.loss.to_scalar().unwrap();
+        assert!((loss as f64 - want).abs() < 1e-4, "{loss} vs {want}");
     }
 }

@@ -1,10 +1,12 @@
 //! A sampler being trained — the student, or the teacher, which is the same
-//! type: a policy network, a learned log Z (TB), one Adam optimiser and the
-//! objective's clamps.
+//! type: a policy network, a learned log Z (TB, SubTB), one Adam optimiser
+//! and the objective it is trained with.
 
 use candle_core::{Device, Tensor, Var};
 
 use super::RunError;
+use crate::objective::balance::Balance;
+use crate::objective::{ObjectiveKind, Trained};
 use crate::optim::Adam;
 use crate::optim::ClipScope;
 use crate::plan::SamplerPlan;
@@ -49,8 +51,11 @@ impl Policy for Ssr {
 pub struct Sampler<N> {
     /// The policy network.
     pub net: N,
-    /// log Z (TB); `None` for DB.
+    /// log Z (TB, SubTB); `None` for DB.
     log_z: Option<Var>,
+    /// The objective and the factor of its loss.
+    objective: ObjectiveKind,
+    loss_scale: f64,
     /// Adam over the network (the plan's `lr`) and log Z (its own `lr`).
     opt: Adam,
     /// Optimisers of auxiliary modules trained by the same loss (GAFN's RND
@@ -94,9 +99,24 @@ impl<N: Policy> Sampler<N> {
             opt,
             log_z: log_z.map(|(z, _)| z),
             aux: Vec::new(),
-            loss_clamp: plan.loss_clamp,
+            loss_clamp: plan.loss_clamp(),
+            objective: plan.objective,
+            loss_scale: plan.loss_scale,
             log_z_min: plan.log_z.and_then(|z| z.min),
         })
+    }
+
+    /// The residuals and loss of the sampler's objective on `balance` (built
+    /// from this sampler's network) towards `log_target` `[B]`.
+    pub fn train_loss(&self, balance: &Balance, log_target: &[f64]) -> Result<Trained, RunError> {
+        let mut t = self
+            .objective
+            .get()
+            .train(balance, log_target, self.log_z())?;
+        if self.loss_scale != 1.0 {
+            t.loss = (t.loss * self.loss_scale)?;
+        }
+        Ok(t)
     }
 
     /// The same sampler, with `opt` also stepped on every update.

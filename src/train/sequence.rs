@@ -1,25 +1,27 @@
 //! The sequence-task adapter of the training loop (docs/discovery.md
 //! "Training loop"): batches are complete trajectories of the sequence MDP
-//! sampled by the SSR policy (or built by local search), the objective is TB
-//! with the reference's clamps, the `recent` buffer replays the last
+//! sampled by the SSR policy (or built by local search), the objective any
+//! of TB (with the reference's clamps), DB, SubTB, the `recent` buffer replays the last
 //! distinct discoveries with fresh uniform-P_B trajectories, and evaluations
 //! measure modes, log Z estimates, ELBO/EUBO and reward statistics.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 
-use super::family::{Counters, Family, Fresh, Signals};
+use super::family::{Counters, Family, Fresh};
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
 use crate::buffer::recent::RecentDiscoveries;
 use crate::envs::sequence::mdp::SeqMdp;
+use crate::envs::sequence::mdp::SeqState;
 use crate::envs::sequence::oracle::default_cache_dir;
 use crate::envs::sequence::task::SeqEnv;
-use crate::envs::sequence::traj::{host_tensor, rollout, SeqTraj, Transitions};
+use crate::envs::sequence::traj::{rollout, SeqTraj, Transitions};
 use crate::metrics::sequence::{evaluate, ExactSet};
-use crate::objective::tb::tb_loss_clamped;
+use crate::objective::balance::{Balance, Layout};
+use crate::objective::Signals;
 use crate::output::fmt_f64;
 use crate::plan::sequence::{RecentPlan, SequencePlan};
 use crate::plan::Plan;
@@ -50,25 +52,46 @@ pub struct SeqBatch {
     log_r: Vec<f64>,
 }
 
-/// The tensors of a batch: its transitions and the host sums of log P_B.
+/// The tensors of a batch: its transitions, log P_B of each (host), and
+/// its states for the flow head.
 pub struct SeqPacked {
     transitions: Transitions,
-    /// Sum of log P_B of each trajectory `[B]`.
-    log_pb: Vec<f64>,
+    /// -log P_B of every transition `[B * T]` entry-major (uniform P_B: a
+    /// host constant of the balance).
+    neg_log_pb: Vec<f64>,
+    /// Every state `[B * (T + 1)]` entry-major, for log F(s) (empty without a flow head).
+    states: Vec<SeqState>,
 }
 
-/// TB residuals of `s` `[B]` towards `back` = log R + sum log P_B `[B]`:
-/// back - sum log P_F - log Z.
-fn residuals(
-    mdp: &SeqMdp,
-    s: &Sampler<Ssr>,
-    tr: &Transitions,
-    back: &Tensor,
-) -> Result<Tensor, RunError> {
-    let balance = (back - tr.sum_log_pf(mdp, &s.net)?)?; // [B]
-    Ok(match s.log_z() {
-        Some(z) => balance.broadcast_sub(z)?,
-        None => balance,
+/// The tensors of `trajs`; with `flow_head`, their states for log F(s).
+fn pack(mdp: &SeqMdp, trajs: &[SeqTraj], flow_head: bool) -> candle_core::Result<SeqPacked> {
+    Ok(SeqPacked {
+        transitions: Transitions::new(mdp, trajs)?,
+        neg_log_pb: trajs.iter().flat_map(|t| t.neg_log_pb(mdp)).collect(),
+        states: match flow_head {
+            true => trajs.iter().flat_map(|t| t.states.clone()).collect(),
+            false => Vec::new(),
+        },
+    })
+}
+
+/// The objectives' view of `packed` under `net`: every trajectory has T =
+/// L + 1 transitions (the entry-major layout); log P_F from the network,
+/// log P_B uniform (host constants), log F(s) from the flow head when packed
+/// with states.
+fn balance(mdp: &SeqMdp, net: &Ssr, packed: &SeqPacked) -> candle_core::Result<Balance> {
+    let tr = &packed.transitions;
+    Ok(Balance {
+        batch: tr.n_traj,
+        layout: Layout::EntryMajor { steps: tr.n_steps },
+        log_pf: tr.log_pf(mdp, net)?,
+        log_pb: None,
+        fixed: packed.neg_log_pb.clone(),
+        log_flow: match packed.states.is_empty() {
+            false => Some(net.log_flow(mdp, &packed.states)?),
+            true => None,
+        },
+        terminal: vec![true; tr.n_traj],
     })
 }
 
@@ -79,6 +102,8 @@ pub struct SequenceFamily {
     exact: Option<ExactSet>,
     device: Device,
     hidden: usize,
+    /// The network has a state-flow head (DB, SubTB).
+    flow_head: bool,
     batch_size: usize,
     epsilon: f64,
     buffer: Option<(RecentDiscoveries<Vec<u8>>, RecentPlan)>,
@@ -121,6 +146,7 @@ impl SequenceFamily {
             exact,
             device: device.clone(),
             hidden: s.hidden,
+            flow_head: s.flow_head,
             batch_size: plan.batch_size,
             epsilon: plan.epsilon,
             buffer: s.buffer.map(|b| (RecentDiscoveries::new(b.size), b)),
@@ -157,12 +183,11 @@ impl Family for SequenceFamily {
     const METRICS: &'static [&'static str] = SEQ_METRICS;
 
     fn new_net(&self, rng: &mut Rng) -> Result<Ssr, RunError> {
-        Ok(Ssr::new(
-            self.env.mdp.feature_dim(),
-            self.hidden,
-            &self.device,
-            rng,
-        )?)
+        let net = Ssr::new(self.env.mdp.feature_dim(), self.hidden, &self.device, rng)?;
+        Ok(match self.flow_head {
+            true => net.with_flow_head(rng)?,
+            false => net,
+        })
     }
 
     fn sample(
@@ -223,11 +248,7 @@ impl Family for SequenceFamily {
     }
 
     fn pack(&self, batch: &SeqBatch) -> Result<SeqPacked, RunError> {
-        let mdp = &self.env.mdp;
-        Ok(SeqPacked {
-            transitions: Transitions::new(mdp, &batch.trajs)?,
-            log_pb: batch.trajs.iter().map(|t| t.log_pb(mdp)).collect(),
-        })
+        Ok(pack(&self.env.mdp, &batch.trajs, self.flow_head)?)
     }
 
     fn n_states(&self, batch: &SeqBatch) -> usize {
@@ -238,23 +259,8 @@ impl Family for SequenceFamily {
         Cow::Borrowed(&batch.log_r)
     }
 
-    /// TB residuals `[B]`: (log_target + sum log P_B) - sum log P_F - log Z,
-    /// and the clamped loss.
-    fn loss(
-        &self,
-        s: &Sampler<Ssr>,
-        packed: &SeqPacked,
-        log_target: &[f64],
-    ) -> Result<(Tensor, Tensor), RunError> {
-        let back: Vec<f64> = log_target
-            .iter()
-            .zip(&packed.log_pb)
-            .map(|(r, b)| r + b)
-            .collect();
-        let back = host_tensor(&back, &self.device)?; // [B]
-        let delta = residuals(&self.env.mdp, s, &packed.transitions, &back)?;
-        let loss = tb_loss_clamped(&delta, s.loss_clamp)?;
-        Ok((delta, loss))
+    fn balance(&self, net: &Ssr, packed: &SeqPacked) -> Result<Balance, RunError> {
+        Ok(balance(&self.env.mdp, net, packed)?)
     }
 
     /// A never-seen x enters the buffer with its reward and signal; an x seen
@@ -322,9 +328,13 @@ mod tests {
     use crate::behaviour::teacher::RewardForm;
     use crate::behaviour::TeacherConfig;
     use crate::envs::sequence::mdp::{SeqMdpKind, SeqState};
+    use crate::objective::db::Db;
+    use crate::objective::subtb::SubTb;
+    use crate::objective::tb::{tb_loss_clamped, tb_residuals, Tb};
+    use crate::objective::{Objective, ObjectiveKind};
     use crate::plan::{LogZPlan, SamplerPlan};
     use crate::rng::stream;
-    use candle_core::Var;
+    use candle_core::{Tensor, Var};
 
     fn sampler(log_z_init: f64, log_z_min: Option<f64>) -> Sampler<Ssr> {
         let plan = SamplerPlan {
@@ -337,7 +347,8 @@ mod tests {
             clip: None,
             clip_scope: crate::optim::ClipScope::All,
             weight_decay: 0.0,
-            loss_clamp: 5000.0,
+            objective: ObjectiveKind::Tb(Tb { loss_clamp: 5000.0 }),
+            loss_scale: 1.0,
         };
         let net = Ssr::new(4, 8, &Device::Cpu, &mut stream(0, Stream::InitStudent)).unwrap();
         Sampler::new(net, &plan, &Device::Cpu).unwrap()
@@ -374,9 +385,12 @@ mod tests {
         assert_eq!(rows[2][0], 0.0);
         let sum_pf = rows[0][1] as f64 + rows[1][2] as f64;
         for log_r in [10.0, 100.0, -3.0] {
-            let tr = Transitions::new(&mdp, std::slice::from_ref(&traj)).unwrap();
-            let back = host_tensor(&[log_r - 2f64.ln()], &Device::Cpu).unwrap();
-            let delta: Vec<f32> = residuals(&mdp, &s, &tr, &back).unwrap().to_vec1().unwrap();
+            let p = pack(&mdp, std::slice::from_ref(&traj), false).unwrap();
+            let b = balance(&mdp, &s.net, &p).unwrap();
+            let delta: Vec<f32> = tb_residuals(&b, &[log_r], s.log_z())
+                .unwrap()
+                .to_vec1()
+                .unwrap();
             let expected = log_r - 2f64.ln() - 5.0 - sum_pf;
             assert!(
                 (delta[0] as f64 - expected).abs() < 1e-4,
@@ -414,15 +428,71 @@ mod tests {
         let mdp = SeqMdp::new(SeqMdpKind::PrependAppend, 2, 2).unwrap();
         let mut s = sampler(0.0, Some(0.0));
         let traj = rollout(&mdp, &s.net, 4, 0.0, &mut stream(0, Stream::Sampling)).unwrap();
-        let tr = Transitions::new(&mdp, &traj).unwrap();
-        // back = -50: delta about -50 < 0 (delta^2 below the clamp), so the gradient lowers log Z.
-        let back = host_tensor(&[-50.0; 4], &Device::Cpu).unwrap();
-        let loss = tb_loss_clamped(&residuals(&mdp, &s, &tr, &back).unwrap(), 5000.0).unwrap();
+        let p = pack(&mdp, &traj, false).unwrap();
+        // log R = -50: delta about -50 < 0 (delta^2 below the clamp), so the gradient lowers log Z.
+        let loss = s
+            .train_loss(&balance(&mdp, &s.net, &p).unwrap(), &[-50.0; 4])
+            .unwrap()
+            .loss;
         s.update(&loss).unwrap();
         assert_eq!(s.log_z_value().unwrap(), 0.0);
         let mut free = sampler(0.0, None);
-        let loss = tb_loss_clamped(&residuals(&mdp, &free, &tr, &back).unwrap(), 5000.0).unwrap();
+        let loss = free
+            .train_loss(&balance(&mdp, &free.net, &p).unwrap(), &[-50.0; 4])
+            .unwrap()
+            .loss;
         free.update(&loss).unwrap();
         assert!(free.log_z_value().unwrap() < 0.0);
+    }
+
+    /// Every objective on a 2-step hand trajectory of the sequence MDP
+    /// (k = 2, L = 1: "" -> "1" -> leaf, log P_B 0 at both steps: "1" has
+    /// one parent, the leaf one) under a network with a flow head: with p_0
+    /// = log P_F("1" | ""), p_1 = 0 (the leaf is the only child), F_0, F_1
+    /// the head's flows, log Z = 2, log R = 3:
+    /// TB = 3 - 2 - p_0; DB = (F_0 + p_0 - F_1, F_1 + 0 - 3);
+    /// SubTB(0.5): pieces (0,1) = F_1 - p_0 - 2, (1,2) = 3 - F_1, (0,2) = TB,
+    /// weights (0.4, 0.4, 0.2).
+    #[test]
+    fn every_objective_on_a_two_step_hand_trajectory() {
+        let mdp = SeqMdp::new(SeqMdpKind::PrependAppend, 2, 1).unwrap();
+        let net = Ssr::new(2, 8, &Device::Cpu, &mut stream(0, Stream::InitStudent))
+            .unwrap()
+            .with_flow_head(&mut stream(0, Stream::InitAux))
+            .unwrap();
+        let states = vec![
+            SeqState::root(),
+            SeqState::inner(vec![1]),
+            SeqMdp::leaf_of(vec![1]),
+        ];
+        let traj = SeqTraj::from_states(&mdp, states.clone()).unwrap();
+        let rows: Vec<Vec<f32>> = net
+            .log_pf_all(&mdp, &states[..1], &[mdp.children(&states[0])])
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        let p0 = rows[0][traj.chosen[0]] as f64;
+        let f: Vec<f32> = net.log_flow(&mdp, &states).unwrap().to_vec1().unwrap();
+        let (f0, f1) = (f[0] as f64, f[1] as f64);
+        let b = balance(&mdp, &net, &pack(&mdp, &[traj], true).unwrap()).unwrap();
+        let z = Tensor::new(2f32, &Device::Cpu).unwrap();
+        let close =
+            |a: &[f32], b: &[f64]| a.iter().zip(b).all(|(x, y)| (*x as f64 - y).abs() < 1e-5);
+        let tb: Vec<f32> = Tb { loss_clamp: 0.0 }
+            .train(&b, &[3.0], Some(&z))
+            .unwrap()
+            .delta
+            .to_vec1()
+            .unwrap();
+        assert!(close(&tb, &[1.0 - p0]), "{tb:?}");
+        let db: Vec<f32> = Db.train(&b, &[3.0], None).unwrap().delta.to_vec1().unwrap();
+        assert!(close(&db, &[f0 + p0 - f1, f1 - 3.0]), "{db:?}");
+        let sub = SubTb { lambda: 0.5 }.train(&b, &[3.0], Some(&z)).unwrap();
+        let d: Vec<f32> = sub.delta.to_vec1().unwrap();
+        let pieces = [f1 - p0 - 2.0, 3.0 - f1, 1.0 - p0];
+        assert!(close(&[d[1], d[5], d[2]], &pieces), "{d:?}");
+        let want = 0.4 * (pieces[0].powi(2) + pieces[1].powi(2)) + 0.2 * pieces[2].powi(2);
+        let loss: f32 = sub.loss.to_scalar().unwrap();
+        assert!((loss as f64 - want).abs() < 1e-4, "{loss} vs {want}");
     }
 }

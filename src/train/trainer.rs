@@ -22,6 +22,7 @@ use super::sampler::Sampler;
 use super::{RunError, RunOptions, RunSummary, Which};
 use crate::behaviour::Source;
 use crate::metrics::tail_mean;
+use crate::objective::{signals, Trained};
 use crate::output::{fmt_f64, progress_bar, CsvTable};
 use crate::plan::{Plan, ShortBuffer};
 use crate::rng::{self, Stream};
@@ -183,9 +184,12 @@ impl<F: Family> Trainer<'_, F> {
             return Ok(());
         }
         let packed = family.pack(&batch)?;
-        let lr_keys = learning_rate_keys(&self.plan.resolved.objective);
-        let (delta, loss) =
-            crate::flops::training(|| family.student_loss(&self.student, &packed, &batch))?;
+        let lr_keys = self.plan.lr_keys;
+        let Trained {
+            delta,
+            loss,
+            pieces,
+        } = crate::flops::training(|| family.student_loss(&self.student, &packed, &batch))?;
         if train {
             self.tally.states += family.n_states(&batch) as u64;
             self.tally
@@ -193,7 +197,13 @@ impl<F: Family> Trainer<'_, F> {
                 .push(finite(&loss, Which::Student, i, lr_keys)?);
         }
         let delta_host: Vec<f32> = delta.detach().to_vec1()?;
-        let signals = family.signals(&self.plan.teacher_reward, &delta_host, &batch);
+        let mut signals = signals(
+            &pieces,
+            &delta_host,
+            &self.plan.teacher_reward,
+            &family.rewards(&batch),
+        );
+        family.adjust_signals(&batch, &mut signals);
         match (&mut self.teacher, train) {
             (_, false) => {}
             (Some(t), true) => {
@@ -245,14 +255,6 @@ fn update_both(
     }
 }
 
-/// The learning-rate keys of `objective`, for the advice of a diverging loss.
-fn learning_rate_keys(objective: &crate::registry::ObjectiveConfig) -> &'static str {
-    match objective {
-        crate::registry::ObjectiveConfig::Tb(_) => "objective.lr, objective.log_z_lr",
-        crate::registry::ObjectiveConfig::Db(_) => "objective.lr",
-    }
-}
-
 /// The value of a scalar loss; an error for NaN or infinity, advising the
 /// objective's own learning-rate keys `lr_keys`.
 fn finite(loss: &Tensor, which: Which, step: u64, lr_keys: &'static str) -> Result<f32, RunError> {
@@ -266,22 +268,5 @@ fn finite(loss: &Tensor, which: Which, step: u64, lr_keys: &'static str) -> Resu
             step,
             lr_keys,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::objective::{db::DbConfig, tb::TbConfig};
-    use crate::registry::ObjectiveConfig;
-
-    /// A diverging loss advises the objective's own keys: DB has no log Z.
-    #[test]
-    fn divergence_advice_names_the_objectives_keys() {
-        assert_eq!(
-            learning_rate_keys(&ObjectiveConfig::Db(DbConfig::default())),
-            "objective.lr"
-        );
-        assert!(learning_rate_keys(&ObjectiveConfig::Tb(TbConfig::default())).contains("log_z_lr"));
     }
 }

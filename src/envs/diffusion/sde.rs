@@ -130,24 +130,37 @@ impl Sde {
     }
 
     /// Sum over each trajectory of log P_B(s_i | s_{i+1}) `[B]` (the step to
-    /// s_0 contributes 0).
+    /// s_0 contributes 0), summed in step order.
     pub fn log_pb(&self, p: &Paths) -> Vec<f64> {
+        let (t, b) = (p.steps, p.batch);
+        let steps = self.log_pb_steps(p);
+        (0..b)
+            .map(|j| (0..t).fold(0.0, |acc, i| acc + steps[i * b + j]))
+            .collect()
+    }
+
+    /// log P_B(s_i | s_{i+1}) of every step of every trajectory `[T, B]`
+    /// time-major (0 for the step to s_0, which is fixed).
+    pub fn log_pb_steps(&self, p: &Paths) -> Vec<f64> {
         let (b, d) = (p.batch, p.dim);
-        let mut out = vec![0.0; b];
-        // Trajectories in parallel; each sums its steps in order i = 1..T-1.
-        out.par_iter_mut().enumerate().for_each(|(j, o)| {
-            for i in 1..p.steps {
+        let mut out = vec![0.0; p.steps * b];
+        // Steps in parallel; the step to s_0 (i = 0) stays 0.
+        out.par_chunks_mut(b)
+            .enumerate()
+            .skip(1)
+            .for_each(|(i, row)| {
                 let ratio = i as f64 / (i + 1) as f64;
                 let var = self.t_scale * self.dt() * ratio;
                 let (cur, next) = (p.at(i), p.at(i + 1));
-                let mut sq = 0.0;
-                for k in j * d..(j + 1) * d {
-                    let r = cur[k] as f64 - next[k] as f64 * ratio;
-                    sq += r * r;
+                for (j, o) in row.iter_mut().enumerate() {
+                    let mut sq = 0.0;
+                    for k in j * d..(j + 1) * d {
+                        let r = cur[k] as f64 - next[k] as f64 * ratio;
+                        sq += r * r;
+                    }
+                    *o = -0.5 * (sq / var + d as f64 * (LN_2PI + var.ln()));
                 }
-                *o += -0.5 * (sq / var + d as f64 * (LN_2PI + var.ln()));
-            }
-        });
+            });
         out
     }
 

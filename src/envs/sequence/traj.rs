@@ -62,6 +62,11 @@ impl SeqTraj {
             .map(|w| mdp.log_pb(&w[0], &w[1]))
             .sum()
     }
+
+    /// -log P_B of each transition, in order (uniform backward policy).
+    pub fn neg_log_pb<'a>(&'a self, mdp: &'a SeqMdp) -> impl Iterator<Item = f64> + 'a {
+        self.states.windows(2).map(|w| -mdp.log_pb(&w[0], &w[1]))
+    }
 }
 
 /// Complete trajectories continuing each prefix (root..s, `s` not a leaf)
@@ -171,9 +176,15 @@ impl Transitions {
         Ok(out)
     }
 
+    /// log P_F of every transition under `net`: `[B * T]` entry-major,
+    /// differentiable.
+    pub fn log_pf(&self, mdp: &SeqMdp, net: &Ssr) -> Result<Tensor> {
+        net.log_pf_chosen(mdp, &self.parents, &self.children, &self.chosen) // [B*T]
+    }
+
     /// Sum of log P_F of each trajectory under `net`: `[B]`, differentiable.
     pub fn sum_log_pf(&self, mdp: &SeqMdp, net: &Ssr) -> Result<Tensor> {
-        let per = net.log_pf_chosen(mdp, &self.parents, &self.children, &self.chosen)?; // [B*T]
+        let per = self.log_pf(mdp, net)?; // [B*T]
         per.reshape((self.n_traj, self.n_steps))?.sum(1) // [B]
     }
 }

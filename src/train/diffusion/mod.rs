@@ -2,8 +2,9 @@
 //! over the process of [`process`]:
 //! batches are B trajectories of T Gaussian steps — forward rollouts of a
 //! policy, or Brownian-bridge backward trajectories of replayed or
-//! teacher-sampled terminal states — the objective is TB with the loss
-//! 0.5 delta^2, the buffer holds terminal states ranked by a priority fixed
+//! teacher-sampled terminal states — the objective any of TB (loss 0.5
+//! delta^2, as the reference), DB, SubTB (their losses also halved, with a
+//! time-conditioned flow head log F(x, t)), the buffer holds terminal states ranked by a priority fixed
 //! at insertion, and MALA local search refines buffer samples.
 
 use std::borrow::Cow;
@@ -13,15 +14,17 @@ mod process;
 
 use candle_core::{Device, Tensor};
 
-use super::family::{Counters, Family, Fresh, Signals};
+use super::family::{Counters, Family, Fresh};
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
-use crate::behaviour::teacher::TeacherReward;
 use crate::buffer::{Priority, ReplayBuffer};
 use crate::envs::diffusion::energy::Energy;
 use crate::envs::diffusion::sde::Paths;
 use crate::metrics::diffusion::{bounds, Bounds};
 use crate::metrics::quantile;
+use crate::objective::balance::Balance;
+use crate::objective::tb::tb_residuals;
+use crate::objective::Signals;
 use crate::output::{fmt_f64, scatter};
 use crate::plan::diffusion::{BufferPlan, DiffusionPlan};
 use crate::plan::Plan;
@@ -89,6 +92,8 @@ type TerminalBuffer = ReplayBuffer<(), (Vec<f32>, f64)>;
 pub struct DiffusionFamily {
     process: Process,
     net_cfg: DiffusionNetConfig,
+    /// The network has a flow head log F(x, t) (DB, SubTB).
+    flow_head: bool,
     batch_size: usize,
     has_teacher: bool,
     buffer: Option<(TerminalBuffer, BufferPlan)>,
@@ -140,6 +145,7 @@ impl DiffusionFamily {
                 device: device.clone(),
             },
             net_cfg: d.net.clone(),
+            flow_head: d.flow_head,
             batch_size: plan.batch_size,
             has_teacher: plan.teacher.is_some(),
             buffer,
@@ -175,8 +181,9 @@ impl DiffusionFamily {
             let paths = self.process.sde.bridge(&x32, &mut self.eval_rng);
             let pt = self.process.tensors(net.uses_langevin(), &paths)?;
             let log_r = self.process.energy.log_reward_batch(chunk);
-            // log R + sum log P_B - sum log P_F = delta + log Z with log Z = 0.
-            let delta: Vec<f32> = self.process.residuals(net, None, &pt, &log_r)?.to_vec1()?;
+            // log R + sum log P_B - sum log P_F = TB's delta without log Z.
+            let balance = self.process.balance(net, &pt)?;
+            let delta: Vec<f32> = tb_residuals(&balance, &log_r, None)?.to_vec1()?;
             out.extend(delta.iter().map(|&v| v as f64));
         }
         Ok(out)
@@ -340,12 +347,16 @@ impl Family for DiffusionFamily {
     const METRICS: &'static [&'static str] = DIFFUSION_METRICS;
 
     fn new_net(&self, rng: &mut Rng) -> Result<DiffusionNet, RunError> {
-        Ok(DiffusionNet::new(
+        let net = DiffusionNet::new(
             &self.net_cfg,
             self.process.sde.dim,
             &self.process.device,
             rng,
-        )?)
+        )?;
+        Ok(match self.flow_head {
+            true => net.with_flow_head()?,
+            false => net,
+        })
     }
 
     fn start_step(&mut self, i: u64) {
@@ -423,22 +434,12 @@ impl Family for DiffusionFamily {
         Cow::Borrowed(&batch.log_r)
     }
 
-    /// TB residuals `[B]` and the loss mean 0.5 delta^2.
-    fn loss(
-        &self,
-        s: &Sampler<DiffusionNet>,
-        packed: &DiffPacked,
-        log_target: &[f64],
-    ) -> Result<(Tensor, Tensor), RunError> {
-        let delta = self
-            .process
-            .residuals(&s.net, s.log_z(), &packed.student, log_target)?;
-        let loss = (delta.sqr()?.mean_all()? * 0.5)?;
-        Ok((delta, loss))
+    fn balance(&self, net: &DiffusionNet, packed: &DiffPacked) -> Result<Balance, RunError> {
+        self.process.balance(net, &packed.student)
     }
 
-    /// The teacher's TB on its own bridge trajectories of the entries above
-    /// tau; no step when none is.
+    /// The teacher's objective on its own bridge trajectories of the entries
+    /// above tau; no step when none is.
     fn teacher_loss(
         &self,
         teacher: &Sampler<DiffusionNet>,
@@ -450,27 +451,19 @@ impl Family for DiffusionFamily {
             return Ok(None);
         };
         let target: Vec<f64> = keep.iter().map(|&j| target[j]).collect();
-        let delta = self
-            .process
-            .residuals(&teacher.net, teacher.log_z(), pt, &target)?;
-        Ok(Some((delta.sqr()?.mean_all()? * 0.5)?))
+        let balance = self.process.balance(&teacher.net, pt)?;
+        Ok(Some(teacher.train_loss(&balance, &target)?.loss))
     }
 
-    /// The default signal r_T = ln(0.5 delta^2 (1 + C [delta > 0]) + 1.001),
-    /// replaced by ln(1e-12 + 1.001) where log R < tau.
-    fn signals(&self, reward: &TeacherReward, delta: &[f32], batch: &DiffBatch) -> Signals {
+    /// The signal of an entry with log R < tau is ln(1e-12 + 1.001) (the
+    /// others keep the objective's r_T, for TB ln(0.5 delta^2 (1 + C [delta
+    /// > 0]) + 1.001)).
+    fn adjust_signals(&self, batch: &DiffBatch, signals: &mut Signals) {
         let tau = self.tau.unwrap_or(f64::NEG_INFINITY);
-        let per_entry = delta
-            .iter()
-            .zip(&batch.log_r)
-            .map(|(&d, &lr)| match lr < tau {
-                true => gated_signal(),
-                false => reward.of(d as f64, lr.exp()),
-            })
-            .collect();
-        Signals {
-            per_entry,
-            per_transition: Vec::new(),
+        for (s, &lr) in signals.per_entry.iter_mut().zip(&batch.log_r) {
+            if lr < tau {
+                *s = gated_signal();
+            }
         }
     }
 
@@ -564,6 +557,7 @@ mod tests {
     use super::*;
     use crate::behaviour::teacher::RewardForm;
     use crate::behaviour::TeacherConfig;
+    use crate::train::family::Family;
 
     fn family(steps: usize, dim_energy: Energy) -> DiffusionFamily {
         DiffusionFamily {
@@ -581,6 +575,7 @@ mod tests {
                 harmonics: 2,
                 ..Default::default()
             },
+            flow_head: false,
             batch_size: 4,
             has_teacher: true,
             buffer: None,
@@ -624,7 +619,13 @@ mod tests {
             teacher: None,
             local_search: false,
         };
-        let s = f.signals(&reward, &[2.0, -2.0, 2.0], &batch);
+        let mut s = crate::objective::signals(
+            &crate::objective::Pieces::Entries,
+            &[2.0, -2.0, 2.0],
+            &reward,
+            &f.rewards(&batch),
+        );
+        f.adjust_signals(&batch, &mut s);
         let want = [
             (0.5f64 * 4.0 * 20.0 + 1.001).ln(),
             (0.5f64 * 4.0 + 1.001).ln(),

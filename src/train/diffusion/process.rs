@@ -1,15 +1,16 @@
 //! The diffusion sampler as a process (docs/diffusion.md "Sampler"):
 //! forward rollouts of a policy network, the tensors of a batch of
-//! trajectories and their TB residuals, where log P_F of the whole batch is
-//! one network pass over all T x B states (`[T * B, d]` rows, time-major;
-//! the states themselves are sampled without a graph, as the reference's
-//! detached sampling).
+//! trajectories and the objectives' view of them ([`Balance`], time-major),
+//! where log P_F of the whole batch is one network pass over all T x B
+//! states (`[T * B, d]` rows; the states themselves are sampled without a
+//! graph, as the reference's detached sampling).
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::envs::diffusion::energy::Energy;
 use crate::envs::diffusion::sde::{Paths, Sde, LN_2PI};
+use crate::objective::balance::{Balance, Layout};
 use crate::policy::diffusion::DiffusionNet;
 use crate::rng::Rng;
 use crate::train::RunError;
@@ -22,8 +23,10 @@ pub struct PathTensors {
     pub increments: Tensor,
     /// grad log R at every source state `[T * B, d]` (Langevin policy only).
     pub grad: Option<Tensor>,
-    /// Sum of log P_B per trajectory `[B]`, host.
-    pub log_pb: Vec<f64>,
+    /// The host constants of log P_F - log P_B of every step `[T * B]`
+    /// time-major: the Gaussian normaliser of log P_F minus log P_B (the
+    /// backward process has no parameter).
+    pub fixed: Vec<f64>,
     /// Trajectories B.
     pub batch: usize,
 }
@@ -136,22 +139,23 @@ impl Process {
                 true => Some(self.grad_tensor(paths.sources(), rows)?),
                 false => None,
             },
-            log_pb: self.sde.log_pb(paths),
+            fixed: {
+                // log P_F's constant per step: -0.5 d (ln 2 pi + ln dt + ln sigma^2)
+                let c = -0.5 * d as f64 * (LN_2PI + self.sde.dt().ln() + self.sde.log_var());
+                let pb = self.sde.log_pb_steps(paths);
+                pb.iter().map(|p| c - p).collect()
+            },
             batch: b,
         })
     }
 
-    /// TB residuals of `net`, `log_z` on `pt` towards `log_target` `[B]`:
-    /// log_target + sum log P_B - sum log P_F - log Z. The constant part of
-    /// log P_F is folded into the host term (f64), the network's part is
-    /// 0.5 sum [r^2 e^{-lv} / (dt sigma^2) + lv], r = increment - dt mu.
-    pub fn residuals(
-        &self,
-        net: &DiffusionNet,
-        log_z: Option<&Tensor>,
-        pt: &PathTensors,
-        log_target: &[f64],
-    ) -> Result<Tensor, RunError> {
+    /// The objectives' view of `pt` under `net`: time-major `[T, B]`
+    /// transitions; the network's part of log P_F of a step is
+    /// -0.5 sum_d [r^2 e^{-lv} / (dt sigma^2) + lv], r = increment - dt mu
+    /// (its constant and log P_B are host constants); log F(x, t) of the
+    /// sources from the flow head, the terminal row left at 0 (replaced by
+    /// log R).
+    pub fn balance(&self, net: &DiffusionNet, pt: &PathTensors) -> Result<Balance, RunError> {
         let (t, b, d) = (self.sde.steps, pt.batch, self.sde.dim);
         let dt = self.sde.dt();
         let terms = net.time_terms(&self.sde.times(), &self.device)?;
@@ -162,18 +166,22 @@ impl Process {
             None => (r.sqr()? * scale)?,
             Some(lv) => ((r.sqr()? * (lv.neg()?.exp()? * scale)?)? + lv)?,
         };
-        let net_part = (quad.reshape((t, b, d))?.sum(2)?.sum(0)? * 0.5)?; // [B]
-                                                                          // sum log P_F = c_pf - net_part
-        let c_pf = -0.5 * (t * d) as f64 * (LN_2PI + dt.ln() + self.sde.log_var());
-        let host: Vec<f32> = log_target
-            .iter()
-            .zip(&pt.log_pb)
-            .map(|(r, pb)| (r + pb - c_pf) as f32)
-            .collect();
-        let delta = (Tensor::from_vec(host, b, &self.device)? + net_part)?;
-        Ok(match log_z {
-            Some(z) => delta.broadcast_sub(z)?,
-            None => delta,
+        let log_pf = (quad.reshape((t, b, d))?.sum(2)? * -0.5)?.flatten_all()?; // [T*B]
+        let log_flow = match out.log_flow {
+            Some(f) => Some(Tensor::cat(
+                &[&f, &Tensor::zeros(b, DType::F32, &self.device)?],
+                0,
+            )?), // [(T+1)*B]
+            None => None,
+        };
+        Ok(Balance {
+            batch: b,
+            layout: Layout::TimeMajor { steps: t },
+            log_pf,
+            log_pb: None,
+            fixed: pt.fixed.clone(),
+            log_flow,
+            terminal: vec![true; b],
         })
     }
 }
@@ -187,6 +195,7 @@ fn log_add_exp(a: f64, b: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objective::tb::tb_residuals;
     use crate::policy::diffusion::DiffusionNetConfig;
     use crate::rng::{stream, Stream};
 
@@ -252,8 +261,7 @@ mod tests {
         }
         assert!((f.sde.log_pb(&paths)[0] - log_pb).abs() < 1e-6);
         let pt = f.tensors(false, &paths).unwrap();
-        let delta: Vec<f32> = f
-            .residuals(&net, None, &pt, &[0.0])
+        let delta: Vec<f32> = tb_residuals(&f.balance(&net, &pt).unwrap(), &[0.0], None)
             .unwrap()
             .to_vec1()
             .unwrap();
@@ -282,19 +290,84 @@ mod tests {
             "{mean} {var}"
         );
         // The batched residual pass agrees with the rollout's own log P_F.
-        let pt = f.tensors(false, &p.select(&[0, 1])).unwrap();
-        let delta: Vec<f32> = f
-            .residuals(&net, None, &pt, &[0.0, 0.0])
+        let sel = p.select(&[0, 1]);
+        let pt = f.tensors(false, &sel).unwrap();
+        let delta: Vec<f32> = tb_residuals(&f.balance(&net, &pt).unwrap(), &[0.0, 0.0], None)
             .unwrap()
             .to_vec1()
             .unwrap();
+        let log_pb = f.sde.log_pb(&sel);
         for j in 0..2 {
-            let want = pt.log_pb[j] - log_pf[j];
+            let want = log_pb[j] - log_pf[j];
             assert!(
                 (delta[j] as f64 - want).abs() < 1e-3,
                 "{} vs {want}",
                 delta[j]
             );
         }
+    }
+
+    /// Every objective on the hand-built 2-step trajectory above (T = 2,
+    /// 2-d, dt = 0.5) under the untrained network with a flow head (zero:
+    /// log F(s_0) = log F(s_1) = 0), log Z = 0.3, log R = -1: with the
+    /// per-step p_t = log P_F and b_t = log P_B (b_0 = 0),
+    /// TB = -1 + b_1 - 0.3 - p_0 - p_1; DB = (p_0, p_1 + 1 - b_1);
+    /// SubTB(0.5): u = (0.3, -p_0, -1 - p_0 - p_1 + b_1), pieces
+    /// (0,1) = -p_0 - 0.3, (1,2) = -1 - p_1 + b_1, (0,2) = TB.
+    #[test]
+    fn every_objective_on_a_two_step_hand_trajectory() {
+        use crate::objective::db::Db;
+        use crate::objective::subtb::SubTb;
+        use crate::objective::tb::Tb;
+        use crate::objective::Objective;
+        let f = process(2);
+        let net = untrained(&f).with_flow_head().unwrap();
+        let (s1, s2) = ([0.3f32, -0.2], [1.0f32, 0.5]);
+        let paths = Paths {
+            steps: 2,
+            batch: 1,
+            dim: 2,
+            states: vec![0.0, 0.0, s1[0], s1[1], s2[0], s2[1]],
+        };
+        let dt: f64 = 0.5;
+        let step_pf = |a: [f32; 2], b: [f32; 2]| -> f64 {
+            (0..2)
+                .map(|k| {
+                    let z = (b[k] - a[k]) as f64 / dt.sqrt();
+                    -0.5 * (z * z + LN_2PI + dt.ln())
+                })
+                .sum()
+        };
+        let (p0, p1) = (step_pf([0.0, 0.0], s1), step_pf(s1, s2));
+        let b1: f64 = (0..2)
+            .map(|k| {
+                let r = s1[k] as f64 - s2[k] as f64 / 2.0;
+                -0.5 * (r * r / 0.25 + LN_2PI + 0.25f64.ln())
+            })
+            .sum();
+        let b = f.balance(&net, &f.tensors(false, &paths).unwrap()).unwrap();
+        let z = Tensor::new(0.3f32, &Device::Cpu).unwrap();
+        let close = |a: &[f32], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (*x as f64 - y).abs() < 1e-4)
+        };
+        let tb_want = -1.0 + b1 - 0.3 - p0 - p1;
+        let tb: Vec<f32> = (Tb { loss_clamp: 0.0 })
+            .train(&b, &[-1.0], Some(&z))
+            .unwrap()
+            .delta
+            .to_vec1()
+            .unwrap();
+        assert!(close(&tb, &[tb_want]), "{tb:?} vs {tb_want}");
+        let db: Vec<f32> = Db
+            .train(&b, &[-1.0], None)
+            .unwrap()
+            .delta
+            .to_vec1()
+            .unwrap();
+        assert!(close(&db, &[p0, p1 + 1.0 - b1]), "{db:?}");
+        let sub = SubTb { lambda: 0.5 }.train(&b, &[-1.0], Some(&z)).unwrap();
+        let d: Vec<f32> = sub.delta.to_vec1().unwrap();
+        let pieces = [-p0 - 0.3, -1.0 - p1 + b1, tb_want];
+        assert!(close(&[d[1], d[5], d[2]], &pieces), "{d:?} vs {pieces:?}");
     }
 }
