@@ -12,8 +12,19 @@ use serde::{Deserialize, Serialize};
 use super::Trajectories;
 use crate::check::Invalid;
 use crate::objective::{PackedBatch, TransitionIndex, TransitionRow, MASKED_LOGIT};
-use crate::policy::mlp::Mlp;
 use crate::rng::Rng;
+
+/// The forward policy a grid rollout needs: a network mapping states to
+/// output rows whose first d+1 entries are the forward logits (actions
+/// `0..d` increment a coordinate, action d stops). Rows may be wider (a
+/// flow head, say); the grid reads only the first d+1 columns.
+pub trait GridPolicy {
+    /// The output rows of `n` states: `obs` is a u32 `[n, d]` tensor, row
+    /// `k` the positions of the d ones of state k's one-hot encoding
+    /// (`obs[k, i] = i * H + s_i`, within [`Grid::obs_dim`] = d * H); the
+    /// result is an f32 `[n, out]` tensor with `out >= d + 1`.
+    fn forward(&self, obs: &Tensor) -> candle_core::Result<Tensor>;
+}
 
 /// Largest grid (H^d states) whose terminal set we enumerate for the exact metrics.
 pub const MAX_STATES: usize = 1 << 26;
@@ -257,7 +268,7 @@ impl Grid {
     /// one-hot positions are `obs` `[n, d]`: the first d+1 outputs of `policy`.
     fn forward_logits(
         &self,
-        policy: &Mlp,
+        policy: &impl GridPolicy,
         obs: &[u32],
         device: &Device,
     ) -> candle_core::Result<Vec<f32>> {
@@ -307,7 +318,7 @@ impl Grid {
     /// states; (H-1)^d rows in all, H^d f64 of memory.
     pub fn terminal_distribution(
         &self,
-        policy: &Mlp,
+        policy: &impl GridPolicy,
         chunk: usize,
         device: &Device,
     ) -> candle_core::Result<Vec<f64>> {
@@ -383,7 +394,7 @@ impl Grid {
     /// Sample `n` complete trajectories from `policy` starting at s0 (see `rollout_from`).
     pub fn rollout(
         &self,
-        policy: &Mlp,
+        policy: &impl GridPolicy,
         n: usize,
         eps: f64,
         rng: &mut Rng,
@@ -402,7 +413,7 @@ impl Grid {
     /// all unfinished trajectories: `[n_active, d] -> [n_active, out]`.
     pub fn rollout_from(
         &self,
-        policy: &Mlp,
+        policy: &impl GridPolicy,
         prefixes: Vec<Prefix>,
         eps: f64,
         rng: &mut Rng,
@@ -626,6 +637,34 @@ pub(crate) mod fixtures {
 mod tests {
     use super::*;
 
+    /// A test policy: one linear layer on the one-hot observation (the sum
+    /// of the weight rows at the d positions), weights U(-1, 1) from `rng`.
+    struct OneHotLinear {
+        /// `[obs_dim, out]`.
+        w: Tensor,
+    }
+
+    impl OneHotLinear {
+        fn new(obs_dim: usize, out: usize, rng: &mut Rng) -> Self {
+            let w: Vec<f32> = (0..obs_dim * out)
+                .map(|_| rng.random_range(-1.0f32..1.0))
+                .collect();
+            let w = Tensor::from_vec(w, (obs_dim, out), &Device::Cpu).unwrap();
+            Self { w }
+        }
+    }
+
+    impl GridPolicy for OneHotLinear {
+        fn forward(&self, obs: &Tensor) -> candle_core::Result<Tensor> {
+            let (n, d) = obs.dims2()?;
+            let out = self.w.dim(1)?;
+            self.w
+                .index_select(&obs.flatten_all()?, 0)? // [n * d, out]
+                .reshape((n, d, out))?
+                .sum(1) // [n, out]
+        }
+    }
+
     fn grid(d: usize, h: usize) -> Grid {
         Grid::new(&GridConfig {
             ndim: d,
@@ -689,7 +728,7 @@ mod tests {
     /// Probability of every complete path from `s` (carrying `p`) by brute
     /// force, one network call per state: the terminal distribution's
     /// definition, independent of the dense-order sweep.
-    fn paths(g: &Grid, net: &Mlp, s: &mut Vec<u16>, p: f64, out: &mut [f64]) {
+    fn paths(g: &Grid, net: &impl GridPolicy, s: &mut Vec<u16>, p: f64, out: &mut [f64]) {
         let d = g.ndim;
         let mut obs = vec![0u32; d];
         g.write_obs(s, &mut obs);
@@ -713,14 +752,14 @@ mod tests {
     }
 
     /// The dynamic programme equals the sum over all paths (d=2, H=4 and
-    /// d=3, H=3, an untrained 16-wide network, chunks of 1, 5 and all), sums
+    /// d=3, H=3, a random one-layer test policy, chunks of 1, 5 and all), sums
     /// to 1, and puts mass on every terminal state.
     #[test]
     fn terminal_distribution_is_the_sum_over_paths() {
         for (d, h) in [(2, 4), (3, 3)] {
             let g = grid(d, h);
             let mut rng = crate::rng::stream(3, crate::rng::Stream::InitStudent);
-            let net = Mlp::new(&[g.obs_dim(), 16, 16, 2 * d + 1], &Device::Cpu, &mut rng).unwrap();
+            let net = OneHotLinear::new(g.obs_dim(), 2 * d + 1, &mut rng);
             let mut want = vec![0f64; g.true_density.len()];
             paths(&g, &net, &mut vec![0; d], 1.0, &mut want);
             for chunk in [1, 5, 10_000] {
@@ -744,7 +783,7 @@ mod tests {
     fn rollouts_follow_the_terminal_distribution() {
         let g = grid(2, 4);
         let mut rng = crate::rng::stream(4, crate::rng::Stream::InitStudent);
-        let net = Mlp::new(&[g.obs_dim(), 16, 16, 5], &Device::Cpu, &mut rng).unwrap();
+        let net = OneHotLinear::new(g.obs_dim(), 5, &mut rng);
         let q = g.terminal_distribution(&net, 64, &Device::Cpu).unwrap();
         let n = 200_000;
         let mut counts = vec![0usize; q.len()];

@@ -16,8 +16,7 @@ use candle_core::Result;
 
 use super::{log_mean_exp, mean, pearson};
 use crate::envs::sequence::task::{log_raw, SeqEnv};
-use crate::envs::sequence::traj::{rollout, SeqTraj, Transitions};
-use crate::policy::ssr::Ssr;
+use crate::envs::sequence::traj::{rollout, SeqTraj, SequencePolicy, Transitions};
 use crate::rng::Rng;
 
 /// One evaluation of the student.
@@ -73,7 +72,12 @@ impl ExactSet {
 }
 
 /// Sum log P_F of each trajectory under `net`, in chunks of `chunk` (no gradient is taken).
-fn sum_log_pf(env: &SeqEnv, net: &Ssr, trajs: &[SeqTraj], chunk: usize) -> Result<Vec<f64>> {
+fn sum_log_pf(
+    env: &SeqEnv,
+    net: &impl SequencePolicy,
+    trajs: &[SeqTraj],
+    chunk: usize,
+) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(trajs.len());
     for part in trajs.chunks(chunk.max(1)) {
         let t = Transitions::new(&env.mdp, part)?;
@@ -87,7 +91,7 @@ fn sum_log_pf(env: &SeqEnv, net: &Ssr, trajs: &[SeqTraj], chunk: usize) -> Resul
 /// chunks of `chunk` rollouts from `rng`) and on the exact set.
 pub fn evaluate(
     env: &SeqEnv,
-    net: &Ssr,
+    net: &impl SequencePolicy,
     n: usize,
     chunk: usize,
     exact: Option<&ExactSet>,

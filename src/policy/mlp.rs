@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::check::Invalid;
+use crate::envs::grid::GridPolicy;
 use crate::flops::matmul;
 use crate::ops::{bias_leaky_relu, one_hot_layer};
 use crate::rng::Rng;
@@ -141,6 +142,13 @@ impl Mlp {
             .iter()
             .flat_map(|(w, b)| [w.clone(), b.clone()])
             .collect()
+    }
+}
+
+/// The grid's forward policy: [`Mlp::forward`] on the one-hot positions.
+impl GridPolicy for Mlp {
+    fn forward(&self, obs: &Tensor) -> Result<Tensor> {
+        Mlp::forward(self, obs)
     }
 }
 

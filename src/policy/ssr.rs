@@ -45,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::Invalid;
 use crate::envs::sequence::mdp::{SeqMdp, SeqState};
+use crate::envs::sequence::traj::SequencePolicy;
 use crate::flops::matmul;
 use crate::objective::MASKED_LOGIT;
 use crate::policy::mlp::{leaky_relu, Mlp};
@@ -325,6 +326,29 @@ impl Ssr {
             .flatten_all()? // [pairs]
             .clamp(-SCORE_CLIP, SCORE_CLIP)?;
         Tensor::cat(&[&s, &zero], 0) // [pairs + 1]
+    }
+}
+
+/// The sequence tasks' forward policy: [`Ssr::log_pf_all`] and
+/// [`Ssr::log_pf_chosen`].
+impl SequencePolicy for Ssr {
+    fn log_pf_all(
+        &self,
+        mdp: &SeqMdp,
+        parents: &[SeqState],
+        children: &[Vec<SeqState>],
+    ) -> Result<Tensor> {
+        Ssr::log_pf_all(self, mdp, parents, children)
+    }
+
+    fn log_pf_chosen(
+        &self,
+        mdp: &SeqMdp,
+        parents: &[SeqState],
+        children: &[Vec<SeqState>],
+        chosen: &[usize],
+    ) -> Result<Tensor> {
+        Ssr::log_pf_chosen(self, mdp, parents, children, chosen)
     }
 }
 

@@ -6,9 +6,8 @@
 use candle_core::Device;
 
 use super::GridSearch;
-use crate::envs::grid::{Grid, Prefix};
+use crate::envs::grid::{Grid, GridPolicy, Prefix};
 use crate::envs::Trajectories;
-use crate::policy::mlp::Mlp;
 use crate::rng::Rng;
 
 /// Refine `batch`: `iterations` rounds of destroy-and-rebuild, keeping per
@@ -18,7 +17,7 @@ use crate::rng::Rng;
 pub fn refine<E: From<candle_core::Error>>(
     settings: &GridSearch,
     grid: &Grid,
-    net: &Mlp,
+    net: &impl GridPolicy,
     mut batch: Trajectories,
     score: &mut dyn FnMut(&Trajectories) -> Result<Vec<f64>, E>,
     rng: &mut Rng,
@@ -69,6 +68,7 @@ pub fn refine<E: From<candle_core::Error>>(
 mod tests {
     use super::*;
     use crate::envs::grid::GridConfig;
+    use crate::policy::mlp::Mlp;
     use crate::rng::{stream, Stream};
     use crate::search::BackAndForthConfig;
 

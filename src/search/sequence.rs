@@ -21,8 +21,7 @@ use rand::Rng as _;
 
 use super::{Acceptance, SeqSearch};
 use crate::envs::sequence::task::SeqEnv;
-use crate::envs::sequence::traj::{rollout, rollout_from, SeqTraj, Transitions};
-use crate::policy::ssr::Ssr;
+use crate::envs::sequence::traj::{rollout, rollout_from, SeqTraj, SequencePolicy, Transitions};
 use crate::rng::Rng;
 
 /// A batch of (at most) `batch` trajectories built by local search with
@@ -31,7 +30,7 @@ use crate::rng::Rng;
 pub fn search(
     cfg: &SeqSearch,
     env: &SeqEnv,
-    net: &Ssr,
+    net: &impl SequencePolicy,
     batch: usize,
     eps: f64,
     sampling: &mut Rng,
@@ -111,6 +110,7 @@ mod tests {
     use crate::datasets::test_root;
     use crate::envs::sequence::mdp::SeqMdpKind;
     use crate::envs::sequence::oracle::Task;
+    use crate::policy::ssr::Ssr;
     use crate::rng::{stream, Stream};
     use candle_core::Device;
 

@@ -1,7 +1,7 @@
 //! The sequence tasks of the biochemical discovery study (docs/discovery.md):
 //! strings built by a sequence MDP ([`mdp`]), scored by a real reward oracle
 //! ([`oracle`]), loaded as a task ([`task`], one row of the task table each),
-//! and batches of trajectories sampled with the SSR policy ([`traj`]).
+//! and batches of trajectories sampled with a forward policy ([`traj`]).
 
 pub mod mdp;
 pub mod oracle;

@@ -1,17 +1,48 @@
-//! Trajectories of the sequence tasks: batched sampling with the SSR policy,
-//! backward trajectories, and the tensors of a TB step.
+//! Trajectories of the sequence tasks: batched sampling with a forward
+//! policy ([`SequencePolicy`], the SSR network in the runs), backward
+//! trajectories, and the tensors of a TB step.
 //!
 //! Every complete trajectory of the sequence MDPs has exactly L+1
 //! transitions (docs/discovery.md), so a batch of B trajectories is a dense
 //! `[B, L+1]` grid of transitions: no padding and no masks are needed; the
-//! per-parent child lists are padded inside [`Ssr::log_pf_all`].
+//! per-parent child lists are padded inside [`SequencePolicy::log_pf_all`].
 
 use candle_core::{Device, Result, Tensor};
 use rand::Rng as _;
 
 use crate::envs::sequence::mdp::{SeqMdp, SeqState};
-use crate::policy::ssr::Ssr;
 use crate::rng::Rng;
+
+/// The forward policy a sequence rollout needs: log P_F over the ordered
+/// unique children of each state of a batch.
+pub trait SequencePolicy {
+    /// Log-probabilities of every child of every parent.
+    ///
+    /// `children[i]` is the ordered unique children of `parents[i]`
+    /// (`mdp.children(&parents[i])`), non-empty. Returns an f32
+    /// `[n_parents, max_children]` tensor whose entry `(i, j)` is
+    /// `log P_F(children[i][j] | parents[i])` for `j < children[i].len()`; the
+    /// padding entries are about [`crate::objective::MASKED_LOGIT`] (`exp`
+    /// of a row is the distribution over the children, zero on the padding).
+    fn log_pf_all(
+        &self,
+        mdp: &SeqMdp,
+        parents: &[SeqState],
+        children: &[Vec<SeqState>],
+    ) -> Result<Tensor>;
+
+    /// log P_F of the chosen child of each transition: `[n_parents]`, entry
+    /// `i` being `log P_F(children[i][chosen[i]] | parents[i])`, differentiable
+    /// (the entries of [`SequencePolicy::log_pf_all`] at `chosen`). Errors
+    /// when `chosen` has the wrong length or an index is out of range.
+    fn log_pf_chosen(
+        &self,
+        mdp: &SeqMdp,
+        parents: &[SeqState],
+        children: &[Vec<SeqState>],
+        chosen: &[usize],
+    ) -> Result<Tensor>;
+}
 
 /// One trajectory root -> ... -> x.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +108,7 @@ impl SeqTraj {
 /// for the child.
 pub fn rollout_from(
     mdp: &SeqMdp,
-    net: &Ssr,
+    net: &impl SequencePolicy,
     prefixes: Vec<Vec<SeqState>>,
     eps: f64,
     rng: &mut Rng,
@@ -119,7 +150,13 @@ pub fn rollout_from(
 }
 
 /// `n` trajectories sampled from the root.
-pub fn rollout(mdp: &SeqMdp, net: &Ssr, n: usize, eps: f64, rng: &mut Rng) -> Result<Vec<SeqTraj>> {
+pub fn rollout(
+    mdp: &SeqMdp,
+    net: &impl SequencePolicy,
+    n: usize,
+    eps: f64,
+    rng: &mut Rng,
+) -> Result<Vec<SeqTraj>> {
     rollout_from(mdp, net, vec![vec![SeqState::root()]; n], eps, rng)
 }
 
@@ -137,7 +174,7 @@ fn categorical(log_p: &[f32], u: f64) -> usize {
 }
 
 /// The transitions of a batch, flattened trajectory-major (`[B, T]`, T the
-/// common number of transitions), ready for [`Ssr::log_pf_chosen`].
+/// common number of transitions), ready for [`SequencePolicy::log_pf_chosen`].
 pub struct Transitions {
     parents: Vec<SeqState>,
     children: Vec<Vec<SeqState>>,
@@ -178,12 +215,12 @@ impl Transitions {
 
     /// log P_F of every transition under `net`: `[B * T]` entry-major,
     /// differentiable.
-    pub fn log_pf(&self, mdp: &SeqMdp, net: &Ssr) -> Result<Tensor> {
+    pub fn log_pf(&self, mdp: &SeqMdp, net: &impl SequencePolicy) -> Result<Tensor> {
         net.log_pf_chosen(mdp, &self.parents, &self.children, &self.chosen) // [B*T]
     }
 
     /// Sum of log P_F of each trajectory under `net`: `[B]`, differentiable.
-    pub fn sum_log_pf(&self, mdp: &SeqMdp, net: &Ssr) -> Result<Tensor> {
+    pub fn sum_log_pf(&self, mdp: &SeqMdp, net: &impl SequencePolicy) -> Result<Tensor> {
         let per = self.log_pf(mdp, net)?; // [B*T]
         per.reshape((self.n_traj, self.n_steps))?.sum(1) // [B]
     }
@@ -202,7 +239,56 @@ pub fn host_tensor(v: &[f64], device: &Device) -> Result<Tensor> {
 mod tests {
     use super::*;
     use crate::envs::sequence::mdp::SeqMdpKind;
+    use crate::objective::MASKED_LOGIT;
     use crate::rng::{stream, Stream};
+
+    /// A test policy: each child gets a fixed score from its content and
+    /// leaf flag; log P_F is the log-softmax of the scores over the parent's
+    /// children, computed on the host.
+    struct ContentScore;
+
+    impl ContentScore {
+        fn score(c: &SeqState) -> f64 {
+            let h = c.content.iter().fold(u64::from(c.leaf) * 5, |h, &x| {
+                h.wrapping_mul(7).wrapping_add(u64::from(x) + 1)
+            });
+            (h % 13) as f64 * 0.25
+        }
+    }
+
+    impl SequencePolicy for ContentScore {
+        fn log_pf_all(
+            &self,
+            _mdp: &SeqMdp,
+            parents: &[SeqState],
+            children: &[Vec<SeqState>],
+        ) -> Result<Tensor> {
+            let w = children.iter().map(Vec::len).max().unwrap_or(0);
+            let mut out = vec![MASKED_LOGIT; parents.len() * w]; // [n, w]
+            for (row, kids) in out.chunks_mut(w.max(1)).zip(children) {
+                let scores: Vec<f64> = kids.iter().map(Self::score).collect();
+                let max = scores.iter().copied().fold(f64::MIN, f64::max);
+                let lse = max + scores.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
+                for (o, x) in row.iter_mut().zip(&scores) {
+                    *o = (x - lse) as f32;
+                }
+            }
+            Tensor::from_vec(out, (parents.len(), w), &Device::Cpu)
+        }
+
+        fn log_pf_chosen(
+            &self,
+            mdp: &SeqMdp,
+            parents: &[SeqState],
+            children: &[Vec<SeqState>],
+            chosen: &[usize],
+        ) -> Result<Tensor> {
+            let all: Vec<Vec<f32>> = self.log_pf_all(mdp, parents, children)?.to_vec2()?;
+            assert_eq!(all.len(), chosen.len());
+            let v: Vec<f32> = all.iter().zip(chosen).map(|(row, &c)| row[c]).collect();
+            Tensor::from_vec(v, chosen.len(), &Device::Cpu) // [n]
+        }
+    }
 
     #[test]
     fn categorical_inverse_cdf() {
@@ -214,19 +300,12 @@ mod tests {
     }
 
     /// Rollouts are complete (L+1 transitions, leaf last), consistent with
-    /// `from_states`, and their recorded log P_F equals the network's
+    /// `from_states`, and their recorded log P_F equals the policy's
     /// recomputation through `Transitions`.
     #[test]
     fn rollouts_are_complete_and_consistent() {
         let mdp = SeqMdp::new(SeqMdpKind::PrependAppend, 4, 3).unwrap();
-        let dev = Device::Cpu;
-        let net = Ssr::new(
-            mdp.feature_dim(),
-            8,
-            &dev,
-            &mut stream(0, Stream::InitStudent),
-        )
-        .unwrap();
+        let net = ContentScore;
         let trajs = rollout(&mdp, &net, 5, 0.0, &mut stream(0, Stream::Sampling)).unwrap();
         assert_eq!(trajs.len(), 5);
         for t in &trajs {
