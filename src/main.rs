@@ -201,20 +201,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// Sequence networks at least this wide have products large enough for
-/// every core.
-const WIDE_SSR: usize = 512;
-
-/// Whether the experiment `file` trains large matrix products: a diffusion
-/// sampler, or a sequence network at least [`WIDE_SSR`] wide (unreadable
-/// files count as not: their errors come later, from the command itself).
+/// Whether the experiment `file` trains large matrix products (see
+/// [`plan::large_products`]; unreadable files count as not: their errors
+/// come later, from the command itself).
 fn has_large_products(file: &Path) -> bool {
-    config::load(file, &[]).is_ok_and(|(exp, _)| {
-        matches!(
-            exp.env,
-            runner::registry::EnvConfig::Gmm25(_) | runner::registry::EnvConfig::ManyWell(_)
-        ) || matches!(&exp.policy, runner::registry::PolicyConfig::Ssr(p) if p.hidden >= WIDE_SSR)
-    })
+    config::load(file, &[]).is_ok_and(|(exp, _)| plan::large_products(&exp))
 }
 
 impl Cli {
@@ -263,7 +254,7 @@ fn main() -> ExitCode {
     // gemm costs more than it gains; parallelism comes from running runs side
     // by side (and a teacher run's second thread). Large products use every
     // core: the diffusion samplers' ([T * B, 256] x [256, 256]) and those of
-    // sequence networks at least `WIDE_SSR` wide (QM9's 1024: 87 GFLOP a
+    // sequence networks at least `plan::WIDE_SSR` wide (QM9's 1024: 87 GFLOP a
     // round, 84% of one core's peak on one thread). Decided before any
     // thread starts; set RAYON_NUM_THREADS to override.
     if std::env::var_os("RAYON_NUM_THREADS").is_none()

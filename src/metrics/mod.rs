@@ -9,6 +9,38 @@ pub mod diffusion;
 pub mod grid;
 pub mod sequence;
 
+/// One named value of a row of metrics (a column of `metrics.csv`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metric {
+    /// The column's name.
+    pub name: &'static str,
+    /// The value; `None` when there is no data (an empty cell), while a NaN
+    /// value is a computed NaN (`nan`).
+    pub value: Option<f64>,
+}
+
+impl Metric {
+    /// The metric `name` with the value `value`.
+    pub fn new(name: &'static str, value: f64) -> Self {
+        Self {
+            name,
+            value: Some(value),
+        }
+    }
+
+    /// The metric `name` with the value `value`, or no data for `None`.
+    pub fn optional(name: &'static str, value: Option<f64>) -> Self {
+        Self { name, value }
+    }
+}
+
+/// Where the rows of metrics of a run go (`metrics.csv` is today's only one:
+/// `output::CsvSink`).
+pub trait MetricSink {
+    /// Record the metrics `row` of step `step`, in the sink's column order.
+    fn write_row(&mut self, step: u64, row: &[Metric]) -> std::io::Result<()>;
+}
+
 /// The q-quantile of `v` with linear interpolation between order statistics
 /// (numpy's and torch's default).
 pub fn quantile(v: &[f64], q: f64) -> f64 {

@@ -9,6 +9,8 @@ pub mod scatter;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::metrics::{Metric, MetricSink};
+
 /// Write `contents` to `path` atomically: a temporary file in the same
 /// directory (named by process and a per-process counter, so two threads
 /// never share one), then a rename, so readers never see a half-written
@@ -65,6 +67,70 @@ impl CsvTable {
         self.text.push_str(&cells.join(","));
         self.text.push('\n');
         write_atomic(&self.path, self.text.as_bytes())
+    }
+}
+
+/// The metrics of a run as a CSV table (`metrics.csv`): the step column, then
+/// one column per metric, each value in [`fmt_f64`]'s shortest form (or with
+/// the fixed decimals set by [`CsvSink::with_decimals`]) and no data as an
+/// empty cell.
+pub struct CsvSink {
+    table: CsvTable,
+    /// The metric columns, after the step column.
+    columns: Vec<&'static str>,
+    /// Fixed decimals of each metric column; `None`: the shortest form.
+    decimals: Vec<Option<usize>>,
+}
+
+impl CsvSink {
+    /// A sink writing `path` (not yet written) with the columns
+    /// `step_column`, then `columns`.
+    pub fn new(path: PathBuf, step_column: &str, columns: &[&'static str]) -> Self {
+        let header: Vec<&str> = std::iter::once(step_column)
+            .chain(columns.iter().copied())
+            .collect();
+        Self {
+            table: CsvTable::new(path, &header),
+            columns: columns.to_vec(),
+            decimals: vec![None; columns.len()],
+        }
+    }
+
+    /// The values of `column` printed with `decimals` decimals (NaN still
+    /// as `nan`). Panics when the sink has no such column.
+    pub fn with_decimals(mut self, column: &str, decimals: usize) -> Self {
+        let i = self
+            .columns
+            .iter()
+            .position(|&c| c == column)
+            .unwrap_or_else(|| panic!("no metric column `{column}`"));
+        self.decimals[i] = Some(decimals);
+        self
+    }
+}
+
+impl MetricSink for CsvSink {
+    /// Append the row and rewrite the file. Panics when the names of `row`
+    /// are not the sink's columns in order (its values would land under
+    /// other columns' names).
+    fn write_row(&mut self, step: u64, row: &[Metric]) -> std::io::Result<()> {
+        assert!(
+            row.iter().map(|m| m.name).eq(self.columns.iter().copied()),
+            "metrics {:?} do not match the columns {:?}",
+            row.iter().map(|m| m.name).collect::<Vec<_>>(),
+            self.columns
+        );
+        let cells: Vec<String> =
+            std::iter::once(step.to_string())
+                .chain(row.iter().zip(&self.decimals).map(|(m, &decimals)| {
+                    match (m.value, decimals) {
+                        (None, _) => String::new(),
+                        (Some(v), Some(d)) if !v.is_nan() => format!("{v:.d$}"),
+                        (Some(v), _) => fmt_f64(v),
+                    }
+                }))
+                .collect();
+        self.table.push(&cells)
     }
 }
 
@@ -131,5 +197,41 @@ mod tests {
         );
         // No temporary file left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// Every value in its shortest form (a count without `.0`), no data as an
+    /// empty cell, NaN as `nan`, fixed decimals where set.
+    #[test]
+    fn metric_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        let mut sink = CsvSink::new(path.clone(), "step", &["n", "l1", "eubo", "wall_s"])
+            .with_decimals("wall_s", 3);
+        let row = |n: f64, l1: f64, eubo: Option<f64>, wall: f64| {
+            [
+                Metric::new("n", n),
+                Metric::new("l1", l1),
+                Metric::optional("eubo", eubo),
+                Metric::new("wall_s", wall),
+            ]
+        };
+        sink.write_row(0, &row(13.0, f64::NAN, None, 0.25)).unwrap();
+        sink.write_row(10, &row(1e21, 0.1 + 0.2, Some(-2.5), 12.0))
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "step,n,l1,eubo,wall_s\n\
+             0,13,nan,,0.250\n\
+             10,1000000000000000000000,0.30000000000000004,-2.5,12.000\n"
+        );
+    }
+
+    /// A row whose names are not the columns in order is refused.
+    #[test]
+    #[should_panic(expected = "do not match the columns")]
+    fn metric_names_must_match_the_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = CsvSink::new(dir.path().join("m.csv"), "step", &["a", "b"]);
+        let _ = sink.write_row(0, &[Metric::new("b", 1.0), Metric::new("a", 2.0)]);
     }
 }

@@ -205,6 +205,21 @@ pub(crate) struct FamilyDefaults {
     pub clip_scope: ClipScope,
 }
 
+/// Sequence networks at least this wide have products large enough for
+/// every core.
+pub const WIDE_SSR: usize = 512;
+
+/// Whether `exp` trains large matrix products, enough to use every core: a
+/// diffusion sampler's (`[T * B, 256] x [256, 256]`), or a sequence network's
+/// at least [`WIDE_SSR`] wide (QM9's 1024). The command line runs other
+/// experiments on one thread (their products are too small for a
+/// multithreaded gemm to pay). Decided on the experiment as written, before
+/// it is resolved (and before any thread starts).
+pub fn large_products(exp: &Experiment) -> bool {
+    matches!(exp.env, EnvConfig::Gmm25(_) | EnvConfig::ManyWell(_))
+        || matches!(&exp.policy, PolicyConfig::Ssr(p) if p.hidden >= WIDE_SSR)
+}
+
 /// Load `path` (with `sets` on top) and resolve it: the checked plan of one run.
 pub fn load(path: &Path, sets: &[SetArg]) -> Result<Plan, ConfigError> {
     let (exp, sources) = config::load(path, sets)?;
@@ -600,6 +615,28 @@ mod tests {
         assert_eq!(plan.resolved.train.steps, Some(6000));
         assert!(plan.teacher.is_some());
         assert_eq!(plan.schedule.len(), 4);
+    }
+
+    /// Diffusion samplers and sequence networks at least `WIDE_SSR` wide
+    /// (the default 1024) have large products; the grid's MLP and a
+    /// narrower SSR do not.
+    #[test]
+    fn large_products_are_diffusion_and_wide_sequence_networks() {
+        let exp = |env: &str, policy: &str| -> Experiment {
+            toml::from_str(&format!(
+                "name = \"t\"\n[env]\nkind = \"{env}\"\n[policy]\n{policy}\n\
+                 [objective]\nkind = \"tb\"\n[behaviour]\nkind = \"on_policy\""
+            ))
+            .unwrap()
+        };
+        assert!(!large_products(&grid_exp("")));
+        assert!(large_products(&exp("gmm25", "kind = \"diffusion\"")));
+        assert!(large_products(&exp("many_well", "kind = \"diffusion\"")));
+        assert!(large_products(&exp("qm9str", "kind = \"ssr\"")));
+        let wide = format!("kind = \"ssr\"\nhidden = {WIDE_SSR}");
+        assert!(large_products(&exp("tfbind8", &wide)));
+        let narrow = format!("kind = \"ssr\"\nhidden = {}", WIDE_SSR - 1);
+        assert!(!large_products(&exp("tfbind8", &narrow)));
     }
 
     /// The cost that orders a sweep's runs: a Teacher run's batch costs 1.5

@@ -12,6 +12,7 @@ use candle_core::Tensor;
 use super::sampler::{Policy, Sampler};
 use super::RunError;
 use crate::behaviour::teacher::TeacherReward;
+use crate::metrics::Metric;
 use crate::objective::balance::Balance;
 use crate::objective::{Signals, Trained};
 use crate::optim::Adam;
@@ -148,13 +149,14 @@ pub trait Family: Sync {
     /// replayed one may update its entries' priorities.
     fn remember(&mut self, batch: Self::Batch, fresh: bool, delta: &[f32], signals: &Signals);
 
-    /// Evaluate `student` after `step` steps: the cells of [`Family::METRICS`].
+    /// Evaluate `student` after `step` steps: the values of
+    /// [`Family::METRICS`], named and in that order.
     fn evaluate(
         &mut self,
         step: u64,
         student: &Sampler<Self::Net>,
         counters: &Counters,
-    ) -> Result<Vec<String>, RunError>;
+    ) -> Result<Vec<Metric>, RunError>;
 
     /// A short progress message, e.g. `goals 12`.
     fn progress(&self) -> String;

@@ -19,6 +19,7 @@ use crate::buffer::{Priority, ReplayBuffer};
 use crate::envs::grid::Grid;
 use crate::envs::Trajectories;
 use crate::metrics::grid::{empirical_l1, l1_to_target, sample_from, GridDiscovery};
+use crate::metrics::Metric;
 use crate::objective::balance::Balance;
 use crate::objective::tb::tb_loss_clamped;
 use crate::objective::{signals, PackedBatch, Pieces, Signals, Trained};
@@ -287,7 +288,7 @@ impl Family for GridFamily {
         step: u64,
         student: &Sampler<Mlp>,
         counters: &Counters,
-    ) -> Result<Vec<String>, RunError> {
+    ) -> Result<Vec<Metric>, RunError> {
         let m = &self.model;
         // The student's terminal distribution (exact) and samples from it.
         let (exact, terminals) = match self.exact_eval {
@@ -318,15 +319,15 @@ impl Family for GridFamily {
         let (l1, wl1) = self.discovery.window_l1(&m.grid);
         self.last_eval_l1 = eval_l1;
         Ok(vec![
-            self.discovery.n_goals_found().to_string(),
-            fmt_f64(l1),
-            fmt_f64(wl1),
-            fmt_f64(eval_l1),
-            fmt_f64(eval_wl1),
-            exact.map_or(String::new(), |(l1, _)| fmt_f64(l1)),
-            exact.map_or(String::new(), |(_, wl1)| fmt_f64(wl1)),
-            counters.reward_calls.to_string(),
-            counters.grad_steps.to_string(),
+            Metric::new("n_goals_found", self.discovery.n_goals_found() as f64),
+            Metric::new("empirical_l1", l1),
+            Metric::new("empirical_w_l1", wl1),
+            Metric::new("eval_empirical_l1", eval_l1),
+            Metric::new("eval_empirical_w_l1", eval_wl1),
+            Metric::optional("eval_exact_l1", exact.map(|(l1, _)| l1)),
+            Metric::optional("eval_exact_w_l1", exact.map(|(_, wl1)| wl1)),
+            Metric::new("n_reward_calls", counters.reward_calls as f64),
+            Metric::new("n_grad_steps", counters.grad_steps as f64),
         ])
     }
 

@@ -20,9 +20,9 @@ use crate::envs::sequence::oracle::default_cache_dir;
 use crate::envs::sequence::task::SeqEnv;
 use crate::envs::sequence::traj::{rollout, SeqTraj, Transitions};
 use crate::metrics::sequence::{evaluate, ExactSet};
+use crate::metrics::Metric;
 use crate::objective::balance::{Balance, Layout};
 use crate::objective::Signals;
-use crate::output::fmt_f64;
 use crate::plan::sequence::{RecentPlan, SequencePlan};
 use crate::plan::Plan;
 use crate::policy::ssr::Ssr;
@@ -281,7 +281,7 @@ impl Family for SequenceFamily {
         _step: u64,
         student: &Sampler<Ssr>,
         counters: &Counters,
-    ) -> Result<Vec<String>, RunError> {
+    ) -> Result<Vec<Metric>, RunError> {
         let e = evaluate(
             &self.env,
             &student.net,
@@ -291,21 +291,21 @@ impl Family for SequenceFamily {
             &mut self.eval_rng,
         )?;
         Ok(vec![
-            self.modes_found.to_string(),
-            e.num_modes_onpolicy.to_string(),
-            fmt_f64(e.log_z_est),
-            fmt_f64(e.log_z_gap),
-            fmt_f64(e.elbo),
-            // Empty cells where the task has no exact samples (L14_RNA2/3,
-            // sEH at another beta).
-            e.eubo.map_or_else(String::new, fmt_f64),
-            e.pearson.map_or_else(String::new, fmt_f64),
-            fmt_f64(e.expected_reward_gap),
-            fmt_f64(e.mean_reward),
-            fmt_f64(e.top100_reward),
-            fmt_f64(e.frac_unique),
-            self.history.len().to_string(),
-            counters.reward_calls.to_string(),
+            Metric::new("num_modes_all", self.modes_found as f64),
+            Metric::new("num_modes_onpolicy", e.num_modes_onpolicy as f64),
+            Metric::new("log_z_est", e.log_z_est),
+            Metric::new("log_z_gap", e.log_z_gap),
+            Metric::new("elbo", e.elbo),
+            // No data where the task has no exact samples (L14_RNA2/3, sEH
+            // at another beta).
+            Metric::optional("eubo", e.eubo),
+            Metric::optional("pearson", e.pearson),
+            Metric::new("expected_reward_gap", e.expected_reward_gap),
+            Metric::new("mean_reward", e.mean_reward),
+            Metric::new("top100_reward", e.top100_reward),
+            Metric::new("frac_unique", e.frac_unique),
+            Metric::new("n_discovered", self.history.len() as f64),
+            Metric::new("n_reward_calls", counters.reward_calls as f64),
         ])
     }
 

@@ -21,9 +21,9 @@ use super::family::{Counters, Family};
 use super::sampler::Sampler;
 use super::{RunError, RunOptions, RunSummary, Which};
 use crate::behaviour::Source;
-use crate::metrics::tail_mean;
+use crate::metrics::{tail_mean, Metric, MetricSink};
 use crate::objective::{signals, Trained};
-use crate::output::{fmt_f64, progress_bar, CsvTable};
+use crate::output::{progress_bar, CsvSink};
 use crate::plan::{Plan, ShortBuffer};
 use crate::rng::{self, Stream};
 
@@ -85,25 +85,36 @@ pub(crate) fn train<F: Family>(
 impl<F: Family> Trainer<'_, F> {
     fn run(&mut self, start: Instant) -> Result<RunSummary, RunError> {
         let (plan, opts) = (self.plan, self.opts);
-        let mut columns = vec![F::STEP_COLUMN, "loss", "teacher_loss", F::LOG_Z_COLUMN];
+        let mut columns = vec!["loss", "teacher_loss", F::LOG_Z_COLUMN];
         columns.extend(F::METRICS);
         columns.push("wall_s");
         let path = opts.dir.join("metrics.csv");
-        let mut table = CsvTable::new(path.clone(), &columns);
+        let mut sink =
+            CsvSink::new(path.clone(), F::STEP_COLUMN, &columns).with_decimals("wall_s", 3);
         let mut evaluate = |t: &mut Self, step: u64| -> Result<(), RunError> {
             let mut row = vec![
-                step.to_string(),
-                fmt_f64(tail_mean(&t.tally.losses, plan.loss_window)),
-                fmt_f64(tail_mean(&t.tally.teacher_losses, plan.loss_window)),
-                fmt_f64(t.student.log_z_value()?),
+                Metric::new("loss", tail_mean(&t.tally.losses, plan.loss_window)),
+                Metric::new(
+                    "teacher_loss",
+                    tail_mean(&t.tally.teacher_losses, plan.loss_window),
+                ),
+                Metric::new(F::LOG_Z_COLUMN, t.student.log_z_value()?),
             ];
             let counters = Counters {
                 reward_calls: t.tally.reward_calls,
                 grad_steps: t.tally.losses.len() as u64,
             };
-            row.extend(t.family.evaluate(step, &t.student, &counters)?);
-            row.push(format!("{:.3}", start.elapsed().as_secs_f64()));
-            table.push(&row).map_err(|source| RunError::Io {
+            let metrics = t.family.evaluate(step, &t.student, &counters)?;
+            debug_assert!(
+                metrics
+                    .iter()
+                    .map(|m| m.name)
+                    .eq(F::METRICS.iter().copied()),
+                "the family's metrics must be its METRICS, in order"
+            );
+            row.extend(metrics);
+            row.push(Metric::new("wall_s", start.elapsed().as_secs_f64()));
+            sink.write_row(step, &row).map_err(|source| RunError::Io {
                 path: path.clone(),
                 cause: source,
             })

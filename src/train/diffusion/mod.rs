@@ -21,11 +21,11 @@ use crate::buffer::{Priority, ReplayBuffer};
 use crate::envs::diffusion::energy::Energy;
 use crate::envs::diffusion::sde::Paths;
 use crate::metrics::diffusion::{bounds, Bounds};
-use crate::metrics::quantile;
+use crate::metrics::{quantile, Metric};
 use crate::objective::balance::Balance;
 use crate::objective::tb::tb_residuals;
 use crate::objective::Signals;
-use crate::output::{fmt_f64, scatter};
+use crate::output::scatter;
 use crate::plan::diffusion::{BufferPlan, DiffusionPlan};
 use crate::plan::Plan;
 use crate::policy::diffusion::{DiffusionNet, DiffusionNetConfig};
@@ -509,7 +509,7 @@ impl Family for DiffusionFamily {
         step: u64,
         student: &Sampler<DiffusionNet>,
         _counters: &Counters,
-    ) -> Result<Vec<String>, RunError> {
+    ) -> Result<Vec<Metric>, RunError> {
         let last = step == self.total_steps && self.final_samples > 0;
         let n = if last {
             self.final_samples
@@ -530,13 +530,16 @@ impl Family for DiffusionFamily {
         let w2 = crate::metrics::assignment::w2(&samples, &exact, self.process.sde.dim);
         self.plot(step, &samples, &exact)?;
         Ok(vec![
-            fmt_f64(log_z_is),
-            fmt_f64(self.process.energy.true_log_z() - log_z_is),
-            fmt_f64(elbo),
-            fmt_f64(eubo),
-            fmt_f64(w2),
-            self.buffer.as_ref().map_or(0, |(b, _)| b.len()).to_string(),
-            self.energy_calls.to_string(),
+            Metric::new("log_z_is", log_z_is),
+            Metric::new("delta_log_z", self.process.energy.true_log_z() - log_z_is),
+            Metric::new("elbo", elbo),
+            Metric::new("eubo", eubo),
+            Metric::new("w2", w2),
+            Metric::new(
+                "buffer_size",
+                self.buffer.as_ref().map_or(0, |(b, _)| b.len()) as f64,
+            ),
+            Metric::new("n_energy_calls", self.energy_calls as f64),
         ])
     }
 
