@@ -22,6 +22,7 @@ use crate::envs::sequence::task::{RnaEnvConfig, SeqEnvConfig};
 use crate::objective::db::DbConfig;
 use crate::objective::subtb::SubTbConfig;
 use crate::objective::tb::TbConfig;
+use crate::objective::ObjectiveTable;
 use crate::policy::diffusion::DiffusionNetConfig;
 use crate::policy::mlp::MlpConfig;
 use crate::policy::ssr::SsrConfig;
@@ -106,6 +107,17 @@ registry! {
         Db(DbConfig) = "db",
         /// Sub-trajectory balance (lambda-weighted) with log Z and a learned state flow.
         SubTb(SubTbConfig) = "subtb",
+    }
+}
+
+impl ObjectiveConfig {
+    /// The table as what the plan needs of it (its checks and settings).
+    pub fn table(&self) -> &dyn ObjectiveTable {
+        match self {
+            ObjectiveConfig::Tb(c) => c,
+            ObjectiveConfig::Db(c) => c,
+            ObjectiveConfig::SubTb(c) => c,
+        }
     }
 }
 

@@ -169,9 +169,9 @@ fn composition_errors_name_keys_and_kinds() {
         ),
         (
             "kind = \"tb\"",
-            "kind = \"db\"",
-            "objective.kind",
-            "train with `tb`",
+            "kind = \"subtb\"\nlambda = 5.0",
+            "objective.lambda",
+            "must be in (0, 2]",
         ),
         (
             "kind = \"terminal\"",

@@ -162,8 +162,8 @@ fn sequence_composition_errors() {
         ),
         (
             "kind = \"tb\"\nlr = 1e-4\nlog_z_lr = 1e-2\nlog_z_init = 5.0\nlog_z_min = 0.0\nloss_clamp = 5000.0\n",
-            "kind = \"db\"\n",
-            "sequence tasks train with `tb`",
+            "kind = \"subtb\"\nloss_clamp = 5000.0\n",
+            "loss_clamp",
         ),
         (
             "kind = \"recent\"\nselection = \"prt\"",

@@ -9,8 +9,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::balance::{f32_tensor, Balance};
-use super::{check_optimiser, is_default_gamma, is_zero, Objective, Optimiser, Pieces, Trained};
-use crate::check::Invalid;
+use super::{
+    is_default_gamma, is_zero, Objective, ObjectiveKind, ObjectiveSettings, ObjectiveTable, Pieces,
+    Trained,
+};
 
 /// Detailed balance with a learned state flow log F(s) (one extra network output).
 /// The teacher, when there is one, is trained with the same settings.
@@ -46,18 +48,17 @@ impl Default for DbConfig {
     }
 }
 
-impl DbConfig {
-    /// Range checks.
-    pub fn check(&self) -> std::result::Result<(), Invalid> {
-        check_optimiser(&Optimiser {
+impl ObjectiveTable for DbConfig {
+    fn settings(&self) -> ObjectiveSettings {
+        ObjectiveSettings {
             lr: self.lr,
-            log_z_lr: None,
+            log_z: None,
             clip_grad_norm: self.clip_grad_norm,
             weight_decay: self.weight_decay,
-            lr_milestones: &self.lr_milestones,
+            lr_milestones: self.lr_milestones.clone(),
             lr_gamma: self.lr_gamma,
-            log_z_min: None,
-        })
+            objective: ObjectiveKind::Db(Db),
+        }
     }
 }
 

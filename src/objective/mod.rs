@@ -91,55 +91,101 @@ impl ObjectiveKind {
     }
 }
 
-/// The optimiser settings every objective's table has, for their shared
-/// range checks.
-pub(crate) struct Optimiser<'a> {
-    pub lr: f64,
-    /// log Z's learning rate, for objectives with a log Z.
-    pub log_z_lr: Option<f64>,
-    pub clip_grad_norm: f64,
-    pub weight_decay: f64,
-    pub lr_milestones: &'a [u64],
-    pub lr_gamma: f64,
-    pub log_z_min: Option<f64>,
+/// What the plan needs of an `[objective]` table: its checks, and the
+/// sampler's settings with the objective resolved. Each objective's config
+/// implements it next to the objective (the registry dispatches), so an
+/// objective is added in its own module, the registry and [`ObjectiveKind`].
+pub trait ObjectiveTable {
+    /// Range checks of the table's own keys (named `objective.<key>`); the
+    /// shared ones are [`ObjectiveSettings::check`].
+    fn check(&self) -> std::result::Result<(), Invalid> {
+        Ok(())
+    }
+
+    /// The optimiser settings and the objective of the table.
+    fn settings(&self) -> ObjectiveSettings;
 }
 
-/// Range checks of the optimiser settings, naming the `objective.` key.
-pub(crate) fn check_optimiser(o: &Optimiser) -> std::result::Result<(), Invalid> {
-    let rates = [
-        ("objective.lr", Some(o.lr)),
-        ("objective.log_z_lr", o.log_z_lr),
-    ];
-    for (k, v) in rates.iter().filter_map(|(k, v)| v.map(|v| (k, v))) {
-        if !(v.is_finite() && v > 0.0) {
-            return Err(Invalid::new(*k, "must be a positive number"));
+/// The learned scalar log Z (TB, SubTB).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogZPlan {
+    /// Initial value.
+    pub init: f64,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Clamp to at least this after every step.
+    pub min: Option<f64>,
+}
+
+/// The optimiser settings of an `[objective]` table and its objective, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectiveSettings {
+    /// Adam learning rate of the policy network.
+    pub lr: f64,
+    /// The learned log Z, for objectives with one.
+    pub log_z: Option<LogZPlan>,
+    /// Clip of the global gradient norm (0: none).
+    pub clip_grad_norm: f64,
+    /// Coupled L2 weight decay.
+    pub weight_decay: f64,
+    /// Iterations at which every learning rate is multiplied by `lr_gamma`.
+    pub lr_milestones: Vec<u64>,
+    /// The factor of each milestone.
+    pub lr_gamma: f64,
+    /// The objective.
+    pub objective: ObjectiveKind,
+}
+
+impl ObjectiveSettings {
+    /// Range checks of the optimiser settings, naming the `objective.` key.
+    pub fn check(&self) -> std::result::Result<(), Invalid> {
+        let rates = [
+            ("objective.lr", Some(self.lr)),
+            ("objective.log_z_lr", self.log_z.map(|z| z.lr)),
+        ];
+        for (k, v) in rates.iter().filter_map(|(k, v)| v.map(|v| (k, v))) {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Invalid::new(*k, "must be a positive number"));
+            }
+        }
+        if !(self.clip_grad_norm.is_finite() && self.clip_grad_norm >= 0.0) {
+            return Err(Invalid::new(
+                "objective.clip_grad_norm",
+                "must be >= 0 (0 disables clipping)",
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Invalid::new("objective.weight_decay", "must be >= 0"));
+        }
+        if !(self.lr_gamma.is_finite() && self.lr_gamma > 0.0) {
+            return Err(Invalid::new(
+                "objective.lr_gamma",
+                "must be a positive number",
+            ));
+        }
+        if self.lr_milestones.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Invalid::new(
+                "objective.lr_milestones",
+                "must be strictly increasing iterations",
+            ));
+        }
+        if self
+            .log_z
+            .and_then(|z| z.min)
+            .is_some_and(|m| !m.is_finite())
+        {
+            return Err(Invalid::new("objective.log_z_min", "must be a number"));
+        }
+        Ok(())
+    }
+
+    /// The learning-rate keys of the table, for the advice of a diverging loss.
+    pub fn lr_keys(&self) -> &'static str {
+        match self.log_z {
+            Some(_) => "objective.lr, objective.log_z_lr",
+            None => "objective.lr",
         }
     }
-    if !(o.clip_grad_norm.is_finite() && o.clip_grad_norm >= 0.0) {
-        return Err(Invalid::new(
-            "objective.clip_grad_norm",
-            "must be >= 0 (0 disables clipping)",
-        ));
-    }
-    if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
-        return Err(Invalid::new("objective.weight_decay", "must be >= 0"));
-    }
-    if !(o.lr_gamma.is_finite() && o.lr_gamma > 0.0) {
-        return Err(Invalid::new(
-            "objective.lr_gamma",
-            "must be a positive number",
-        ));
-    }
-    if o.lr_milestones.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(Invalid::new(
-            "objective.lr_milestones",
-            "must be strictly increasing iterations",
-        ));
-    }
-    if o.log_z_min.is_some_and(|m| !m.is_finite()) {
-        return Err(Invalid::new("objective.log_z_min", "must be a number"));
-    }
-    Ok(())
 }
 
 /// Serde: omit a zero (the default weight decay) from the resolved config.

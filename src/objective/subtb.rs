@@ -24,7 +24,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::balance::{f32_tensor, Balance};
-use super::{check_optimiser, is_default_gamma, is_zero, Objective, Optimiser, Pieces, Trained};
+use super::{
+    is_default_gamma, is_zero, LogZPlan, Objective, ObjectiveKind, ObjectiveSettings,
+    ObjectiveTable, Pieces, Trained,
+};
 use crate::check::Invalid;
 
 /// Sub-trajectory balance with a learned log Z (the flow of s_0) and a
@@ -77,24 +80,33 @@ impl Default for SubTbConfig {
     }
 }
 
-impl SubTbConfig {
-    /// Range checks.
-    pub fn check(&self) -> std::result::Result<(), Invalid> {
-        check_optimiser(&Optimiser {
+impl ObjectiveTable for SubTbConfig {
+    fn settings(&self) -> ObjectiveSettings {
+        ObjectiveSettings {
             lr: self.lr,
-            log_z_lr: Some(self.log_z_lr),
+            log_z: Some(LogZPlan {
+                init: self.log_z_init,
+                lr: self.log_z_lr,
+                min: self.log_z_min,
+            }),
             clip_grad_norm: self.clip_grad_norm,
             weight_decay: self.weight_decay,
-            lr_milestones: &self.lr_milestones,
+            lr_milestones: self.lr_milestones.clone(),
             lr_gamma: self.lr_gamma,
-            log_z_min: self.log_z_min,
-        })?;
-        // lambda^l for l up to a few hundred steps must stay a normal f32.
-        if !(self.lambda.is_finite() && self.lambda > 0.0 && (0.5..=2.0).contains(&self.lambda)) {
+            objective: ObjectiveKind::SubTb(SubTb {
+                lambda: self.lambda,
+            }),
+        }
+    }
+
+    fn check(&self) -> std::result::Result<(), Invalid> {
+        // The weights lambda^l / sum are computed in f64: up to 2 they stay
+        // finite for trajectories of up to 1000 steps.
+        if !(self.lambda > 0.0 && self.lambda <= 2.0) {
             return Err(Invalid::new(
                 "objective.lambda",
                 format!(
-                    "is {}; must be in [0.5, 2] (lambda^length weights each sub-trajectory)",
+                    "is {}; must be in (0, 2] (lambda^length weights each sub-trajectory)",
                     self.lambda
                 ),
             ));

@@ -6,7 +6,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::balance::{f32_tensor, Balance};
-use super::{check_optimiser, is_default_gamma, is_zero, Objective, Optimiser, Pieces, Trained};
+use super::{
+    is_default_gamma, is_zero, LogZPlan, Objective, ObjectiveKind, ObjectiveSettings,
+    ObjectiveTable, Pieces, Trained,
+};
 use crate::check::Invalid;
 
 /// Trajectory balance with its own learning rate for log Z (docs/grid.md "Policy `mlp`").
@@ -60,18 +63,26 @@ impl Default for TbConfig {
     }
 }
 
-impl TbConfig {
-    /// Range checks.
-    pub fn check(&self) -> std::result::Result<(), Invalid> {
-        check_optimiser(&Optimiser {
+impl ObjectiveTable for TbConfig {
+    fn settings(&self) -> ObjectiveSettings {
+        ObjectiveSettings {
             lr: self.lr,
-            log_z_lr: Some(self.log_z_lr),
+            log_z: Some(LogZPlan {
+                init: self.log_z_init,
+                lr: self.log_z_lr,
+                min: self.log_z_min,
+            }),
             clip_grad_norm: self.clip_grad_norm,
             weight_decay: self.weight_decay,
-            lr_milestones: &self.lr_milestones,
+            lr_milestones: self.lr_milestones.clone(),
             lr_gamma: self.lr_gamma,
-            log_z_min: self.log_z_min,
-        })?;
+            objective: ObjectiveKind::Tb(Tb {
+                loss_clamp: self.loss_clamp,
+            }),
+        }
+    }
+
+    fn check(&self) -> std::result::Result<(), Invalid> {
         if !(self.loss_clamp.is_finite() && self.loss_clamp >= 0.0) {
             return Err(Invalid::new(
                 "objective.loss_clamp",

@@ -24,9 +24,6 @@ use crate::check::{self, Invalid};
 use crate::config::{self, ConfigError, DeviceKind, Experiment, SetArg};
 use crate::envs::diffusion::energy::Energy;
 use crate::envs::sequence::oracle::Task;
-use crate::objective::db::Db;
-use crate::objective::subtb::SubTb;
-use crate::objective::tb::Tb;
 use crate::objective::ObjectiveKind;
 use crate::optim::ClipScope;
 use crate::registry::{
@@ -168,16 +165,7 @@ impl SamplerPlan {
     }
 }
 
-/// The learned scalar log Z of TB.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LogZPlan {
-    /// Initial value.
-    pub init: f64,
-    /// Adam learning rate.
-    pub lr: f64,
-    /// Clamp to at least this after every step.
-    pub min: Option<f64>,
-}
+pub use crate::objective::LogZPlan;
 
 /// When and how the student is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,7 +262,8 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
             "`time_encoder` needs the `diffusion` policy (the only one with a time encoder); allowed here: `all`",
         ));
     }
-    check_memory(&family, defaults.batch_size, &defaults.eval)?;
+    let pieces = matches!(student.objective, ObjectiveKind::SubTb(_));
+    check_memory(&family, pieces, defaults.batch_size, &defaults.eval)?;
     Ok(Plan {
         seed: exp.seed,
         device: exp.device,
@@ -292,7 +281,7 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
         loss_window: exp.train.loss_window,
         progress: exp.train.progress,
         short_buffer: defaults.short_buffer,
-        lr_keys: learning_rate_keys(&exp.objective),
+        lr_keys: exp.objective.table().settings().lr_keys(),
         family,
         resolved,
     })
@@ -300,25 +289,32 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
 
 /// Bytes of tensors one trajectory of `family` needs while a batch is
 /// trained or evaluated (activations and their gradients, about 4 floats per
-/// unit), computed in f64 so that no size can wrap.
-fn bytes_per_trajectory(family: &FamilyPlan) -> f64 {
+/// unit; with SubTB's `pieces`, its K x K residuals of the K states of the
+/// longest trajectory, about 6 tensors of them), computed in f64 so that no
+/// size can wrap.
+fn bytes_per_trajectory(family: &FamilyPlan, pieces: bool) -> f64 {
     let f = |x: usize| x as f64;
-    match family {
+    let (states, per_state) = match family {
         FamilyPlan::Grid(g) => {
             let (d, h) = (f(g.grid.ndim), f(g.grid.horizon));
-            let states = d * (h - 1.0) + 1.0;
-            states * (d * h + 4.0 * f(g.net.hidden)) * 4.0 * 4.0
+            (d * (h - 1.0) + 1.0, d * h + 4.0 * f(g.net.hidden))
         }
         FamilyPlan::Sequence(s) => {
             let (k, l) = (f(s.task.k()), f(s.task.length()));
             // Every child of every state is encoded: up to 2k + 1 per step.
-            (l + 1.0) * (2.0 * k + 1.0) * (l * k + 4.0 * f(s.hidden)) * 4.0 * 4.0
+            (l + 1.0, (2.0 * k + 1.0) * (l * k + 4.0 * f(s.hidden)))
         }
-        FamilyPlan::Diffusion(d) => {
-            let steps = f(d.sde.steps) + 1.0;
-            steps * (4.0 * f(d.sde.dim) + 8.0 * f(d.net.hidden)) * 4.0 * 4.0
-        }
-    }
+        FamilyPlan::Diffusion(d) => (
+            f(d.sde.steps) + 1.0,
+            4.0 * f(d.sde.dim) + 8.0 * f(d.net.hidden),
+        ),
+    };
+    let subtb = if pieces {
+        6.0 * states * states * 4.0
+    } else {
+        0.0
+    };
+    states * per_state * 4.0 * 4.0 + subtb
 }
 
 /// The machine's memory in bytes (`MemTotal` of /proc/meminfo; 64 GiB
@@ -342,8 +338,13 @@ const MIN_MEMORY_LIMIT: f64 = 256.0 * (1u64 << 30) as f64;
 /// allocated (a huge `train.batch_size` would otherwise abort the process in
 /// an allocation). The limit is the larger of this machine's memory and
 /// 256 GiB. Names the key and the estimate.
-fn check_memory(family: &FamilyPlan, batch: usize, eval: &EvalPlan) -> Result<(), Invalid> {
-    let per = bytes_per_trajectory(family);
+fn check_memory(
+    family: &FamilyPlan,
+    pieces: bool,
+    batch: usize,
+    eval: &EvalPlan,
+) -> Result<(), Invalid> {
+    let per = bytes_per_trajectory(family, pieces);
     let have = machine_memory().max(MIN_MEMORY_LIMIT);
     let gib = |b: f64| b / (1u64 << 30) as f64;
     for (key, n) in [
@@ -369,74 +370,29 @@ fn check_memory(family: &FamilyPlan, batch: usize, eval: &EvalPlan) -> Result<()
 /// The sampler of `objective`; `lr` overrides its network learning rate;
 /// its loss is scaled by `loss_scale`.
 fn sampler_plan(objective: &ObjectiveConfig, lr: Option<f64>, loss_scale: f64) -> SamplerPlan {
-    let clip = |c: f64| (c > 0.0).then_some(c);
-    let plan = |lr: f64, log_z, c: f64, weight_decay, objective| SamplerPlan {
-        lr,
-        log_z,
-        clip: clip(c),
+    let o = objective.table().settings();
+    SamplerPlan {
+        lr: lr.unwrap_or(o.lr),
+        log_z: o.log_z,
+        clip: (o.clip_grad_norm > 0.0).then_some(o.clip_grad_norm),
         clip_scope: ClipScope::All,
-        weight_decay,
-        objective,
+        weight_decay: o.weight_decay,
+        objective: o.objective,
         loss_scale,
-    };
-    match objective {
-        ObjectiveConfig::Tb(tb) => plan(
-            lr.unwrap_or(tb.lr),
-            Some(LogZPlan {
-                init: tb.log_z_init,
-                lr: tb.log_z_lr,
-                min: tb.log_z_min,
-            }),
-            tb.clip_grad_norm,
-            tb.weight_decay,
-            ObjectiveKind::Tb(Tb {
-                loss_clamp: tb.loss_clamp,
-            }),
-        ),
-        ObjectiveConfig::Db(db) => plan(
-            lr.unwrap_or(db.lr),
-            None,
-            db.clip_grad_norm,
-            db.weight_decay,
-            ObjectiveKind::Db(Db),
-        ),
-        ObjectiveConfig::SubTb(o) => plan(
-            lr.unwrap_or(o.lr),
-            Some(LogZPlan {
-                init: o.log_z_init,
-                lr: o.log_z_lr,
-                min: o.log_z_min,
-            }),
-            o.clip_grad_norm,
-            o.weight_decay,
-            ObjectiveKind::SubTb(SubTb { lambda: o.lambda }),
-        ),
     }
 }
 
 /// The objective `exp` names, resolved (for the families' composition rules).
 pub(crate) fn objective_kind(exp: &Experiment) -> ObjectiveKind {
-    sampler_plan(&exp.objective, None, 1.0).objective
+    exp.objective.table().settings().objective
 }
 
 /// The learning-rate decay of `objective`.
 fn lr_schedule(objective: &ObjectiveConfig) -> LrSchedule {
-    let (milestones, gamma) = match objective {
-        ObjectiveConfig::Tb(o) => (&o.lr_milestones, o.lr_gamma),
-        ObjectiveConfig::Db(o) => (&o.lr_milestones, o.lr_gamma),
-        ObjectiveConfig::SubTb(o) => (&o.lr_milestones, o.lr_gamma),
-    };
+    let o = objective.table().settings();
     LrSchedule {
-        milestones: milestones.clone(),
-        gamma,
-    }
-}
-
-/// The learning-rate keys of `objective`, for the advice of a diverging loss.
-fn learning_rate_keys(objective: &ObjectiveConfig) -> &'static str {
-    match objective {
-        ObjectiveConfig::Tb(_) | ObjectiveConfig::SubTb(_) => "objective.lr, objective.log_z_lr",
-        ObjectiveConfig::Db(_) => "objective.lr",
+        milestones: o.lr_milestones,
+        gamma: o.lr_gamma,
     }
 }
 
@@ -495,11 +451,9 @@ fn check_components(exp: &Experiment) -> Result<(), Invalid> {
         PolicyConfig::Ssr(p) => p.check()?,
         PolicyConfig::Diffusion(p) => p.check()?,
     }
-    match &exp.objective {
-        ObjectiveConfig::Tb(o) => o.check()?,
-        ObjectiveConfig::Db(o) => o.check()?,
-        ObjectiveConfig::SubTb(o) => o.check()?,
-    }
+    let objective = exp.objective.table();
+    objective.settings().check()?;
+    objective.check()?;
     match &exp.behaviour {
         BehaviourConfig::OnPolicy(b) => b.check()?,
         BehaviourConfig::Teacher(b) => b.check()?,
@@ -674,16 +628,13 @@ mod tests {
     /// A diverging loss advises the objective's own keys: DB has no log Z.
     #[test]
     fn divergence_advice_names_the_objectives_keys() {
+        let keys = |o: ObjectiveConfig| o.table().settings().lr_keys();
         assert_eq!(
-            learning_rate_keys(&ObjectiveConfig::Db(Default::default())),
+            keys(ObjectiveConfig::Db(Default::default())),
             "objective.lr"
         );
-        for o in [
-            ObjectiveConfig::Tb(Default::default()),
-            ObjectiveConfig::SubTb(Default::default()),
-        ] {
-            assert!(learning_rate_keys(&o).contains("log_z_lr"));
-        }
+        assert!(keys(ObjectiveConfig::Tb(Default::default())).contains("log_z_lr"));
+        assert!(keys(ObjectiveConfig::SubTb(Default::default())).contains("log_z_lr"));
     }
 
     /// The grid's evaluation method: unset is exact where the interior
