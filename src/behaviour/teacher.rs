@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::check_epsilon;
 use super::Step;
 use crate::check::Invalid;
+use crate::objective::Pieces;
 
 /// The adaptive Teacher (paper Sec. 4): a second network of the student's shape
 /// with its own log Z and optimiser, trained with TB on the same batches as the
@@ -182,6 +183,79 @@ impl TeacherReward {
         match self.form {
             RewardForm::Product => self.beta_teacher * (r_t + 1e-8).ln(),
             RewardForm::LogSpace => self.beta_teacher * (r_t.ln() + self.alpha * log_r),
+        }
+    }
+}
+
+/// The student's teacher signals of one batch (no gradient).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Signals {
+    /// R_T of each entry of the batch `[B]`: the PER priority, and the input
+    /// of the teacher's target.
+    pub per_entry: Vec<f64>,
+    /// R_T of each transition `[M]`, for objectives with per-transition
+    /// residuals (DB); empty otherwise.
+    pub per_transition: Vec<f64>,
+    /// The entry's own loss `[B]`: delta^2 (TB), the sum of its
+    /// transitions' delta^2 (DB), the weighted sum over its
+    /// sub-trajectories (SubTB); the `loss` buffer priority.
+    pub entry_loss: Vec<f64>,
+}
+
+/// The teacher signals of residuals `delta` laid out as `pieces`, for
+/// entries with task reward `reward_of_entry` `[B]` (linear R):
+/// - one residual per entry: R_T(delta_b, R_b);
+/// - per transition: R_T(delta_t, r_t) with r_t = 1, plus R(x) at the
+///   entry's last transition (the reference's Teacher-DB), summed per entry;
+/// - per sub-trajectory: the weighted sum sum_ij w_ij R_T(delta_ij, R_b),
+///   so that the whole trajectory alone (weight 1) gives TB's signal.
+pub fn signals(
+    pieces: &Pieces,
+    delta: &[f32],
+    reward: &TeacherReward,
+    reward_of_entry: &[f64],
+) -> Signals {
+    let b_dim = reward_of_entry.len();
+    match pieces {
+        Pieces::Entries => Signals {
+            per_entry: delta
+                .iter()
+                .zip(reward_of_entry)
+                .map(|(&d, &r)| reward.of(d as f64, r))
+                .collect(),
+            per_transition: Vec::new(),
+            entry_loss: delta.iter().map(|&d| (d as f64).powi(2)).collect(),
+        },
+        Pieces::Transitions { owner, last } => {
+            let mut out = Signals {
+                per_entry: vec![0.0; b_dim],
+                per_transition: Vec::with_capacity(delta.len()),
+                entry_loss: vec![0.0; b_dim],
+            };
+            for ((&d, &b), &last) in delta.iter().zip(owner).zip(last) {
+                let r = 1.0 + if last { reward_of_entry[b] } else { 0.0 };
+                let rt = reward.of(d as f64, r);
+                out.per_transition.push(rt);
+                out.per_entry[b] += rt;
+                out.entry_loss[b] += (d as f64).powi(2);
+            }
+            out
+        }
+        Pieces::SubTrajectories { k, weights } => {
+            let per = k * k;
+            let mut out = Signals {
+                per_entry: vec![0.0; b_dim],
+                per_transition: Vec::new(),
+                entry_loss: vec![0.0; b_dim],
+            };
+            for (i, (&d, &w)) in delta.iter().zip(weights).enumerate() {
+                if w > 0.0 {
+                    let b = i / per;
+                    out.per_entry[b] += w as f64 * reward.of(d as f64, reward_of_entry[b]);
+                    out.entry_loss[b] += w as f64 * (d as f64).powi(2);
+                }
+            }
+            out
         }
     }
 }

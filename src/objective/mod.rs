@@ -1,6 +1,7 @@
 //! Training objectives: the family-neutral view of a batch they consume
-//! ([`balance`]), one [`Objective`] per balance condition ([`tb`], [`db`],
-//! [`subtb`]), and the teacher signals of their residuals ([`signals`]).
+//! ([`balance`]) and one [`Objective`] per balance condition ([`tb`], [`db`],
+//! [`subtb`]), whose residuals come with their [`Pieces`] (the teacher
+//! signals of any objective are `behaviour::teacher::signals`).
 //! The grid's packed batch ([`PackedBatch`]) lives here too: it is the
 //! layout that GAFN's edge-augmented TB also reads.
 
@@ -9,7 +10,6 @@ pub mod db;
 pub mod subtb;
 pub mod tb;
 
-use crate::behaviour::teacher::TeacherReward;
 use crate::check::Invalid;
 use crate::flops::matmul;
 use balance::{Balance, Layout};
@@ -196,79 +196,6 @@ pub(crate) fn is_zero(v: &f64) -> bool {
 /// Serde: omit the default decay factor 0.1.
 pub(crate) fn is_default_gamma(v: &f64) -> bool {
     *v == 0.1
-}
-
-/// The student's teacher signals of one batch (no gradient).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Signals {
-    /// R_T of each entry of the batch `[B]`: the PER priority, and the input
-    /// of the teacher's target.
-    pub per_entry: Vec<f64>,
-    /// R_T of each transition `[M]`, for objectives with per-transition
-    /// residuals (DB); empty otherwise.
-    pub per_transition: Vec<f64>,
-    /// The entry's own loss `[B]`: delta^2 (TB), the sum of its
-    /// transitions' delta^2 (DB), the weighted sum over its
-    /// sub-trajectories (SubTB); the `loss` buffer priority.
-    pub entry_loss: Vec<f64>,
-}
-
-/// The teacher signals of residuals `delta` laid out as `pieces`, for
-/// entries with task reward `reward_of_entry` `[B]` (linear R):
-/// - one residual per entry: R_T(delta_b, R_b);
-/// - per transition: R_T(delta_t, r_t) with r_t = 1, plus R(x) at the
-///   entry's last transition (the reference's Teacher-DB), summed per entry;
-/// - per sub-trajectory: the weighted sum sum_ij w_ij R_T(delta_ij, R_b),
-///   so that the whole trajectory alone (weight 1) gives TB's signal.
-pub fn signals(
-    pieces: &Pieces,
-    delta: &[f32],
-    reward: &TeacherReward,
-    reward_of_entry: &[f64],
-) -> Signals {
-    let b_dim = reward_of_entry.len();
-    match pieces {
-        Pieces::Entries => Signals {
-            per_entry: delta
-                .iter()
-                .zip(reward_of_entry)
-                .map(|(&d, &r)| reward.of(d as f64, r))
-                .collect(),
-            per_transition: Vec::new(),
-            entry_loss: delta.iter().map(|&d| (d as f64).powi(2)).collect(),
-        },
-        Pieces::Transitions { owner, last } => {
-            let mut out = Signals {
-                per_entry: vec![0.0; b_dim],
-                per_transition: Vec::with_capacity(delta.len()),
-                entry_loss: vec![0.0; b_dim],
-            };
-            for ((&d, &b), &last) in delta.iter().zip(owner).zip(last) {
-                let r = 1.0 + if last { reward_of_entry[b] } else { 0.0 };
-                let rt = reward.of(d as f64, r);
-                out.per_transition.push(rt);
-                out.per_entry[b] += rt;
-                out.entry_loss[b] += (d as f64).powi(2);
-            }
-            out
-        }
-        Pieces::SubTrajectories { k, weights } => {
-            let per = k * k;
-            let mut out = Signals {
-                per_entry: vec![0.0; b_dim],
-                per_transition: Vec::new(),
-                entry_loss: vec![0.0; b_dim],
-            };
-            for (i, (&d, &w)) in delta.iter().zip(weights).enumerate() {
-                if w > 0.0 {
-                    let b = i / per;
-                    out.per_entry[b] += w as f64 * reward.of(d as f64, reward_of_entry[b]);
-                    out.entry_loss[b] += w as f64 * (d as f64).powi(2);
-                }
-            }
-            out
-        }
-    }
 }
 
 /// Additive logit for a masked (invalid) action, as the reference's `-1e9`.

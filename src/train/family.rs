@@ -11,10 +11,11 @@ use candle_core::Tensor;
 
 use super::sampler::{Policy, Sampler};
 use super::RunError;
+use crate::behaviour::teacher::Signals;
 use crate::behaviour::teacher::TeacherReward;
 use crate::metrics::Metric;
 use crate::objective::balance::Balance;
-use crate::objective::{Signals, Trained};
+use crate::objective::Trained;
 use crate::optim::Adam;
 
 /// A fresh batch and what producing it cost.

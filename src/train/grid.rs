@@ -14,6 +14,7 @@ use super::sampler::Sampler;
 use super::{RunError, RunOptions};
 use crate::behaviour::gafn::{gafn_delta, rnd_loss, Rnd};
 use crate::behaviour::teacher::TeacherReward;
+use crate::behaviour::teacher::{signals, Signals};
 use crate::behaviour::GafnConfig;
 use crate::buffer::{Priority, ReplayBuffer};
 use crate::envs::grid::Grid;
@@ -22,7 +23,7 @@ use crate::metrics::grid::{empirical_l1, l1_to_target, sample_from, GridDiscover
 use crate::metrics::Metric;
 use crate::objective::balance::Balance;
 use crate::objective::tb::tb_loss_clamped;
-use crate::objective::{signals, PackedBatch, Pieces, Signals, Trained};
+use crate::objective::{PackedBatch, Pieces, Trained};
 use crate::optim::Adam;
 use crate::output::{fmt_f64, plot};
 use crate::plan::grid::{GridPlan, GridReplay};

@@ -17,6 +17,7 @@ use candle_core::{Device, Tensor};
 use super::family::{Counters, Family, Fresh};
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
+use crate::behaviour::teacher::Signals;
 use crate::buffer::{Priority, ReplayBuffer};
 use crate::envs::diffusion::energy::Energy;
 use crate::envs::diffusion::sde::Paths;
@@ -24,7 +25,6 @@ use crate::metrics::diffusion::{bounds, Bounds};
 use crate::metrics::{quantile, Metric};
 use crate::objective::balance::Balance;
 use crate::objective::tb::tb_residuals;
-use crate::objective::Signals;
 use crate::output::scatter;
 use crate::plan::diffusion::{BufferPlan, DiffusionPlan};
 use crate::plan::Plan;
@@ -622,7 +622,7 @@ mod tests {
             teacher: None,
             local_search: false,
         };
-        let mut s = crate::objective::signals(
+        let mut s = crate::behaviour::teacher::signals(
             &crate::objective::Pieces::Entries,
             &[2.0, -2.0, 2.0],
             &reward,
