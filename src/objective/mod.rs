@@ -89,6 +89,15 @@ impl ObjectiveKind {
     pub fn needs_flow(&self) -> bool {
         !matches!(self, ObjectiveKind::Tb(_))
     }
+
+    /// TB's clamp of each squared residual (0: none; the other objectives
+    /// have none).
+    pub fn loss_clamp(&self) -> f64 {
+        match self {
+            ObjectiveKind::Tb(tb) => tb.loss_clamp,
+            _ => 0.0,
+        }
+    }
 }
 
 /// What the plan needs of an `[objective]` table: its checks, and the

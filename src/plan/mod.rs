@@ -158,10 +158,7 @@ impl SamplerPlan {
     /// TB's clamp of each squared residual (0: none; the other objectives
     /// have none): also the clamp of the teacher reward.
     pub fn loss_clamp(&self) -> f64 {
-        match self.objective {
-            ObjectiveKind::Tb(tb) => tb.loss_clamp,
-            ObjectiveKind::Db(_) | ObjectiveKind::SubTb(_) => 0.0,
-        }
+        self.objective.loss_clamp()
     }
 }
 
