@@ -75,3 +75,35 @@ pub fn path_component(key: &str, v: &str) -> Result<(), Invalid> {
     }
     Ok(())
 }
+
+/// Longest piece of the user's input that a message quotes, in characters.
+pub const MAX_ECHO: usize = 200;
+
+/// `text` as a message quotes it: whole when at most [`MAX_ECHO`]
+/// characters, else its first [`MAX_ECHO`] characters and `… (N bytes)`, so
+/// that a huge line or value does not flood the terminal.
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(MAX_ECHO) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Short input is quoted whole; long input is cut at MAX_ECHO characters
+    /// (not bytes: a multi-byte character is never split) with its length.
+    #[test]
+    fn long_input_is_cut_in_messages() {
+        assert_eq!(excerpt("abc"), "abc");
+        let exact = "x".repeat(MAX_ECHO);
+        assert_eq!(excerpt(&exact), exact);
+        let long = "λ".repeat(10_000);
+        let e = excerpt(&long);
+        assert!(e.starts_with(&"λ".repeat(MAX_ECHO)), "{e}");
+        assert!(e.ends_with("… (20000 bytes)"), "{e}");
+        assert!(e.chars().count() < MAX_ECHO + 20, "{e}");
+    }
+}

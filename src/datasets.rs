@@ -38,13 +38,19 @@ pub const CHECKSUMS_FILE: &str = "SHA256SUMS";
 /// A problem finding, reading or parsing a data file.
 #[derive(Debug, Error)]
 pub enum DataError {
-    /// The file does not exist (or is not a regular file).
+    /// The file does not exist.
     #[error("data file not found: {}\n{hint}", path.display())]
     Missing {
         /// The full path that was looked for.
         path: PathBuf,
         /// Where the root came from and how to obtain the data.
         hint: String,
+    },
+    /// The path names a directory, not a data file.
+    #[error("data file {} is a directory, not a file (see datasets/README.md for the files)", path.display())]
+    IsDirectory {
+        /// The full path.
+        path: PathBuf,
     },
     /// Reading (or writing) the file failed.
     #[error("cannot access {}: {cause}", path.display())]
@@ -75,8 +81,9 @@ pub enum DataError {
         /// What is wrong.
         message: String,
     },
-    /// A string that is not a valid object of the task.
-    #[error("invalid string {text:?}: {message}")]
+    /// A string that is not a valid object of the task (quoted up to
+    /// `check::MAX_ECHO` characters).
+    #[error("invalid string {:?}: {message}", crate::check::excerpt(text))]
     BadString {
         /// The offending text.
         text: String,
@@ -113,12 +120,16 @@ fn resolve_root_with(flag: Option<&Path>, env: Option<std::ffi::OsString>) -> Pa
 }
 
 /// `root.join(rel)` if it is an existing file, else [`DataError::Missing`]
-/// naming the full path and how the root is chosen. The file's checksum is
-/// checked against the root's [`CHECKSUMS_FILE`] ([`check_sum`]).
+/// naming the full path and how the root is chosen ([`DataError::IsDirectory`]
+/// for a directory there). The file's checksum is checked against the
+/// root's [`CHECKSUMS_FILE`] ([`check_sum`]; a malformed list is an error).
 pub fn file(root: &Path, rel: &str) -> Result<PathBuf, DataError> {
     let path = root.join(rel);
-    if path.is_file() {
-        if let Some(warning) = check_sum(root, rel) {
+    if path.is_dir() {
+        return Err(DataError::IsDirectory { path });
+    }
+    if path.exists() {
+        if let Some(warning) = check_sum(root, rel)? {
             eprintln!("warning: {warning}");
         }
         return Ok(path);
@@ -137,47 +148,87 @@ type SumLists = HashMap<PathBuf, Option<HashMap<String, String>>>;
 /// Compare `root/rel` with its line in `root/SHA256SUMS`. Returns a warning
 /// naming the file and both digests when they differ, the first time only
 /// (per process and file); `None` when they agree, when the root has no list
-/// or the list does not name the file, or when the mismatch was reported before.
-pub fn check_sum(root: &Path, rel: &str) -> Option<String> {
+/// or the list does not name the file, or when the mismatch was reported
+/// before. A list that exists but cannot be read or has a malformed line is
+/// an error naming it and the line: a damaged list must not switch the
+/// checks off.
+pub fn check_sum(root: &Path, rel: &str) -> Result<Option<String>, DataError> {
     static LISTS: OnceLock<Mutex<SumLists>> = OnceLock::new();
     static SEEN: OnceLock<Mutex<HashMap<PathBuf, bool>>> = OnceLock::new();
     let path = root.join(rel);
     let seen = SEEN.get_or_init(Default::default);
-    if seen.lock().ok()?.contains_key(&path) {
-        return None;
+    if seen.lock().map_or(true, |s| s.contains_key(&path)) {
+        return Ok(None);
     }
     let expected = {
-        let mut lists = LISTS.get_or_init(Default::default).lock().ok()?;
-        let list = lists
-            .entry(root.to_path_buf())
-            .or_insert_with(|| read_sums(&root.join(CHECKSUMS_FILE)));
-        list.as_ref()?.get(rel)?.clone()
+        let Ok(mut lists) = LISTS.get_or_init(Default::default).lock() else {
+            return Ok(None);
+        };
+        let list = match lists.get(root) {
+            Some(list) => list,
+            // An error is not remembered: every use of the root reports it.
+            None => lists
+                .entry(root.to_path_buf())
+                .or_insert(read_sums(&root.join(CHECKSUMS_FILE))?),
+        };
+        match list.as_ref().and_then(|l| l.get(rel)) {
+            Some(sum) => sum.clone(),
+            None => return Ok(None),
+        }
     };
-    let actual = sha256_hex(&std::fs::read(&path).ok()?);
+    let actual = sha256_hex(&std::fs::read(&path).map_err(|cause| DataError::Io {
+        path: path.clone(),
+        cause,
+    })?);
     let differs = actual != expected;
-    seen.lock().ok()?.insert(path.clone(), differs);
-    differs.then(|| {
+    if let Ok(mut s) = seen.lock() {
+        s.insert(path.clone(), differs);
+    }
+    Ok(differs.then(|| {
         format!(
             "{} differs from the copy listed in {}: SHA-256 {actual}, expected {expected} \
              (used as is; see datasets/README.md)",
             path.display(),
             root.join(CHECKSUMS_FILE).display()
         )
-    })
+    }))
 }
 
-/// A `sha256sum` list: `<64 hex digits>  <relative path>` per line.
-fn read_sums(path: &Path) -> Option<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    Some(
-        text.lines()
-            .filter_map(|l| {
-                let (sum, name) = l.split_once(char::is_whitespace)?;
-                let name = name.trim_start().trim_start_matches('*');
-                (sum.len() == 64).then(|| (name.to_string(), sum.to_ascii_lowercase()))
-            })
-            .collect(),
-    )
+/// A `sha256sum` list: `<64 hex digits>  <relative path>` (or `*<path>`,
+/// binary mode) per line; blank lines and `#` comments are skipped.
+/// `Ok(None)` when there is no list; a malformed line is
+/// [`DataError::Parse`] naming the list and the line.
+fn read_sums(path: &Path) -> Result<Option<HashMap<String, String>>, DataError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = read_text(path)?;
+    let mut sums = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |why: &str| DataError::Parse {
+            path: path.to_path_buf(),
+            line: i + 1,
+            message: format!(
+                "{why}; expected `<64 hex digits>  <file>` as `sha256sum` writes it, found {:?}",
+                crate::check::excerpt(line)
+            ),
+        };
+        let (sum, name) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        if sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("the digest is not 64 hexadecimal digits"));
+        }
+        let name = name.trim_start();
+        let name = name.strip_prefix('*').unwrap_or(name);
+        if name.is_empty() {
+            return Err(bad("no file name after the digest"));
+        }
+        sums.insert(name.to_string(), sum.to_ascii_lowercase());
+    }
+    Ok(Some(sums))
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
@@ -322,7 +373,9 @@ mod tests {
     #[test]
     fn repository_copy_matches_checksums() {
         let root = test_root();
-        let sums = read_sums(&root.join(CHECKSUMS_FILE)).expect("datasets/SHA256SUMS");
+        let sums = read_sums(&root.join(CHECKSUMS_FILE))
+            .unwrap()
+            .expect("datasets/SHA256SUMS");
         let mut files = Vec::new();
         let mut stack = vec![root.clone()];
         while let Some(dir) = stack.pop() {
@@ -345,7 +398,7 @@ mod tests {
         for (rel, want) in &sums {
             let got = sha256_hex(&std::fs::read(root.join(rel)).unwrap());
             assert_eq!(&got, want, "{rel}");
-            assert!(check_sum(&root, rel).is_none(), "{rel}");
+            assert!(check_sum(&root, rel).unwrap().is_none(), "{rel}");
         }
         // Another copy named by RUNNER_DATASETS (CI points it at the team's
         // verified copy beside the checkout) holds the same bytes.
@@ -381,15 +434,73 @@ mod tests {
             format!("{good}  a.csv\n{good} *b.csv\n"),
         )
         .unwrap();
-        assert!(check_sum(dir.path(), "a.csv").is_none());
-        let w = check_sum(dir.path(), "b.csv").expect("a warning");
+        assert!(check_sum(dir.path(), "a.csv").unwrap().is_none());
+        let w = check_sum(dir.path(), "b.csv").unwrap().expect("a warning");
         assert!(w.contains("b.csv") && w.contains(&good), "{w}");
-        assert!(check_sum(dir.path(), "b.csv").is_none(), "reported once");
+        assert!(
+            check_sum(dir.path(), "b.csv").unwrap().is_none(),
+            "reported once"
+        );
         assert!(
             file(dir.path(), "b.csv").is_ok(),
             "a mismatch is not an error"
         );
-        assert!(check_sum(dir.path(), "unlisted.csv").is_none());
+        assert!(check_sum(dir.path(), "unlisted.csv").unwrap().is_none());
+    }
+
+    /// A malformed checksum list is an error naming the list and its line,
+    /// for every file of the root (it must not switch the checks off).
+    #[test]
+    fn malformed_checksum_list_is_an_error() {
+        let good = sha256_hex(b"abc");
+        for (list, line, why) in [
+            ("garbage\n".to_string(), 1, "64 hexadecimal"),
+            (
+                format!("{good}  a.csv\n\nnot-a-digest  b.csv\n"),
+                3,
+                "not 64 hexadecimal digits",
+            ),
+            (format!("{}  a.csv\n", &good[..63]), 1, "64 hexadecimal"),
+            (format!("{good}\n"), 1, "no file name"),
+            (format!("{good}  *\n"), 1, "no file name"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("a.csv"), "abc").unwrap();
+            std::fs::write(dir.path().join(CHECKSUMS_FILE), &list).unwrap();
+            for _ in 0..2 {
+                let err = file(dir.path(), "a.csv").unwrap_err();
+                let msg = err.to_string();
+                let at = format!("{}:{line}:", dir.path().join(CHECKSUMS_FILE).display());
+                assert!(msg.starts_with(&at), "{list:?}: {msg}");
+                assert!(msg.contains(why), "{list:?}: {msg}");
+            }
+        }
+        // Comments, blank lines and CRLF line ends are fine.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.csv"), "abc").unwrap();
+        std::fs::write(
+            dir.path().join(CHECKSUMS_FILE),
+            format!("# sums\r\n\r\n{good}  a.csv\r\n"),
+        )
+        .unwrap();
+        assert!(file(dir.path(), "a.csv").is_ok());
+        assert!(check_sum(dir.path(), "a.csv").unwrap().is_none());
+    }
+
+    /// A directory where a data file should be is reported as such, not as
+    /// missing.
+    #[test]
+    fn a_directory_is_not_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tfbind8/all.csv")).unwrap();
+        let err = file(dir.path(), "tfbind8/all.csv").unwrap_err();
+        assert!(matches!(err, DataError::IsDirectory { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("is a directory") && msg.contains("all.csv"),
+            "{msg}"
+        );
+        assert!(!msg.contains("not found"), "{msg}");
     }
 
     /// Without flag or variable, the working directory's datasets/ if any,

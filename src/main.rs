@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use runner::config::{self, SetArg};
+use runner::config::{self, ConfigError, ExperimentFile, SetArg};
 use runner::plan::{self, FamilyPlan};
 use runner::sweep::{self, SweepOptions};
 use runner::train::{self, RunOptions};
@@ -202,10 +202,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Whether the experiment `file` trains large matrix products (see
-/// [`plan::large_products`]; unreadable files count as not: their errors
+/// [`plan::large_products`]; invalid files count as not: their errors
 /// come later, from the command itself).
-fn has_large_products(file: &Path) -> bool {
-    config::load(file, &[]).is_ok_and(|(exp, _)| plan::large_products(&exp))
+fn has_large_products(file: &ExperimentFile) -> bool {
+    config::load_file(file, &[]).is_ok_and(|(exp, _)| plan::large_products(&exp))
 }
 
 impl Cli {
@@ -257,8 +257,11 @@ fn main() -> ExitCode {
     // sequence networks at least `plan::WIDE_SSR` wide (QM9's 1024: 87 GFLOP a
     // round, 84% of one core's peak on one thread). Decided before any
     // thread starts; set RAYON_NUM_THREADS to override.
+    // Each experiment file is read once, here (a pipe can be read only once).
+    let mut files: Vec<Result<ExperimentFile, ConfigError>> =
+        cli.files().into_iter().map(ExperimentFile::read).collect();
     if std::env::var_os("RAYON_NUM_THREADS").is_none()
-        && !cli.files().iter().any(|f| has_large_products(f))
+        && !files.iter().flatten().any(has_large_products)
     {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
@@ -274,15 +277,15 @@ fn main() -> ExitCode {
             common,
         }) => score(&file, strings.as_deref(), &common),
         Some(Command::Bench {
-            files,
             steps,
             warmup,
             no_peak,
             peak: _,
             common,
-        }) => bench(&files, steps, warmup, !no_peak, &common),
+            ..
+        }) => bench(files, steps, warmup, !no_peak, &common),
         Some(Command::Slurm {
-            file,
+            file: _,
             common,
             script,
             partition,
@@ -291,7 +294,7 @@ fn main() -> ExitCode {
             mem,
             concurrency,
         }) => slurm(
-            &file,
+            files.remove(0),
             &common,
             script,
             SlurmOverrides {
@@ -308,8 +311,8 @@ fn main() -> ExitCode {
             common,
         }) => report(&path, metrics, &common),
         Some(Command::Collect { file, common }) => collect(&file, &common),
-        None => match &cli.run.file {
-            Some(file) => run(file, &cli.run),
+        None => match files.pop() {
+            Some(file) => file.map_err(anyhow::Error::from).and_then(|f| run(&f, &cli.run)),
             None => Err(anyhow::anyhow!(
                 "no experiment file given; usage: runner FILE [--set KEY=VALUE] [--out DIR] (see runner --help)"
             )),
@@ -329,8 +332,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
-    let specs = sweep::expand(file, &parse_sets(&args.common.sets)?)?;
+fn run(source: &ExperimentFile, args: &RunArgs) -> anyhow::Result<()> {
+    let file = source.path.as_path();
+    let specs = sweep::expand_file(source, &parse_sets(&args.common.sets)?)?;
     let specs = match args.index {
         Some(k) => match specs.get(k) {
             Some(s) => vec![s.clone()],
@@ -359,25 +363,34 @@ fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
         datasets: runner::datasets::resolve_root(args.common.datasets.as_deref()),
     };
     let report = sweep::run_sweep(&specs, &opts)?;
+    let interrupted = runner::interrupt::requested();
     if args.index.is_none() {
+        let mut stopped = String::new();
+        if report.interrupted > 0 {
+            stopped.push_str(&format!(", {} interrupted", report.interrupted));
+        }
+        if report.not_started > 0 {
+            let why = if interrupted {
+                "after the interruption"
+            } else {
+                "after a failure, --fail-fast"
+            };
+            stopped.push_str(&format!(", {} not started ({why})", report.not_started));
+        }
         println!(
-            "{}: {} run(s) executed, {} complete and skipped, {} failed{} -> {}",
+            "{}: {} run(s) executed, {} complete and skipped, {} failed{stopped} -> {}",
             file.display(),
             report.ran,
             report.skipped,
             report.failed.len(),
-            if report.not_started > 0 {
-                format!(", {} not started (--fail-fast)", report.not_started)
-            } else {
-                String::new()
-            },
             report.dir.display()
         );
     }
-    if runner::interrupt::requested() {
+    if interrupted {
         anyhow::bail!(
-            "interrupted: the run(s) in progress and {} not started are left incomplete; \
+            "interrupted: {} run(s) stopped midway and {} not started are left incomplete; \
              rerun the same command to resume",
+            report.interrupted,
             report.not_started
         );
     }
@@ -409,7 +422,8 @@ fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
 
 fn report(path: &Path, metrics: Option<Vec<String>>, common: &Common) -> anyhow::Result<()> {
     let opts = runner::report::ReportOptions { metrics };
-    let r = if path.is_file() {
+    // Anything but a directory that exists is an experiment file (a pipe too).
+    let r = if path.exists() && !path.is_dir() {
         let specs = sweep::expand(path, &parse_sets(&common.sets)?)?;
         runner::report::report_specs(&specs, &common.out, &opts)?
     } else {
@@ -484,7 +498,7 @@ fn validate(files: &[PathBuf], common: &Common) -> anyhow::Result<()> {
 }
 
 fn bench(
-    files: &[PathBuf],
+    files: Vec<Result<ExperimentFile, ConfigError>>,
     steps: u64,
     warmup: u64,
     peak: bool,
@@ -507,6 +521,7 @@ fn bench(
         false => None,
     };
     for file in files {
+        let file = file?;
         let with_steps = |n: u64| {
             let mut all = sets.clone();
             all.push(SetArg::internal(
@@ -514,7 +529,7 @@ fn bench(
                 toml::Value::Integer(n as i64),
                 "runner bench --steps",
             ));
-            plan::load(file, &all)
+            plan::load_file(&file, &all)
         };
         let opts = RunOptions {
             dir: std::env::temp_dir(),
@@ -608,13 +623,16 @@ struct SlurmOverrides {
 }
 
 fn slurm(
-    file: &Path,
+    source: Result<ExperimentFile, ConfigError>,
     common: &Common,
     script_path: Option<PathBuf>,
     o: SlurmOverrides,
 ) -> anyhow::Result<()> {
-    let (base, _) = config::load(file, &parse_sets(&common.sets)?)?;
-    let specs = sweep::expand(file, &parse_sets(&common.sets)?)?;
+    let source = source?;
+    let file = source.path.as_path();
+    let sets = parse_sets(&common.sets)?;
+    let (base, _) = config::load_file(&source, &sets)?;
+    let specs = sweep::expand_file(&source, &sets)?;
     let mut cfg = base.slurm.clone().unwrap_or_default();
     if o.partition.is_some() {
         cfg.partition = o.partition;
@@ -648,11 +666,11 @@ fn slurm(
         .with_context(|| format!("cannot write {}", path.display()))?;
     let quoted = |p: &Path| runner::sweep::slurm::sh(&p.display().to_string());
     println!(
-        "wrote {} ({} array tasks); submit with: sbatch {}; then: runner collect {}",
+        "wrote {} ({} array tasks); submit with: sbatch {}; then: {}",
         path.display(),
         specs.len(),
         quoted(&path),
-        quoted(file)
+        sweep::slurm::collect_command(file, &common.out, &common.sets)
     );
     Ok(())
 }

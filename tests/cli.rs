@@ -762,3 +762,425 @@ fn compatibility_switches_are_refused_where_they_mean_nothing() {
         );
     }
 }
+
+/// `runner validate FILE --set ...`: its stderr, asserting that it failed.
+fn refused(file: &str, sets: &[&str]) -> String {
+    let mut cmd = runner();
+    cmd.args(["validate", file]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let o = cmd.output().unwrap();
+    assert!(!o.status.success(), "{sets:?} accepted");
+    stderr(&o)
+}
+
+/// Values that run to the end but mean nothing are refused naming their
+/// key: a learning rate above 10 (the network saturates and its
+/// evaluations freeze), a negative reward exponent in the teacher reward.
+#[test]
+fn absurd_rates_and_exponents_are_refused() {
+    for (file, set, want) in [
+        (
+            "experiments/grid_d4_h32_teacher.toml",
+            "objective.lr=1e10",
+            "`objective.lr`: is 1e10; at most 10",
+        ),
+        (
+            "experiments/grid_d4_h32_teacher.toml",
+            "objective.log_z_lr=1e3",
+            "`objective.log_z_lr`: is 1e3; at most 10",
+        ),
+        (
+            "experiments/qm9_teacher_prt.toml",
+            "behaviour.lr=20",
+            "`behaviour.lr`: is 2e1; at most 10",
+        ),
+        (
+            "experiments/grid_d4_h32_gafn.toml",
+            "behaviour.rnd_lr=1e5",
+            "`behaviour.rnd_lr`",
+        ),
+        (
+            "experiments/grid_d4_h32_teacher.toml",
+            "behaviour.alpha=-1",
+            "`behaviour.alpha`: is -1; must be >= 0",
+        ),
+        (
+            "experiments/grid_d4_h32_gafn.toml",
+            "behaviour.ri_loss_weight=-1",
+            "`behaviour.ri_loss_weight`: must be >= 0",
+        ),
+        (
+            "experiments/grid_d4_h32_tb.toml",
+            "policy.layers=0",
+            "`policy.layers`: must be at least 1",
+        ),
+    ] {
+        let err = refused(file, &[set]);
+        assert!(err.contains(want), "{set}: {err}");
+        assert!(
+            err.contains(&format!("--set {}", set.split('=').next().unwrap())),
+            "{err}"
+        );
+    }
+}
+
+/// A run whose network stops changing (a learning rate that saturates it:
+/// every gradient zero) fails at the evaluation that shows it, naming the
+/// learning-rate keys, instead of finishing with frozen evaluations.
+#[test]
+fn a_network_that_stops_changing_fails_the_run() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "tiny.toml", TINY);
+    let o = runner()
+        .arg(&path)
+        .arg("--out")
+        .arg(out.path())
+        .args([
+            "--set",
+            "objective.lr=1",
+            "--set",
+            "behaviour.kind=on_policy",
+        ])
+        .args(["--set", "train.steps=2000", "--set", "train.n_evals=4"])
+        .args(["--set", "eval.samples=100", "--set", "eval.plot=false"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("the student network stopped changing")
+            && err.contains("bit for bit")
+            && err.contains("objective.lr, objective.log_z_lr"),
+        "{err}"
+    );
+    let status = std::fs::read_to_string(out.path().join("tiny/seed=5/status.toml")).unwrap();
+    assert!(status.contains("stopped changing"), "{status}");
+}
+
+/// A loss that overflows before any update is not blamed on the learning
+/// rate: the very large value is named.
+#[test]
+fn an_overflow_names_its_cause() {
+    let out = tempfile::tempdir().unwrap();
+    let o = runner()
+        .args(["experiments/gmm25_on_policy.toml", "--out"])
+        .arg(out.path())
+        .args([
+            "--set",
+            "policy.exploration=1e300",
+            "--set",
+            "train.steps=2",
+        ])
+        .args(["--set", "train.batch_size=8", "--set", "eval.samples=50"])
+        .args(["--set", "eval.final_samples=0", "--set", "eval.plot=false"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("non-finite student loss")
+            && err.contains("learning rate is not the cause")
+            && err.contains("`policy.exploration` = 1e300 is very large"),
+        "{err}"
+    );
+    assert!(!err.contains("try a smaller learning rate"), "{err}");
+}
+
+/// A `--set` value that starts like a TOML array, table or string must
+/// parse: the error shows the value and why; bare words in an array get a
+/// corrected example under the full key; a non-ASCII key is explained.
+#[test]
+fn set_values_are_parsed_or_refused_with_advice() {
+    let file = "experiments/grid_d2_h32_tb.toml";
+    let err = refused(file, &["label=[1,2"]);
+    assert!(
+        err.contains("bad --set argument `label=[1,2`: the value `[1,2` starts like a TOML array")
+            && err.contains("expected `]`"),
+        "{err}"
+    );
+    let err = refused(file, &["schedule=[student]"]);
+    assert!(
+        err.contains(r#"--set 'behaviour.schedule=["student"]'"#)
+            && err.contains("`schedule` is the key `behaviour.schedule`"),
+        "{err}"
+    );
+    let err = refused(file, &["schedule=\"student\""]);
+    assert!(err.contains("did you mean `behaviour.schedule`?"), "{err}");
+    let err = refused(file, &["objective.λ=0.9"]);
+    assert!(
+        err.contains("keys are ASCII")
+            && err.contains("did you mean `objective.lambda` (a key of the `subtb` objective)?"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(file).unwrap();
+    let path = write(
+        dir.path(),
+        "greek.toml",
+        &text.replace("[objective]\n", "[objective]\nλ = 0.9\n"),
+    );
+    assert!(text.contains("[objective]\n"));
+    let err = stderr(&runner().arg("validate").arg(&path).output().unwrap());
+    assert!(
+        err.contains("is not valid TOML") && err.contains("did you mean `objective.lambda`"),
+        "{err}"
+    );
+}
+
+/// A bad schedule source names the key, its position and the allowed
+/// sources (not serde's "did not match any variant of untagged enum").
+#[test]
+fn schedule_errors_name_the_key_and_the_sources() {
+    let file = "experiments/grid_d2_h32_tb.toml";
+    for (set, want) in [
+        (
+            r#"behaviour.schedule=["studnt"]"#,
+            "unknown value `studnt` for `behaviour.schedule[0]`; allowed: `student`, `teacher`",
+        ),
+        (
+            r#"behaviour.schedule=["student", ["buffer", "techer"]]"#,
+            "unknown value `techer` for `behaviour.schedule[1][1]`",
+        ),
+        (
+            "behaviour.schedule=[1]",
+            "wrong type for `behaviour.schedule[0]`: found signed int `1`, expected a source (`student`",
+        ),
+    ] {
+        let err = refused(file, &[set]);
+        assert!(err.contains(want), "{set}: {err}");
+        assert!(!err.contains("untagged"), "{err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string("experiments/grid_d2_h32_teacher.toml").unwrap();
+    let path = write(
+        dir.path(),
+        "s.toml",
+        &text.replace(
+            "\"student\", \"student\", \"teacher\"",
+            "\"student\", \"sudent\", \"teacher\"",
+        ),
+    );
+    assert!(text.contains("\"student\", \"student\", \"teacher\""));
+    let err = stderr(&runner().arg("validate").arg(&path).output().unwrap());
+    assert!(
+        err.contains(&format!(
+            "{}: unknown value `sudent` for `behaviour.schedule[1]`",
+            path.display()
+        )),
+        "{err}"
+    );
+}
+
+/// A file that can be read only once (a pipe) is read once: validating,
+/// running and writing a SLURM script from `<(cat FILE)` work.
+#[test]
+fn a_pipe_is_read_once() {
+    let bin = std::env::var_os("RUNNER_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_runner")));
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = write(dir.path(), "tiny.toml", TINY);
+    let sweep = write(
+        dir.path(),
+        "sweep.toml",
+        &format!("{TINY}\n[sweep]\nseeds = [1, 2]\n"),
+    );
+    let out = dir.path().join("out");
+    for cmd in [
+        format!("{} validate <(cat {})", bin.display(), tiny.display()),
+        format!("{} validate <(cat {})", bin.display(), sweep.display()),
+        format!(
+            "{} <(cat {}) --out {} --set train.steps=4",
+            bin.display(),
+            tiny.display(),
+            out.display()
+        ),
+        format!(
+            "{} slurm <(cat {}) --out {}",
+            bin.display(),
+            sweep.display(),
+            out.display()
+        ),
+    ] {
+        let o = std::process::Command::new("bash")
+            .args(["-c", &cmd])
+            .current_dir(common::root())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+    }
+}
+
+/// A seed or a grid value listed twice is named as such, not as a clash of
+/// zipped tables.
+#[test]
+fn repeated_sweep_values_are_named() {
+    let file = "experiments/grid_d2_h32_tb.toml";
+    let err = refused(file, &["sweep.seeds=[0, 1, 0]"]);
+    assert!(
+        err.contains("`sweep.seeds` lists seed 0 twice: each seed must appear once"),
+        "{err}"
+    );
+    assert!(!err.contains("zipped"), "{err}");
+    let err = refused(file, &["sweep.grid={\"env.horizon\" = [8, 16, 8]}"]);
+    assert!(
+        err.contains("`sweep.grid.\"env.horizon\"` lists 8 twice"),
+        "{err}"
+    );
+    let err = refused(
+        file,
+        &["sweep.zip={\"env.horizon\" = [8, 8], \"env.ndim\" = [2, 2]}"],
+    );
+    assert!(
+        err.contains("two positions of `sweep.zip` hold the same values"),
+        "{err}"
+    );
+}
+
+/// SLURM time limits follow SLURM's forms, from a flag or the file.
+#[test]
+fn slurm_times_are_checked() {
+    let out = tempfile::tempdir().unwrap();
+    for (time, ok) in [
+        ("99:99:99:99", false),
+        ("1-24:00:00", false),
+        ("10:60", false),
+        ("48:00:00", true),
+        ("2-12:30", true),
+        ("90", true),
+    ] {
+        let o = runner()
+            .args([
+                "slurm",
+                "experiments/grid_d2_h32_tb.toml",
+                "--time",
+                time,
+                "--out",
+            ])
+            .arg(out.path())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.success(), ok, "{time}: {}", stderr(&o));
+        if !ok {
+            let err = stderr(&o);
+            assert!(
+                err.contains("`slurm.time`")
+                    && err.contains("is not a SLURM time")
+                    && err.contains("MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"),
+                "{err}"
+            );
+        }
+    }
+}
+
+/// The hint after `runner slurm` repeats the invocation's --out and --set,
+/// in its output and in the script.
+#[test]
+fn the_collect_hint_repeats_out_and_set() {
+    let out = tempfile::tempdir().unwrap();
+    let o = runner()
+        .args(["slurm", "experiments/grid_d2_h32_tb.toml", "--out"])
+        .arg(out.path())
+        .args(["--set", "sweep.seeds=[1,2]", "--set", "label=a b"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = format!(
+        "runner collect 'experiments/grid_d2_h32_tb.toml' --out '{}' --set 'sweep.seeds=[1,2]' --set 'label=a b'",
+        out.path().display()
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains(&want), "{text}");
+    let script = std::fs::read_to_string(out.path().join("grid_d2_h32_tb/slurm.sbatch")).unwrap();
+    assert!(
+        script.contains("# 2 runs of ")
+            && script.contains("--set 'sweep.seeds=[1,2]' --set 'label=a b'\n"),
+        "{script}"
+    );
+}
+
+/// Echoed input is cut: a 10 MB line in a TOML file, in `runner score`'s
+/// input or a long `--set` value gives a message of a few hundred bytes.
+#[test]
+fn huge_input_is_not_echoed_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(10_000_000);
+    let toml = write(dir.path(), "long.toml", &format!("name = \"x\"\n{long}\n"));
+    let err = stderr(&runner().arg("validate").arg(&toml).output().unwrap());
+    assert!(
+        err.contains("is not valid TOML") && err.contains(" bytes)"),
+        "{err}"
+    );
+    assert!(err.len() < 3000, "{} bytes", err.len());
+    let strings = write(dir.path(), "s.txt", &format!("00000000\n{long}\n"));
+    let o = runner()
+        .args(["score", "experiments/tfbind8_tb.toml"])
+        .arg(&strings)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("s.txt:2") && err.contains("(10000000 bytes)"),
+        "{err}"
+    );
+    assert!(err.len() < 3000, "{} bytes", err.len());
+    let set = format!("label=[{}", "y".repeat(100_000));
+    let err = refused("experiments/grid_d2_h32_tb.toml", &[&set]);
+    assert!(err.contains("(100007 bytes)"), "{err}");
+    assert!(err.len() < 3000, "{} bytes", err.len());
+    let set = format!("env.kind={}", "z".repeat(100_000));
+    let err = refused("experiments/grid_d2_h32_tb.toml", &[&set]);
+    assert!(
+        err.contains("unknown value `zzz") && err.len() < 3000,
+        "{err}"
+    );
+}
+
+/// A damaged datasets root: a garbage SHA256SUMS is an error naming the list
+/// and its line (it must not switch the checks off), and a directory where
+/// a data file belongs is "a directory", not "not found".
+#[test]
+fn damaged_datasets_roots_are_named() {
+    let root = tempfile::tempdir().unwrap();
+    let src = common::datasets().join("tfbind8");
+    std::fs::create_dir_all(root.path().join("tfbind8")).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, root.path().join("tfbind8").join(p.file_name().unwrap())).unwrap();
+    }
+    let score = || {
+        runner()
+            .args(["score", "experiments/tfbind8_tb.toml", "--datasets"])
+            .arg(root.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert!(score().status.success(), "{}", stderr(&score()));
+    std::fs::write(
+        root.path().join("SHA256SUMS"),
+        "# sums\nthis is not a checksum list\n",
+    )
+    .unwrap();
+    let o = score();
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains(&format!("{}:2:", root.path().join("SHA256SUMS").display()))
+            && err.contains("64 hexadecimal digits"),
+        "{err}"
+    );
+    std::fs::remove_file(root.path().join("SHA256SUMS")).unwrap();
+    let all = root.path().join("tfbind8/all.csv");
+    std::fs::remove_file(&all).unwrap();
+    std::fs::create_dir(&all).unwrap();
+    let err = stderr(&score());
+    assert!(
+        err.contains(&format!("{} is a directory", all.display())) && !err.contains("not found"),
+        "{err}"
+    );
+}

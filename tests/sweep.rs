@@ -642,3 +642,55 @@ fn odd_output_paths() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(odd.join("tiny_sweep/runs.csv").exists());
 }
+
+/// An interrupted sweep says how many runs it interrupted and how many it
+/// never started, and why (not `--fail-fast`).
+#[test]
+fn an_interrupted_sweep_counts_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &SWEEP.replace("steps = 40", "steps = 20000"),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let child = runner()
+        .arg(&file)
+        .arg("--out")
+        .arg(out.path())
+        .args(["--jobs", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt the first run once it has written its first evaluation.
+    let metrics = out
+        .path()
+        .join("tiny_sweep/behaviour.kind=on_policy,seed=1/metrics.csv");
+    let t0 = Instant::now();
+    while !metrics.exists() && t0.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.contains(
+            "0 run(s) executed, 0 complete and skipped, 0 failed, 1 interrupted, \
+             3 not started (after the interruption)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("fail-fast"), "{text}");
+    assert!(
+        stderr(&o)
+            .contains("interrupted: 1 run(s) stopped midway and 3 not started are left incomplete"),
+        "{}",
+        stderr(&o)
+    );
+}

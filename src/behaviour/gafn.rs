@@ -56,12 +56,11 @@ impl GafnConfig {
         if !(self.ri_scale.is_finite() && self.ri_scale >= 0.0) {
             return Err(Invalid::new("behaviour.ri_scale", "must be >= 0"));
         }
-        if self.rnd_hidden == 0 || self.rnd_latent == 0 {
-            return Err(Invalid::new(
-                "behaviour",
-                "`rnd_hidden` and `rnd_latent` must be at least 1",
-            ));
+        if !(self.ri_loss_weight.is_finite() && self.ri_loss_weight >= 0.0) {
+            return Err(Invalid::new("behaviour.ri_loss_weight", "must be >= 0"));
         }
+        crate::check::nonzero("behaviour.rnd_hidden", Some(self.rnd_hidden))?;
+        crate::check::nonzero("behaviour.rnd_latent", Some(self.rnd_latent))?;
         if !(self.rnd_lr.is_finite() && self.rnd_lr > 0.0) {
             return Err(Invalid::new(
                 "behaviour.rnd_lr",

@@ -79,13 +79,65 @@ impl Source {
 /// One step of the schedule: a single batch (`"teacher"`), or several batches
 /// in order (`["teacher->buffer", "buffer"]`: the teacher fills the buffer,
 /// then the student trains on a buffer batch).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Step {
     /// One batch.
     One(Source),
     /// Several batches, in order.
     Many(Vec<Source>),
+}
+
+/// The names of the sources, as a schedule writes them.
+pub const SOURCE_NAMES: &[&str] = &[
+    "student",
+    "teacher",
+    "buffer",
+    "student+ls",
+    "teacher+ls",
+    "student->buffer",
+    "teacher->buffer",
+];
+
+/// Written by hand rather than `#[serde(untagged)]`, whose error ("data did
+/// not match any variant") names neither the bad source nor the allowed
+/// ones: a string is one source, a list several, and an unknown name is an
+/// error listing [`SOURCE_NAMES`].
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StepVisitor;
+        impl<'de> serde::de::Visitor<'de> for StepVisitor {
+            type Value = Step;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(
+                    f,
+                    "a source ({}) or a list of sources",
+                    SOURCE_NAMES
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Step, E> {
+                match Source::deserialize(serde::de::value::StrDeserializer::<E>::new(v)) {
+                    Ok(s) => Ok(Step::One(s)),
+                    Err(_) => Err(E::unknown_variant(v, SOURCE_NAMES)),
+                }
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Step, A::Error> {
+                let mut sources = Vec::new();
+                while let Some(s) = seq.next_element::<Source>()? {
+                    sources.push(s);
+                }
+                Ok(Step::Many(sources))
+            }
+        }
+        d.deserialize_any(StepVisitor)
+    }
 }
 
 impl Step {
@@ -236,5 +288,50 @@ mod schedule_tests {
             ]
         );
         assert_eq!(discovery_schedule(true, false, true), one(vec![SL, SL, TL]));
+    }
+}
+
+#[cfg(test)]
+mod step_tests {
+    use super::*;
+
+    /// A step reads a source or a list of sources; every source name
+    /// round-trips; an unknown name is an error listing the allowed ones.
+    #[test]
+    fn steps_read_sources_and_name_the_allowed_ones() {
+        #[derive(Deserialize)]
+        struct S {
+            schedule: Vec<Step>,
+        }
+        let s: S = toml::from_str(
+            "schedule = [\"student\", [\"teacher->buffer\", \"buffer\"], \"teacher+ls\"]",
+        )
+        .unwrap();
+        assert_eq!(
+            s.schedule,
+            vec![
+                Step::One(Source::Student),
+                Step::Many(vec![Source::TeacherFill, Source::Buffer]),
+                Step::One(Source::TeacherLs),
+            ]
+        );
+        for name in SOURCE_NAMES {
+            let s: S = toml::from_str(&format!("schedule = [\"{name}\"]")).unwrap();
+            let back = toml::Value::try_from(&s.schedule[0]).unwrap();
+            assert_eq!(back.as_str(), Some(*name));
+        }
+        let e = toml::from_str::<S>("schedule = [\"studnt\"]")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("studnt") && e.contains("`teacher->buffer`"),
+            "{e}"
+        );
+        let e = toml::from_str::<S>("schedule = [1]")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("a source (`student`"), "{e}");
     }
 }

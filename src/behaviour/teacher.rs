@@ -71,6 +71,18 @@ impl TeacherConfig {
         if !(self.c.is_finite() && self.c >= 0.0) {
             return Err(Invalid::new("behaviour.c", "must be >= 0"));
         }
+        // R^alpha with alpha < 0 would reward the teacher for low-reward
+        // states, the opposite of the paper's term (alpha = 0 ignores R).
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return Err(Invalid::new(
+                "behaviour.alpha",
+                format!(
+                    "is {}; must be >= 0 (the exponent of the task reward R in the teacher \
+                     reward R_T; 0 ignores R)",
+                    self.alpha
+                ),
+            ));
+        }
         if !(self.beta_teacher.is_finite() && self.beta_teacher > 0.0) {
             return Err(Invalid::new("behaviour.beta_teacher", "must be > 0"));
         }

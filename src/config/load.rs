@@ -13,8 +13,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
-use super::Experiment;
-use crate::check::Invalid;
+use super::{keys, Experiment};
+use crate::check::{excerpt, Invalid};
 use crate::registry::{
     BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
 };
@@ -92,8 +92,10 @@ pub enum ConfigError {
     },
 }
 
-/// One `--set KEY=VALUE` override (dotted key path, TOML value syntax; a value
-/// that is not valid TOML is taken as a string, so `--set behaviour.kind=teacher` works).
+/// One `--set KEY=VALUE` override (dotted key path, TOML value syntax; a
+/// bare word that is not valid TOML is taken as a string, so `--set
+/// behaviour.kind=teacher` works, but a value that starts like an array, a
+/// table or a quoted string must be valid TOML).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SetArg {
     /// Dotted key path, e.g. `env.horizon`.
@@ -120,13 +122,24 @@ impl SetArg {
 /// Parse `KEY=VALUE`.
 pub fn parse_set(arg: &str) -> Result<SetArg, ConfigError> {
     let bad = |why: &str| ConfigError::BadSet {
-        arg: arg.to_string(),
+        arg: excerpt(arg),
         why: why.to_string(),
     };
     let (key, raw) = arg
         .split_once('=')
         .ok_or_else(|| bad("expected KEY=VALUE"))?;
     let key = key.trim();
+    if let Some(c) = key.chars().find(|c| !c.is_ascii()) {
+        let hint = match keys::ascii_spelling(key) {
+            Some(k) => format!("; did you mean `{}`{}?", k.path, keys::kinds_note(k)),
+            None => String::new(),
+        };
+        return Err(bad(&format!(
+            "keys are ASCII (letters, digits, `_`, `-`, with `.` between levels), \
+             and `{}` has {c:?}{hint}",
+            excerpt(key)
+        )));
+    }
     let valid_key = !key.is_empty()
         && key.split('.').all(|part| {
             !part.is_empty()
@@ -150,15 +163,131 @@ pub fn parse_set(arg: &str) -> Result<SetArg, ConfigError> {
             i64::MAX
         )));
     }
-    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(e) => match toml_shape(raw) {
+            // A bare word: a string.
+            None => toml::Value::String(raw.to_string()),
+            // It starts like an array, a table or a string: a typo there
+            // must not silently become a string.
+            Some(shape) => {
+                let at = e
+                    .span()
+                    .map(|s| format!(" at character {}", s.start.saturating_sub(4) + 1))
+                    .unwrap_or_default();
+                let why = e.message().trim().replace('\n', "; ");
+                return Err(bad(&format!(
+                    "the value `{}` starts like {shape} but is not valid TOML{at}: {why}{}",
+                    excerpt(raw),
+                    set_hint(key, raw)
+                )));
+            }
+        },
+    };
     Ok(SetArg {
         key: key.to_string(),
         value,
         origin: None,
     })
+}
+
+/// What `raw` looks like when it starts like a structured TOML value (an
+/// array, an inline table, a quoted string), in a message's words.
+fn toml_shape(raw: &str) -> Option<&'static str> {
+    match raw.chars().next()? {
+        '[' => Some("a TOML array"),
+        '{' => Some("a TOML inline table"),
+        '"' | '\'' => Some("a quoted string"),
+        _ => None,
+    }
+}
+
+/// The advice for a `--set` value that does not parse: with its bare words
+/// quoted, when that makes it valid (`[student]` -> `["student"]`), under
+/// the full key path when `key` is a nested key given at the top level
+/// (`schedule` -> `behaviour.schedule`).
+fn set_hint(key: &str, raw: &str) -> String {
+    let full = nested_path(key);
+    let fixed = quote_bare_words(raw);
+    let parses = fixed != raw && toml::from_str::<toml::Table>(&format!("v = {fixed}")).is_ok();
+    let moved = match &full {
+        Some(f) => format!(" (`{key}` is the key `{f}`)"),
+        None => String::new(),
+    };
+    let key = full.as_deref().unwrap_or(key);
+    if parses {
+        let example = format!("{key}={fixed}");
+        format!(
+            "; words in an array or table are strings and need double quotes, and the \
+             shell needs single quotes around the whole argument{moved}: --set {}",
+            crate::sweep::slurm::sh(&excerpt(&example))
+        )
+    } else if !moved.is_empty() {
+        format!(";{moved}")
+    } else {
+        String::new()
+    }
+}
+
+/// The one nested key path whose last part is `key`, when `key` is not a
+/// top-level key (`schedule` -> `behaviour.schedule`).
+fn nested_path(key: &str) -> Option<String> {
+    if key.contains('.') || TOP_LEVEL_KEYS.contains(&key) {
+        return None;
+    }
+    match keys::ending_in(key).as_slice() {
+        [one] => Some(one.path.clone()),
+        _ => None,
+    }
+}
+
+/// `raw` with every bare word outside quotes that is not a TOML value of
+/// its own (a number, `true`, `false`, `inf`, `nan`) or a key (followed by
+/// `=`) put in double quotes: `[student, buffer]` -> `["student", "buffer"]`.
+fn quote_bare_words(raw: &str) -> String {
+    let chars: Vec<char> = raw.chars().collect();
+    let mut out = String::with_capacity(raw.len() + 8);
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' || c == '\'' {
+            // Copy a quoted string whole (to its closing quote, if any).
+            let mut j = i + 1;
+            while j < chars.len() && chars[j] != c {
+                j += if c == '"' && chars[j] == '\\' { 2 } else { 1 };
+            }
+            let end = (j + 1).min(chars.len());
+            out.extend(&chars[i..end]);
+            i = end;
+            continue;
+        }
+        let delim = |c: char| c.is_whitespace() || "[]{},=\"'".contains(c);
+        if delim(c) {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && !delim(chars[i]) {
+            i += 1;
+        }
+        let word: String = chars[start..i].iter().collect();
+        let is_key = chars[i..]
+            .iter()
+            .find(|c| !c.is_whitespace())
+            .is_some_and(|&c| c == '=');
+        let is_value = toml::from_str::<toml::Table>(&format!("v = {word}")).is_ok();
+        if is_key || is_value {
+            out.push_str(&word);
+        } else {
+            out.push('"');
+            out.push_str(&word);
+            out.push('"');
+        }
+    }
+    out
 }
 
 impl Provider for SetArg {
@@ -197,18 +326,58 @@ impl Sources {
     }
 }
 
+/// An experiment file read into memory once: every load of it (each run of
+/// a sweep, the thread decision, the check of `runner slurm`) parses this
+/// text, so a file that can be read only once (a pipe, `<(...)`) works.
+#[derive(Debug, Clone)]
+pub struct ExperimentFile {
+    /// The path, as messages name it.
+    pub path: PathBuf,
+    /// Its content.
+    pub text: String,
+}
+
+impl ExperimentFile {
+    /// Read `path` (once).
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            cause: source,
+        })?;
+        Ok(ExperimentFile {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
+}
+
+impl Provider for ExperimentFile {
+    fn metadata(&self) -> Metadata {
+        Metadata::from("TOML file", figment::Source::File(self.path.clone()))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Toml::string(&self.text).data()
+    }
+}
+
+/// Read `path` and load it ([`load_file`]).
+pub fn load(path: &Path, sets: &[SetArg]) -> Result<(Experiment, Sources), ConfigError> {
+    load_file(&ExperimentFile::read(path)?, sets)
+}
+
 /// Load and layer an experiment file: what the user wrote, with serde's
 /// defaults; types, unknown keys and unknown kinds are checked here, values
 /// and combinations by the plan (`crate::plan::load`).
-pub fn load(path: &Path, sets: &[SetArg]) -> Result<(Experiment, Sources), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        cause: source,
-    })?;
-    if let Err(e) = toml::from_str::<toml::Table>(&text) {
+pub fn load_file(
+    file: &ExperimentFile,
+    sets: &[SetArg],
+) -> Result<(Experiment, Sources), ConfigError> {
+    let path = file.path.as_path();
+    if let Err(e) = toml::from_str::<toml::Table>(&file.text) {
         return Err(ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: e.to_string().trim().to_string(),
+            message: syntax_message(&file.text, &e),
         });
     }
     let env = Env::prefixed("RUNNER_")
@@ -218,7 +387,7 @@ pub fn load(path: &Path, sets: &[SetArg]) -> Result<(Experiment, Sources), Confi
             TOP_LEVEL_KEYS.iter().any(|t| t.eq_ignore_ascii_case(first))
         })
         .lowercase(true);
-    let mut fig = Figment::new().merge(Toml::file_exact(path)).merge(env);
+    let mut fig = Figment::new().merge(file.clone()).merge(env);
     for s in sets {
         fig = fig.merge(s.clone());
     }
@@ -295,6 +464,8 @@ fn describe(fig: &Figment, err: figment::Error) -> String {
 fn sentence(fig: &Figment, path: &[String], kind: &Kind) -> String {
     let key = path.join(".");
     let src = source_of(fig, &key);
+    // As the user writes it: `behaviour.schedule[0]`, not `behaviour.schedule.0`.
+    let shown = display_path(path);
     let list = |xs: &[&str]| {
         xs.iter()
             .map(|x| format!("`{x}`"))
@@ -303,41 +474,67 @@ fn sentence(fig: &Figment, path: &[String], kind: &Kind) -> String {
     };
     match kind {
         Kind::UnknownField(field, allowed) => {
-            let full = if path.last() == Some(field) {
-                key.clone()
+            let (full, shown) = if path.last() == Some(field) {
+                (key.clone(), shown)
             } else if key.is_empty() {
-                field.clone()
+                (field.clone(), field.clone())
             } else {
-                format!("{key}.{field}")
+                (format!("{key}.{field}"), format!("{shown}.{field}"))
+            };
+            // A nested key given at the top level: name where it belongs.
+            let hint = match nested_path(&full) {
+                Some(p) => format!("; `{full}` belongs in a table: did you mean `{p}`?"),
+                None => String::new(),
             };
             format!(
-                "{}unknown key `{full}`; allowed keys here: {}",
+                "{}unknown key `{}`; allowed keys here: {}{hint}",
                 source_of(fig, &full),
+                excerpt(&shown),
                 list(allowed)
             )
         }
         Kind::UnknownVariant(v, allowed) => {
             format!(
-                "{src}unknown value `{v}` for `{key}`; allowed: {}",
+                "{src}unknown value `{}` for `{shown}`; allowed: {}",
+                excerpt(v),
                 list(allowed)
             )
         }
         Kind::InvalidType(actual, expected) => {
-            format!("{src}wrong type for `{key}`: found {actual}, expected {expected}")
+            let actual = excerpt(&actual.to_string());
+            format!("{src}wrong type for `{shown}`: found {actual}, expected {expected}")
         }
         Kind::InvalidValue(actual, expected) => {
-            format!("{src}invalid value for `{key}`: found {actual}, expected {expected}")
+            let actual = excerpt(&actual.to_string());
+            format!("{src}invalid value for `{shown}`: found {actual}, expected {expected}")
         }
         Kind::MissingField(f) => {
             let full = if key.is_empty() {
                 f.to_string()
             } else {
-                format!("{key}.{f}")
+                format!("{shown}.{f}")
             };
             format!("{src}missing key `{full}`")
         }
-        other => format!("{src}`{key}`: {other}"),
+        other => format!("{src}`{shown}`: {}", excerpt(&other.to_string())),
     }
+}
+
+/// A key path as the user writes it: array positions in brackets
+/// (`behaviour.schedule[0]`).
+fn display_path(path: &[String]) -> String {
+    let mut out = String::new();
+    for part in path {
+        if !out.is_empty() && !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 /// The accepted kinds of the component table `key` (`None`: not a component).
@@ -393,8 +590,9 @@ fn diagnose_component(fig: &Figment, key: &str) -> Option<String> {
     };
     match checked {
         None => Some(format!(
-            "{}unknown value `{kind}` for `{key}.kind`; allowed: {allowed}",
-            source_of(fig, &format!("{key}.kind"))
+            "{}unknown value `{}` for `{key}.kind`; allowed: {allowed}",
+            source_of(fig, &format!("{key}.kind")),
+            excerpt(&kind)
         )),
         Some(Ok(())) => None,
         Some(Err(errs)) => Some(
@@ -417,5 +615,180 @@ fn diagnose_component(fig: &Figment, key: &str) -> Option<String> {
                 .collect::<Vec<_>>()
                 .join("\n  - "),
         ),
+    }
+}
+
+/// The message of a TOML syntax error in `text`: the parser's own (the line,
+/// a caret, what is wrong) with every line cut to [`excerpt`]'s length, and
+/// for a key with a non-ASCII letter (`λ = 0.9`), that keys are ASCII and
+/// the key it may mean (`lambda`).
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let mut message = e
+        .to_string()
+        .trim()
+        .lines()
+        .map(excerpt)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line.split('=').next().unwrap_or("").trim();
+    if let Some(c) = key.chars().find(|c| !c.is_ascii()) {
+        // The table the line is in: the last `[header]` above it.
+        let table = text[..line_start]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('[') && !l.starts_with("[["))
+            .map(|l| l.trim_matches(['[', ']']).trim().to_string());
+        let full = match table {
+            Some(t) if !t.is_empty() => format!("{t}.{key}"),
+            _ => key.to_string(),
+        };
+        let hint = match keys::ascii_spelling(&full) {
+            Some(k) => format!("; did you mean `{}`{}?", k.path, keys::kinds_note(k)),
+            None => String::new(),
+        };
+        message.push_str(&format!(
+            "\nkeys are ASCII (letters, digits, `_`, `-`), and `{}` has {c:?}{hint}",
+            excerpt(key)
+        ));
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn why(arg: &str) -> String {
+        match parse_set(arg) {
+            Err(ConfigError::BadSet { why, .. }) => why,
+            other => panic!("{arg}: {other:?}"),
+        }
+    }
+
+    /// Bare words are strings; a value that starts like an array, a table
+    /// or a quoted string and does not parse is an error showing the value
+    /// and the parser's reason.
+    #[test]
+    fn set_values_that_start_like_toml_must_parse() {
+        let v = |arg: &str| parse_set(arg).unwrap().value;
+        assert_eq!(
+            v("behaviour.kind=teacher"),
+            toml::Value::String("teacher".into())
+        );
+        assert_eq!(v("label=a[1"), toml::Value::String("a[1".into()));
+        assert_eq!(v("env.horizon=8"), toml::Value::Integer(8));
+        assert!(matches!(v("sweep.seeds=[0, 1]"), toml::Value::Array(a) if a.len() == 2));
+        for (arg, want) in [
+            (
+                "label=[1,2",
+                "the value `[1,2` starts like a TOML array but is not valid TOML",
+            ),
+            ("label=[1,2", "expected `]`"),
+            ("env={kind = grid", "starts like a TOML inline table"),
+            ("label=\"abc", "starts like a quoted string"),
+            ("label='abc", "starts like a quoted string"),
+        ] {
+            let w = why(arg);
+            assert!(w.contains(want), "{arg}: {w}");
+        }
+    }
+
+    /// Bare words in an array get a corrected, shell-quoted example, under
+    /// the full key when a nested key was given at the top level.
+    #[test]
+    fn bare_words_in_arrays_get_a_quoted_example() {
+        let w = why("schedule=[student]");
+        assert!(
+            w.contains("--set 'behaviour.schedule=[\"student\"]'"),
+            "{w}"
+        );
+        assert!(
+            w.contains("`schedule` is the key `behaviour.schedule`"),
+            "{w}"
+        );
+        let w = why("behaviour.schedule=[student, [teacher->buffer, buffer]]");
+        assert!(
+            w.contains(r#"--set 'behaviour.schedule=["student", ["teacher->buffer", "buffer"]]'"#),
+            "{w}"
+        );
+        let w = why("behaviour={kind = teacher, c = 19}");
+        assert!(
+            w.contains(r#"--set 'behaviour={kind = "teacher", c = 19}'"#),
+            "{w}"
+        );
+        // Nothing to quote: no example.
+        assert!(
+            !why("label=[1,2").contains("--set '"),
+            "{}",
+            why("label=[1,2")
+        );
+        assert_eq!(
+            quote_bare_words("[1, true, \"a b\", x]"),
+            "[1, true, \"a b\", \"x\"]"
+        );
+    }
+
+    /// A key with a non-ASCII letter says keys are ASCII and spells it out
+    /// where that is a key.
+    #[test]
+    fn non_ascii_keys_are_explained() {
+        let w = why("objective.λ=0.9");
+        assert!(w.contains("keys are ASCII"), "{w}");
+        assert!(w.contains("did you mean `objective.lambda`"), "{w}");
+        assert!(w.contains("`subtb`"), "{w}");
+        let w = why("objective.µ=0.9");
+        assert!(
+            w.contains("keys are ASCII") && !w.contains("did you mean"),
+            "{w}"
+        );
+    }
+
+    /// A huge argument is quoted cut, with its length.
+    #[test]
+    fn huge_set_arguments_are_cut_in_messages() {
+        let arg = format!("label=[{}", "x".repeat(100_000));
+        let e = parse_set(&arg).unwrap_err().to_string();
+        assert!(e.len() < 2000, "{} bytes", e.len());
+        assert!(e.contains("bytes)"), "{e}");
+    }
+
+    /// Array positions read as the user writes them.
+    #[test]
+    fn paths_show_array_positions_in_brackets() {
+        let p = |xs: &[&str]| display_path(&xs.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(p(&["behaviour", "schedule", "0"]), "behaviour.schedule[0]");
+        assert_eq!(
+            p(&["behaviour", "schedule", "2", "1"]),
+            "behaviour.schedule[2][1]"
+        );
+        assert_eq!(p(&["sweep", "seeds"]), "sweep.seeds");
+    }
+
+    /// An experiment file is read once: loading parses the text in memory.
+    #[test]
+    fn an_experiment_file_is_parsed_from_memory() {
+        let file = ExperimentFile {
+            path: PathBuf::from("/nonexistent/x.toml"),
+            text: "name = \"x\"\n[env]\nkind = \"grid\"\nndim = 2\nhorizon = 8\n\
+                   [policy]\nkind = \"mlp\"\n[objective]\nkind = \"tb\"\n\
+                   [behaviour]\nkind = \"on_policy\"\nepsilon = 3.0\n"
+                .into(),
+        };
+        let (exp, sources) = load_file(&file, &[]).unwrap();
+        assert_eq!(exp.name, "x");
+        // Messages still name the path.
+        let e = sources.invalid(&Invalid::new("behaviour.epsilon", "must be in [0, 1]"));
+        assert!(
+            e.to_string()
+                .contains("/nonexistent/x.toml: `behaviour.epsilon`"),
+            "{e}"
+        );
     }
 }

@@ -6,10 +6,11 @@
 //! Every field carries a `///` comment: it becomes the description in
 //! `schemas/experiment.schema.json`.
 
+pub mod keys;
 mod load;
 mod sweep;
 
-pub use load::{load, parse_set, ConfigError, SetArg, Sources};
+pub use load::{load, load_file, parse_set, ConfigError, ExperimentFile, SetArg, Sources};
 pub use sweep::{SlurmConfig, SweepConfig};
 
 use schemars::JsonSchema;

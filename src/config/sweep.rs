@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::check::Invalid;
+use crate::check::{excerpt, Invalid};
 
 /// Seeds and parameter values to expand one experiment into many runs.
 /// Runs = cartesian product of `grid` x the `zip` groups x `seeds`.
@@ -57,8 +57,8 @@ impl Default for SlurmConfig {
 
 impl SlurmConfig {
     /// Every value that reaches an `#SBATCH` line is checked, so a config
-    /// cannot add lines (or commands) to the job script: `time` is digits,
-    /// `:` and `-` (`MM`, `HH:MM:SS`, `D-HH:MM:SS`); `mem` is digits with an
+    /// cannot add lines (or commands) to the job script: `time` is one of
+    /// SLURM's forms ([`check_time`]); `mem` is digits with an
     /// optional unit `K`, `M`, `G` or `T`; `partition` is letters, digits and
     /// `_ . , -`; each `extra` entry is one `--option` or `--option=value`
     /// without spaces, quotes or control characters; the counts are at least 1.
@@ -67,15 +67,10 @@ impl SlurmConfig {
             if !v.is_empty() && v.chars().all(ok) {
                 Ok(())
             } else {
-                Err(Invalid::new(key, format!("{v:?} is not {what}")))
+                Err(Invalid::new(key, format!("{:?} is not {what}", excerpt(v))))
             }
         };
-        only(
-            "slurm.time",
-            &self.time,
-            &|c| c.is_ascii_digit() || c == ':' || c == '-',
-            "a SLURM time (e.g. 04:00:00 or 1-12:00:00)",
-        )?;
+        check_time(&self.time)?;
         let digits = self.mem.trim_end_matches(['K', 'M', 'G', 'T']);
         if digits.is_empty()
             || !digits.chars().all(|c| c.is_ascii_digit())
@@ -83,7 +78,10 @@ impl SlurmConfig {
         {
             return Err(Invalid::new(
                 "slurm.mem",
-                format!("{:?} is not a SLURM memory size (e.g. 4G, 500M)", self.mem),
+                format!(
+                    "{:?} is not a SLURM memory size (e.g. 4G, 500M)",
+                    excerpt(&self.mem)
+                ),
             ));
         }
         if let Some(p) = &self.partition {
@@ -103,8 +101,9 @@ impl SlurmConfig {
                 return Err(Invalid::new(
                     format!("slurm.extra[{i}]"),
                     format!(
-                        "{e:?} is not one `--option` or `--option=value` (letters, digits \
-                         and `-_=.,:/@%+`; no spaces, quotes or line breaks)"
+                        "{:?} is not one `--option` or `--option=value` (letters, digits \
+                         and `-_=.,:/@%+`; no spaces, quotes or line breaks)",
+                        excerpt(e)
                     ),
                 ));
             }
@@ -117,6 +116,60 @@ impl SlurmConfig {
         }
         Ok(())
     }
+}
+
+/// SLURM's forms of a time limit, as `sbatch --time` reads them.
+const TIME_FORMS: &str = "MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS";
+
+/// `Err` unless `time` is one of SLURM's forms: `MM`, `MM:SS`, `HH:MM:SS`,
+/// `D-HH`, `D-HH:MM`, `D-HH:MM:SS`, every field digits. The first field is
+/// the largest unit given and may exceed its range (`90` is 90 minutes,
+/// `48:00:00` 48 hours, as SLURM reads them); the fields after it are
+/// bounded: minutes and seconds below 60, hours after a day below 24.
+pub fn check_time(time: &str) -> Result<(), Invalid> {
+    let bad = |why: String| {
+        Err(Invalid::new(
+            "slurm.time",
+            format!(
+                "{:?} is not a SLURM time: {why}; the forms are {TIME_FORMS} \
+                 (e.g. 04:00:00 or 1-12:00:00)",
+                excerpt(time)
+            ),
+        ))
+    };
+    let (days, clock) = match time.split_once('-') {
+        Some((d, rest)) => (Some(d), rest),
+        None => (None, time),
+    };
+    let fields: Vec<&str> = clock.split(':').collect();
+    // The unit of each field, largest first.
+    let units: &[(&str, u64)] = match (days.is_some(), fields.len()) {
+        (false, 1) => &[("minutes", u64::MAX)],
+        (false, 2) => &[("minutes", u64::MAX), ("seconds", 60)],
+        (false, 3) => &[("hours", u64::MAX), ("minutes", 60), ("seconds", 60)],
+        (true, 1) => &[("hours", 24)],
+        (true, 2) => &[("hours", 24), ("minutes", 60)],
+        (true, 3) => &[("hours", 24), ("minutes", 60), ("seconds", 60)],
+        (_, n) => return bad(format!("{n} `:`-separated fields")),
+    };
+    let number = |f: &str, what: &str| -> Result<u64, Invalid> {
+        match f.parse::<u64>() {
+            Ok(v) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(v)
+            }
+            _ => bad(format!("the {what} {:?} are not a number", excerpt(f))).map(|()| 0),
+        }
+    };
+    if let Some(d) = days {
+        number(d, "days")?;
+    }
+    for (f, (what, below)) in fields.iter().zip(units) {
+        let v = number(f, what)?;
+        if v >= *below {
+            return bad(format!("{what} {v} must be below {below}"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -146,6 +199,7 @@ mod tests {
         bad(&|c| c.mem = "G".into(), "slurm.mem");
         bad(&|c| c.mem = "4GG".into(), "slurm.mem");
         bad(&|c| c.time = "01:00 ; rm".into(), "slurm.time");
+        bad(&|c| c.time = "99:99:99:99".into(), "slurm.time");
         bad(&|c| c.partition = Some("a b".into()), "slurm.partition");
         bad(
             &|c| c.extra = vec!["--x=1\nrm -rf ~".into()],
@@ -153,5 +207,46 @@ mod tests {
         );
         bad(&|c| c.extra = vec!["account=lab".into()], "slurm.extra[0]");
         bad(&|c| c.concurrency = 0, "slurm.concurrency");
+    }
+
+    /// SLURM's time forms pass (a leading field may exceed its range, as
+    /// SLURM reads it); anything else is refused with the forms.
+    #[test]
+    fn slurm_times_follow_slurms_forms() {
+        for ok in [
+            "0",
+            "30",
+            "90",
+            "30:00",
+            "90:30",
+            "04:00:00",
+            "48:00:00",
+            "1-0",
+            "2-12",
+            "1-12:30",
+            "1-12:00:00",
+            "7-23:59:59",
+        ] {
+            assert!(check_time(ok).is_ok(), "{ok}: {:?}", check_time(ok));
+        }
+        for (bad, why) in [
+            ("99:99:99:99", "4 `:`-separated fields"),
+            ("1:60", "seconds 60 must be below 60"),
+            ("1:60:00", "minutes 60 must be below 60"),
+            ("1-24", "hours 24 must be below 24"),
+            ("1-23:00:60", "seconds 60 must be below 60"),
+            ("", "are not a number"),
+            ("1:", "are not a number"),
+            ("-1", "are not a number"),
+            ("1-2-3", "are not a number"),
+            ("1:+2", "are not a number"),
+            ("01:00 ; rm", "are not a number"),
+            ("infinite", "are not a number"),
+        ] {
+            let e = check_time(bad).unwrap_err();
+            assert_eq!(e.key, "slurm.time");
+            assert!(e.message.contains(why), "{bad}: {e}");
+            assert!(e.message.contains("D-HH:MM:SS"), "{e}");
+        }
     }
 }

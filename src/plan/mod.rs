@@ -67,6 +67,11 @@ pub struct Plan {
     pub short_buffer: ShortBuffer,
     /// The objective's learning-rate keys, for the advice of a diverging loss.
     pub lr_keys: &'static str,
+    /// The keys that set the magnitude of a loss (a reward exponent, log
+    /// Z's initial value, an exploration...) with their values, for the
+    /// advice of a loss that overflows ([`MAGNITUDE_KEYS`] present in the
+    /// resolved experiment).
+    pub magnitudes: Vec<(String, f64)>,
     /// What is particular to the environment's family.
     pub family: FamilyPlan,
 }
@@ -207,7 +212,12 @@ pub fn large_products(exp: &Experiment) -> bool {
 
 /// Load `path` (with `sets` on top) and resolve it: the checked plan of one run.
 pub fn load(path: &Path, sets: &[SetArg]) -> Result<Plan, ConfigError> {
-    let (exp, sources) = config::load(path, sets)?;
+    load_file(&config::ExperimentFile::read(path)?, sets)
+}
+
+/// [`load`] of a file already read.
+pub fn load_file(file: &config::ExperimentFile, sets: &[SetArg]) -> Result<Plan, ConfigError> {
+    let (exp, sources) = config::load_file(file, sets)?;
     resolve(&exp).map_err(|e| sources.invalid(&e))
 }
 
@@ -279,32 +289,66 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
         progress: exp.train.progress,
         short_buffer: defaults.short_buffer,
         lr_keys: exp.objective.table().settings().lr_keys(),
+        magnitudes: magnitudes(&resolved),
         family,
         resolved,
     })
 }
 
+/// The keys that set the size of one trajectory of `family`, each with its
+/// value and a usual value (the paper's d = 4, H = 32 grid; the networks'
+/// default widths; the diffusion sampler's 100 steps), in the order
+/// [`trajectory_bytes`] reads them.
+fn size_keys(family: &FamilyPlan) -> Vec<(&'static str, f64, f64)> {
+    let f = |x: usize| x as f64;
+    match family {
+        FamilyPlan::Grid(g) => vec![
+            ("env.ndim", f(g.grid.ndim), 4.0),
+            ("env.horizon", f(g.grid.horizon), 32.0),
+            (
+                "policy.hidden",
+                f(g.net.hidden),
+                f(crate::policy::mlp::MlpConfig::default().hidden),
+            ),
+        ],
+        FamilyPlan::Sequence(s) => vec![(
+            "policy.hidden",
+            f(s.hidden),
+            f(crate::policy::ssr::SsrConfig::default().hidden),
+        )],
+        FamilyPlan::Diffusion(d) => vec![
+            (
+                "env.steps",
+                f(d.sde.steps),
+                f(crate::envs::diffusion::DiffusionEnvConfig::default().steps),
+            ),
+            (
+                "policy.hidden",
+                f(d.net.hidden),
+                f(crate::policy::diffusion::DiffusionNetConfig::default().hidden),
+            ),
+        ],
+    }
+}
+
 /// Bytes of tensors one trajectory of `family` needs while a batch is
 /// trained or evaluated (activations and their gradients, about 4 floats per
 /// unit; with SubTB's `pieces`, its K x K residuals of the K states of the
-/// longest trajectory, about 6 tensors of them), computed in f64 so that no
-/// size can wrap.
-fn bytes_per_trajectory(family: &FamilyPlan, pieces: bool) -> f64 {
+/// longest trajectory, about 6 tensors of them), with the [`size_keys`] at
+/// `sizes`, computed in f64 so that no size can wrap.
+fn trajectory_bytes(family: &FamilyPlan, pieces: bool, sizes: &[f64]) -> f64 {
     let f = |x: usize| x as f64;
     let (states, per_state) = match family {
-        FamilyPlan::Grid(g) => {
-            let (d, h) = (f(g.grid.ndim), f(g.grid.horizon));
-            (d * (h - 1.0) + 1.0, d * h + 4.0 * f(g.net.hidden))
+        FamilyPlan::Grid(_) => {
+            let (d, h, hidden) = (sizes[0], sizes[1], sizes[2]);
+            (d * (h - 1.0) + 1.0, d * h + 4.0 * hidden)
         }
         FamilyPlan::Sequence(s) => {
             let (k, l) = (f(s.task.k()), f(s.task.length()));
             // Every child of every state is encoded: up to 2k + 1 per step.
-            (l + 1.0, (2.0 * k + 1.0) * (l * k + 4.0 * f(s.hidden)))
+            (l + 1.0, (2.0 * k + 1.0) * (l * k + 4.0 * sizes[0]))
         }
-        FamilyPlan::Diffusion(d) => (
-            f(d.sde.steps) + 1.0,
-            4.0 * f(d.sde.dim) + 8.0 * f(d.net.hidden),
-        ),
+        FamilyPlan::Diffusion(d) => (sizes[0] + 1.0, 4.0 * f(d.sde.dim) + 8.0 * sizes[1]),
     };
     let subtb = if pieces {
         6.0 * states * states * 4.0
@@ -331,37 +375,89 @@ fn machine_memory() -> f64 {
 /// validate or prepare (`runner slurm`) runs for larger compute nodes.
 const MIN_MEMORY_LIMIT: f64 = 256.0 * (1u64 << 30) as f64;
 
-/// Refuse batch sizes whose tensors cannot fit in memory before anything is
-/// allocated (a huge `train.batch_size` would otherwise abort the process in
-/// an allocation). The limit is the larger of this machine's memory and
-/// 256 GiB. Names the key and the estimate.
+/// Refuse batches whose tensors cannot fit in memory before anything is
+/// allocated (a huge batch would otherwise abort the process in an
+/// allocation). The limit is the larger of this machine's memory and 256
+/// GiB. The message names the key that drives the estimate: the batch key
+/// when a batch of that many usual trajectories (every [`size_keys`] at its
+/// usual value) would not fit either, else the size key whose usual value
+/// would shrink the batch the most (`env.steps`, `policy.hidden`...); it
+/// gives the other factor too.
 fn check_memory(
     family: &FamilyPlan,
     pieces: bool,
     batch: usize,
     eval: &EvalPlan,
 ) -> Result<(), Invalid> {
-    let per = bytes_per_trajectory(family, pieces);
+    let keys = size_keys(family);
+    let sizes: Vec<f64> = keys.iter().map(|k| k.1).collect();
+    let usual: Vec<f64> = keys.iter().map(|k| k.2).collect();
+    let per = trajectory_bytes(family, pieces, &sizes);
     let have = machine_memory().max(MIN_MEMORY_LIMIT);
     let gib = |b: f64| b / (1u64 << 30) as f64;
-    for (key, n) in [
+    for (batch_key, n) in [
         ("train.batch_size", batch),
         ("eval.batch_size", eval.batch_size),
     ] {
-        let need = per * n as f64;
-        if need > have {
-            return Err(Invalid::new(
-                key,
-                format!(
-                    "is {n}: one batch would need about {:.1} GiB of tensors, above the \
-                     limit of {:.0} GiB (the larger of this machine's memory and 256 GiB)",
-                    gib(need),
-                    gib(have)
-                ),
-            ));
+        let n = n as f64;
+        let need = per * n;
+        if need <= have {
+            continue;
         }
+        // Each size key at its usual value, the others as given.
+        let shrunk = |i: usize| {
+            let mut s = sizes.clone();
+            s[i] = usual[i].min(sizes[i]);
+            trajectory_bytes(family, pieces, &s) * n
+        };
+        let driver = (0..keys.len())
+            .filter(|&i| sizes[i] > usual[i])
+            .min_by(|&a, &b| shrunk(a).total_cmp(&shrunk(b)));
+        let batch_alone = trajectory_bytes(family, pieces, &usual) * n > have;
+        let shape = keys
+            .iter()
+            .map(|(k, v, _)| format!("`{k}` = {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let estimate = format!(
+            "one batch of {n} trajectories (`{batch_key}`) would need about {:.1} GiB of \
+             tensors, {} per trajectory ({shape}), above the limit of {:.0} GiB (the larger \
+             of this machine's memory and 256 GiB)",
+            gib(need),
+            human_bytes(per),
+            gib(have)
+        );
+        return Err(match driver {
+            Some(i) if !batch_alone => Invalid::new(
+                keys[i].0,
+                format!(
+                    "is {}: {estimate}; lower `{}` or `{batch_key}`",
+                    keys[i].1, keys[i].0
+                ),
+            ),
+            _ => Invalid::new(
+                batch_key,
+                format!("is {n}: {estimate}; lower `{batch_key}`"),
+            ),
+        });
     }
     Ok(())
+}
+
+/// A byte count in the largest binary unit that keeps it at least 1.
+fn human_bytes(b: f64) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{v:.0} {}", units[u])
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
 }
 
 /// The sampler of `objective`; `lr` overrides its network learning rate;
@@ -391,6 +487,74 @@ fn lr_schedule(objective: &ObjectiveConfig) -> LrSchedule {
         milestones: o.lr_milestones,
         gamma: o.lr_gamma,
     }
+}
+
+/// Largest learning rate of any optimiser. Adam moves every parameter by
+/// about its learning rate per step whatever the gradient's size, so a rate
+/// far above the paper's (1e-4 to 1e-1) saturates the network in a step or
+/// two: its gradients become exactly zero and its evaluations freeze while
+/// the loss still moves with log Z.
+pub const MAX_LR: f64 = 10.0;
+
+/// Every learning rate (the objective's, the teacher's own, GAFN's
+/// predictor's) is at most [`MAX_LR`], naming the key.
+fn check_learning_rates(exp: &Experiment) -> Result<(), Invalid> {
+    let o = exp.objective.table().settings();
+    let mut rates = vec![("objective.lr", o.lr)];
+    if let Some(z) = o.log_z {
+        rates.push(("objective.log_z_lr", z.lr));
+    }
+    match &exp.behaviour {
+        BehaviourConfig::Teacher(t) => rates.extend(t.lr.map(|lr| ("behaviour.lr", lr))),
+        BehaviourConfig::Gafn(g) => rates.push(("behaviour.rnd_lr", g.rnd_lr)),
+        BehaviourConfig::OnPolicy(_) => {}
+    }
+    for (key, lr) in rates {
+        if lr > MAX_LR {
+            return Err(Invalid::new(
+                key,
+                format!(
+                    "is {lr:e}; at most {MAX_LR}: Adam moves every parameter by about the \
+                     learning rate at each step, so a larger one saturates the network at once \
+                     (its gradients become zero and its evaluations stop changing); the \
+                     paper's rates are 1e-4 to 1e-1"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The keys whose values set the magnitude of a loss, besides the learning
+/// rates: named when a loss overflows (see `train::watch`).
+pub const MAGNITUDE_KEYS: &[&str] = &[
+    "policy.exploration",
+    "objective.log_z_init",
+    "env.beta",
+    "env.t_scale",
+    "behaviour.c",
+    "behaviour.alpha",
+    "behaviour.beta_teacher",
+    "behaviour.ri_scale",
+];
+
+/// The [`MAGNITUDE_KEYS`] of `resolved` with their values (those it has).
+fn magnitudes(resolved: &Experiment) -> Vec<(String, f64)> {
+    let Ok(value) = toml::Value::try_from(resolved) else {
+        return Vec::new();
+    };
+    MAGNITUDE_KEYS
+        .iter()
+        .filter_map(|key| {
+            let v = key.split('.').try_fold(&value, |v, part| v.get(part))?;
+            let x = match v {
+                toml::Value::Float(f) => *f,
+                toml::Value::Integer(i) => *i as f64,
+                _ => return None,
+            };
+            Some((key.to_string(), x))
+        })
+        .collect()
 }
 
 /// Largest `train.budget_scale`: a thousand times the paper's budgets.
@@ -451,6 +615,7 @@ fn check_components(exp: &Experiment) -> Result<(), Invalid> {
     let objective = exp.objective.table();
     objective.settings().check()?;
     objective.check()?;
+    check_learning_rates(exp)?;
     match &exp.behaviour {
         BehaviourConfig::OnPolicy(b) => b.check()?,
         BehaviourConfig::Teacher(b) => b.check()?,
@@ -657,5 +822,82 @@ mod tests {
                     [eval]\nmethod = \"rollout\"";
         let e = resolve(&toml::from_str(text).unwrap()).unwrap_err();
         assert_eq!(e.key, "eval.method");
+    }
+    /// A batch too large for memory is blamed on the key that drives the
+    /// estimate: the per-trajectory size key (`env.steps`, `policy.hidden`)
+    /// when usual trajectories would fit, else the batch key; the message
+    /// names both.
+    #[test]
+    fn memory_refusals_name_the_driving_key() {
+        let diffusion = |extra: &str| -> Experiment {
+            toml::from_str(&format!(
+                "name = \"t\"\n[env]\nkind = \"gmm25\"\n{extra}\n[policy]\nkind = \"diffusion\"\n\
+                 [objective]\nkind = \"tb\"\n[behaviour]\nkind = \"on_policy\""
+            ))
+            .unwrap()
+        };
+        let e = resolve(&diffusion("steps = 1000000000")).unwrap_err();
+        assert_eq!(e.key, "env.steps", "{e}");
+        assert!(e.message.contains("`train.batch_size`"), "{e}");
+        assert!(
+            e.message
+                .contains("lower `env.steps` or `train.batch_size`"),
+            "{e}"
+        );
+        let mut exp = grid_exp("");
+        exp.policy = toml::from_str("kind = \"mlp\"\nhidden = 1000000").unwrap();
+        exp.env = toml::from_str("kind = \"grid\"\nndim = 4\nhorizon = 32").unwrap();
+        let e = resolve(&exp).unwrap_err();
+        assert_eq!(e.key, "policy.hidden", "{e}");
+        assert!(e.message.contains("`eval.batch_size`"), "{e}");
+        let e = resolve(&grid_exp("[train]\nbatch_size = 1000000000000")).unwrap_err();
+        assert_eq!(e.key, "train.batch_size", "{e}");
+        assert!(e.message.contains("lower `train.batch_size`"), "{e}");
+        let e = resolve(&grid_exp("[eval]\nbatch_size = 1000000000000")).unwrap_err();
+        assert_eq!(e.key, "eval.batch_size", "{e}");
+        // The horizon drives the trajectories of a long grid.
+        let mut exp = grid_exp("");
+        exp.env = toml::from_str("kind = \"grid\"\nndim = 2\nhorizon = 8000").unwrap();
+        exp.eval.method = Some(config::EvalMethod::Rollout);
+        let e = resolve(&exp).unwrap_err();
+        assert_eq!(e.key, "env.horizon", "{e}");
+    }
+
+    /// Learning rates above MAX_LR are refused with their key; the paper's
+    /// pass.
+    #[test]
+    fn absurd_learning_rates_are_refused() {
+        assert!(resolve(&grid_exp("lr = 5e-4")).is_ok());
+        assert!(resolve(&grid_exp("lr = 10.0")).is_ok());
+        assert_eq!(
+            resolve(&grid_exp("lr = 11.0")).unwrap_err().key,
+            "behaviour.lr"
+        );
+        let mut exp = grid_exp("");
+        exp.objective = toml::from_str("kind = \"tb\"\nlr = 1e10").unwrap();
+        let e = resolve(&exp).unwrap_err();
+        assert_eq!(e.key, "objective.lr");
+        assert!(e.message.contains("is 1e10; at most 10"), "{e}");
+        exp.objective = toml::from_str("kind = \"subtb\"\nlog_z_lr = 100.0").unwrap();
+        assert_eq!(resolve(&exp).unwrap_err().key, "objective.log_z_lr");
+        let mut exp = grid_exp("");
+        exp.behaviour = toml::from_str("kind = \"gafn\"\nrnd_lr = 1e3").unwrap();
+        assert_eq!(resolve(&exp).unwrap_err().key, "behaviour.rnd_lr");
+    }
+
+    /// The values that set a loss's magnitude are recorded for the advice
+    /// of a loss that overflows.
+    #[test]
+    fn magnitudes_are_recorded() {
+        let plan = resolve(&grid_exp("alpha = 0.5")).unwrap();
+        let get = |k: &str| {
+            plan.magnitudes
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|x| x.1)
+        };
+        assert_eq!(get("behaviour.alpha"), Some(0.5));
+        assert_eq!(get("env.beta"), Some(1.0));
+        assert_eq!(get("policy.exploration"), None);
     }
 }

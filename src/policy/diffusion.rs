@@ -67,12 +67,8 @@ impl Default for DiffusionNetConfig {
 impl DiffusionNetConfig {
     /// Range checks.
     pub fn check(&self) -> std::result::Result<(), Invalid> {
-        if self.hidden == 0 || self.harmonics == 0 {
-            return Err(Invalid::new(
-                "policy",
-                "`hidden` and `harmonics` must be at least 1",
-            ));
-        }
+        crate::check::nonzero("policy.hidden", Some(self.hidden))?;
+        crate::check::nonzero("policy.harmonics", Some(self.harmonics))?;
         if !(self.exploration.is_finite() && self.exploration >= 0.0) {
             return Err(Invalid::new("policy.exploration", "must be >= 0"));
         }

@@ -37,13 +37,8 @@ impl Default for MlpConfig {
 impl MlpConfig {
     /// Range checks.
     pub fn check(&self) -> std::result::Result<(), Invalid> {
-        if self.hidden == 0 || self.layers == 0 {
-            return Err(Invalid::new(
-                "policy",
-                "`hidden` and `layers` must be at least 1",
-            ));
-        }
-        Ok(())
+        crate::check::nonzero("policy.hidden", Some(self.hidden))?;
+        crate::check::nonzero("policy.layers", Some(self.layers))
     }
 }
 

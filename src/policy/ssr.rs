@@ -72,10 +72,7 @@ impl Default for SsrConfig {
 impl SsrConfig {
     /// Range checks.
     pub fn check(&self) -> std::result::Result<(), Invalid> {
-        if self.hidden == 0 {
-            return Err(Invalid::new("policy", "`hidden` must be at least 1"));
-        }
-        Ok(())
+        crate::check::nonzero("policy.hidden", Some(self.hidden))
     }
 }
 

@@ -192,12 +192,8 @@ impl Default for MalaConfig {
 impl MalaConfig {
     /// Range checks.
     pub fn check(&self) -> Result<(), Invalid> {
-        if self.every == 0 || self.steps == 0 {
-            return Err(Invalid::new(
-                "local_search",
-                "`every` and `steps` must be at least 1",
-            ));
-        }
+        crate::check::nonzero("local_search.every", Some(self.every))?;
+        crate::check::nonzero("local_search.steps", Some(self.steps))?;
         if self.burn_in >= self.steps {
             return Err(Invalid::new(
                 "local_search.burn_in",

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::config::{self, ConfigError, SetArg};
+use crate::config::{self, ConfigError, ExperimentFile, SetArg};
 use crate::output::write_atomic;
 use crate::plan::{self, Plan};
 use crate::train::{self, RunOptions};
@@ -45,7 +45,14 @@ pub struct RunSpec {
 /// loaded and checked like a file of its own, so a key that does not exist is
 /// an error naming it before anything runs.
 pub fn expand(file: &Path, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError> {
-    let (base, _) = config::load(file, sets)?;
+    expand_file(&ExperimentFile::read(file)?, sets)
+}
+
+/// [`expand`] of a file already read: the file is read once, whatever the
+/// number of runs.
+pub fn expand_file(source: &ExperimentFile, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError> {
+    let file = source.path.as_path();
+    let (base, _) = config::load_file(source, sets)?;
     let sweep = base.sweep.clone().unwrap_or_default();
     let invalid = |msg: String| ConfigError::Invalid {
         path: file.to_path_buf(),
@@ -61,6 +68,20 @@ pub fn expand(file: &Path, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError>
     if let Some((k, v)) = sweep.grid.iter().find(|(_, v)| v.is_empty()) {
         return Err(invalid(format!(
             "`sweep.grid.\"{k}\"` lists no value ({v:?})"
+        )));
+    }
+    // A value listed twice would run the same run twice, under one id.
+    for (k, values) in &sweep.grid {
+        if let Some(v) = first_repeat(values) {
+            return Err(invalid(format!(
+                "`sweep.grid.\"{k}\"` lists {} twice: each value must appear once",
+                crate::check::excerpt(&display(v))
+            )));
+        }
+    }
+    if let Some(seed) = sweep.seeds.as_deref().and_then(first_repeat) {
+        return Err(invalid(format!(
+            "`sweep.seeds` lists seed {seed} twice: each seed must appear once"
         )));
     }
     let zip_len = sweep.zip.values().map(Vec::len).max().unwrap_or(0);
@@ -132,12 +153,24 @@ pub fn expand(file: &Path, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError>
                 SWEEP_ORIGIN,
             ));
             varied.push(("seed".into(), seed.to_string()));
-            let mut plan = plan::load(file, &all_sets)?;
+            let mut plan = plan::load_file(source, &all_sets)?;
             plan.resolved.sweep = None;
             let id = run_id(&varied);
-            if specs.iter().any(|s: &RunSpec| s.id == id) {
+            if let Some(other) = specs.iter().find(|s: &&RunSpec| s.id == id) {
+                // Distinct combinations with one id: a labelled sweep leaves
+                // whole-table values out of ids (see `run_id`), or identical
+                // zip positions.
+                let why = if other.varied == varied {
+                    "two positions of `sweep.zip` hold the same values: each run must differ"
+                        .to_string()
+                } else {
+                    "a `label` leaves table values out of run ids: give each zipped table \
+                     its own `label`"
+                        .to_string()
+                };
                 return Err(invalid(format!(
-                    "`sweep`: two runs get the id `{id}`; give each zipped table its own `label`"
+                    "`sweep`: two runs get the id `{}`; {why}",
+                    crate::check::excerpt(&id)
                 )));
             }
             specs.push(RunSpec {
@@ -149,6 +182,15 @@ pub fn expand(file: &Path, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError>
         }
     }
     Ok(specs)
+}
+
+/// The first value of `values` that appears again later in it.
+fn first_repeat<T: PartialEq>(values: &[T]) -> Option<&T> {
+    values
+        .iter()
+        .enumerate()
+        .find(|(i, v)| values[i + 1..].contains(v))
+        .map(|(_, v)| v)
 }
 
 /// A value as written in ids and tables: strings bare, numbers as JSON.
@@ -228,7 +270,11 @@ pub struct SweepReport {
     pub skipped: usize,
     /// Runs that failed (now or before), with their messages.
     pub failed: Vec<(String, String)>,
-    /// Runs not executed because of `--fail-fast`.
+    /// Runs stopped midway by an interruption (Ctrl-C, SIGTERM): left
+    /// incomplete, not failed.
+    pub interrupted: usize,
+    /// Runs never started: after a failure with `--fail-fast`, or after an
+    /// interruption.
     pub not_started: usize,
     /// The experiment's results directory (holding runs.csv and summary.csv).
     pub dir: PathBuf,
@@ -290,6 +336,7 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     let stop = AtomicBool::new(false);
     let running = AtomicUsize::new(0);
     let not_started = AtomicUsize::new(0);
+    let interrupted = AtomicUsize::new(0);
     // Several jobs start the longest runs first (`Plan::relative_cost`;
     // stable, so equal runs keep their expansion order): the last runs to
     // finish are short ones, and the workers finish at about the same time.
@@ -318,7 +365,7 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
             running.fetch_sub(1, Ordering::SeqCst);
             if result.is_err() && crate::interrupt::requested() {
                 // Left incomplete, not failed: a resume reruns it.
-                not_started.fetch_add(1, Ordering::SeqCst);
+                interrupted.fetch_add(1, Ordering::SeqCst);
             } else if let Err(message) = result {
                 if let Ok(mut f) = failures.lock() {
                     f.push((spec.index, spec.id.clone(), message));
@@ -374,11 +421,16 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
             }
         }
     }
+    let (not_started, interrupted) = (
+        not_started.load(Ordering::SeqCst),
+        interrupted.load(Ordering::SeqCst),
+    );
     Ok(SweepReport {
-        ran: todo.len() - not_started.load(Ordering::SeqCst),
+        ran: todo.len() - not_started - interrupted,
         skipped,
         failed,
-        not_started: not_started.load(Ordering::SeqCst),
+        interrupted,
+        not_started,
         dir,
         table_error,
     })

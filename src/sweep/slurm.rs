@@ -19,6 +19,21 @@ fn printable(s: &str) -> String {
         .collect()
 }
 
+/// The command that collects the runs of `file` once the array is done,
+/// with the invocation's `--out` and `--set` flags (without them `collect`
+/// would look for other runs, or for none), every argument quoted.
+pub fn collect_command(file: &Path, out: &Path, sets: &[String]) -> String {
+    let mut cmd = format!(
+        "runner collect {} --out {}",
+        sh(&file.display().to_string()),
+        sh(&out.display().to_string())
+    );
+    for set in sets {
+        cmd.push_str(&format!(" --set {}", sh(set)));
+    }
+    cmd
+}
+
 /// The sbatch script of the array running `specs`: task k runs
 /// `runner FILE --index k` with the same overrides. `runner`, `file`, `out`
 /// and `workdir` should be absolute. Every path and override on the command
@@ -72,10 +87,10 @@ pub fn script(
         s.push_str(&format!("#SBATCH {e}\n"));
     }
     s.push_str(&format!(
-        "# {} runs of {}; afterwards: runner collect {}\n",
+        "# {} runs of {}; afterwards: {}\n",
         specs.len(),
         printable(&file.display().to_string()),
-        printable(&sh(&file.display().to_string()))
+        printable(&collect_command(file, out, sets))
     ));
     s.push_str("set -euo pipefail\n");
     s.push_str(&format!("cd {}\n", sh(&workdir.display().to_string())));
@@ -94,4 +109,23 @@ pub fn script(
     s.push_str(&cmd);
     s.push('\n');
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The collect hint repeats the results root and every override, quoted.
+    #[test]
+    fn collect_command_repeats_out_and_sets() {
+        let c = collect_command(
+            Path::new("e x.toml"),
+            Path::new("/scratch/r"),
+            &["seed=1".into(), "label=it's".into()],
+        );
+        assert_eq!(
+            c,
+            "runner collect 'e x.toml' --out '/scratch/r' --set 'seed=1' --set 'label=it'\\''s'"
+        );
+    }
 }

@@ -10,6 +10,7 @@ pub mod grid;
 pub mod sampler;
 pub mod sequence;
 mod trainer;
+mod watch;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -52,11 +53,34 @@ pub enum RunError {
         cause: std::io::Error,
     },
     /// The loss became NaN or infinite.
-    #[error("non-finite {which} loss ({value}) at training step {step}; try a smaller learning rate ({lr_keys})")]
+    #[error("non-finite {which} loss ({value}) at training step {step}; {advice}")]
     NonFiniteLoss {
         which: Which,
         value: f32,
         step: u64,
+        /// The likely cause, in the user's keys (`watch::divergence_advice`).
+        advice: String,
+    },
+    /// A parameter of the student network became NaN or infinite.
+    #[error("a parameter of the student network is not finite at step {step}; try a smaller learning rate ({lr_keys})")]
+    NonFiniteParameters {
+        step: u64,
+        /// The objective's learning-rate keys.
+        lr_keys: &'static str,
+    },
+    /// The student network's parameters did not change between two
+    /// evaluations although batches were trained on.
+    #[error(
+        "the student network stopped changing: its parameters at step {step} are bit for bit \
+         those of step {since}, after {batches} trained batches, so its evaluations are frozen; \
+         a learning rate far too large saturates the network (every gradient becomes zero) and \
+         one far too small moves no weight: check {lr_keys} (and `objective.lr_gamma` with \
+         `objective.lr_milestones`)"
+    )]
+    Frozen {
+        since: u64,
+        step: u64,
+        batches: usize,
         /// The objective's learning-rate keys.
         lr_keys: &'static str,
     },

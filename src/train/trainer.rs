@@ -19,6 +19,7 @@ use candle_core::{Device, Tensor};
 
 use super::family::{Counters, Family};
 use super::sampler::Sampler;
+use super::watch::{divergence_advice, ParamWatch};
 use super::{RunError, RunOptions, RunSummary, Which};
 use crate::behaviour::teacher::signals;
 use crate::behaviour::Source;
@@ -92,6 +93,7 @@ impl<F: Family> Trainer<'_, F> {
         let path = opts.dir.join("metrics.csv");
         let mut sink =
             CsvSink::new(path.clone(), F::STEP_COLUMN, &columns).with_decimals("wall_s", 3);
+        let mut watch = ParamWatch::default();
         let mut evaluate = |t: &mut Self, step: u64| -> Result<(), RunError> {
             let mut row = vec![
                 Metric::new("loss", tail_mean(&t.tally.losses, plan.loss_window)),
@@ -118,7 +120,8 @@ impl<F: Family> Trainer<'_, F> {
             sink.write_row(step, &row).map_err(|source| RunError::Io {
                 path: path.clone(),
                 cause: source,
-            })
+            })?;
+            watch.check(&t.student.net, t.tally.losses.len(), step, plan)
         };
         if !opts.train_only {
             evaluate(self, 0)?;
@@ -196,7 +199,13 @@ impl<F: Family> Trainer<'_, F> {
             return Ok(());
         }
         let packed = family.pack(&batch)?;
-        let lr_keys = self.plan.lr_keys;
+        let plan = self.plan;
+        // Whether each sampler took a step before this batch (a loss that
+        // overflows before any step is not the learning rate's doing).
+        let (student_updated, teacher_updated) = (
+            !self.tally.losses.is_empty(),
+            !self.tally.teacher_losses.is_empty(),
+        );
         let Trained {
             delta,
             loss,
@@ -206,7 +215,7 @@ impl<F: Family> Trainer<'_, F> {
             self.tally.states += family.n_states(&batch) as u64;
             self.tally
                 .losses
-                .push(finite(&loss, Which::Student, i, lr_keys)?);
+                .push(finite(&loss, Which::Student, i, plan, student_updated)?);
         }
         let delta_host: Vec<f32> = delta.detach().to_vec1()?;
         let mut signals = signals(
@@ -227,7 +236,7 @@ impl<F: Family> Trainer<'_, F> {
                     else {
                         return Ok(None);
                     };
-                    let v = finite(&l, Which::Teacher, i, lr_keys)?;
+                    let v = finite(&l, Which::Teacher, i, plan, teacher_updated)?;
                     t.update(&l)?;
                     Ok(Some(v))
                 };
@@ -267,9 +276,16 @@ fn update_both(
     }
 }
 
-/// The value of a scalar loss; an error for NaN or infinity, advising the
-/// objective's own learning-rate keys `lr_keys`.
-fn finite(loss: &Tensor, which: Which, step: u64, lr_keys: &'static str) -> Result<f32, RunError> {
+/// The value of a scalar loss; an error for NaN or infinity, with the
+/// likely cause in the user's keys (`updated`: whether the sampler took a
+/// step before).
+fn finite(
+    loss: &Tensor,
+    which: Which,
+    step: u64,
+    plan: &Plan,
+    updated: bool,
+) -> Result<f32, RunError> {
     let value = loss.to_scalar::<f32>()?;
     if value.is_finite() {
         Ok(value)
@@ -278,7 +294,7 @@ fn finite(loss: &Tensor, which: Which, step: u64, lr_keys: &'static str) -> Resu
             which,
             value,
             step,
-            lr_keys,
+            advice: divergence_advice(plan, which, updated),
         })
     }
 }
