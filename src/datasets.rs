@@ -290,7 +290,7 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<CsvRows, DataError> {
                         message: format!(
                             "expected {} comma-separated fields ({}), found {}",
                             h.len(),
-                            h.join(","),
+                            crate::check::excerpt(&h.join(",")),
                             fields.len()
                         ),
                     });
@@ -314,7 +314,10 @@ pub fn column(path: &Path, header: &[String], name: &str) -> Result<usize, DataE
         .position(|h| h == name)
         .ok_or_else(|| DataError::Invalid {
             path: path.to_path_buf(),
-            message: format!("no column {name:?} in header {}", header.join(",")),
+            message: format!(
+                "no column {name:?} in header {}",
+                crate::check::excerpt(&header.join(","))
+            ),
         })
 }
 
@@ -365,6 +368,11 @@ mod tests {
         assert_eq!(h, vec!["x", "reward"]);
         assert_eq!(rows, vec![vec!["00".to_string(), "1.5".to_string()]]);
         assert!(column(&p, &h, "y").is_err());
+        // A huge header is quoted cut.
+        let wide: Vec<String> = (0..100_000).map(|i| format!("c{i}")).collect();
+        std::fs::write(&p, format!("{}\n1\n", wide.join(","))).unwrap();
+        let msg = read_csv(&p).unwrap_err().to_string();
+        assert!(msg.len() < 1000 && msg.contains(" bytes)"), "{msg}");
     }
 
     /// Every file of the repository's datasets/ is listed in its SHA256SUMS

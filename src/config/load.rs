@@ -224,6 +224,18 @@ fn set_hint(key: &str, raw: &str) -> String {
              shell needs single quotes around the whole argument{moved}: --set {}",
             crate::sweep::slurm::sh(&excerpt(&example))
         )
+    } else if raw.starts_with(['[', '{']) {
+        // Meant as text: a TOML string in double quotes.
+        let quoted = format!("\"{}\"", raw.replace('\\', "\\\\").replace('"', "\\\""));
+        format!(
+            "{}; to give it as a string, quote it: --set {}",
+            if moved.is_empty() {
+                String::new()
+            } else {
+                format!(";{moved}")
+            },
+            crate::sweep::slurm::sh(&excerpt(&format!("{key}={quoted}")))
+        )
     } else if !moved.is_empty() {
         format!(";{moved}")
     } else {
@@ -723,12 +735,13 @@ mod tests {
             w.contains(r#"--set 'behaviour={kind = "teacher", c = 19}'"#),
             "{w}"
         );
-        // Nothing to quote: no example.
+        // Nothing to quote: the value as a string.
+        let w = why("label=[draft] run");
         assert!(
-            !why("label=[1,2").contains("--set '"),
-            "{}",
-            why("label=[1,2")
+            w.contains(r#"quote it: --set 'label="[draft] run"'"#),
+            "{w}"
         );
+        assert!(parse_set(r#"label="[draft] run""#).is_ok());
         assert_eq!(
             quote_bare_words("[1, true, \"a b\", x]"),
             "[1, true, \"a b\", \"x\"]"

@@ -493,11 +493,14 @@ impl LookupOracle {
                     row[cx]
                 )));
             }
-            let v: f32 = row[cr]
-                .parse()
-                .map_err(|e| parse_err(format!("reward {:?}: {e}", row[cr])))?;
+            let v: f32 = row[cr].parse().map_err(|e| {
+                parse_err(format!("reward {:?}: {e}", crate::check::excerpt(&row[cr])))
+            })?;
             if !v.is_finite() {
-                return Err(parse_err(format!("reward {:?} is not finite", row[cr])));
+                return Err(parse_err(format!(
+                    "reward {:?} is not finite",
+                    crate::check::excerpt(&row[cr])
+                )));
             }
             values.push(v);
         }
@@ -645,14 +648,22 @@ impl TreeOracle {
                 message,
             };
             let int = |c: usize| -> Result<usize, DataError> {
-                row[c]
-                    .parse::<usize>()
-                    .map_err(|e| err(format!("column {}: {:?}: {e}", header[c], row[c])))
+                row[c].parse::<usize>().map_err(|e| {
+                    err(format!(
+                        "column {}: {:?}: {e}",
+                        crate::check::excerpt(&header[c]),
+                        crate::check::excerpt(&row[c])
+                    ))
+                })
             };
             let float = |c: usize| -> Result<f64, DataError> {
-                row[c]
-                    .parse::<f64>()
-                    .map_err(|e| err(format!("column {}: {:?}: {e}", header[c], row[c])))
+                row[c].parse::<f64>().map_err(|e| {
+                    err(format!(
+                        "column {}: {:?}: {e}",
+                        crate::check::excerpt(&header[c]),
+                        crate::check::excerpt(&row[c])
+                    ))
+                })
             };
             let tree = int(c_tree)?;
             let node = int(c_node)?;
@@ -955,7 +966,11 @@ pub fn read_info_constants(
                 .ok_or_else(|| DataError::Parse {
                     path: path.clone(),
                     line: *line,
-                    message: format!("{}: {:?} is not a finite number", header[c], row[c]),
+                    message: format!(
+                        "{}: {:?} is not a finite number",
+                        crate::check::excerpt(&header[c]),
+                        crate::check::excerpt(&row[c])
+                    ),
                 })
         };
         // Every row is checked, so a corrupt file fails at any beta.
