@@ -330,18 +330,23 @@ fn main() -> ExitCode {
 }
 
 fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
-    let specs = sweep::expand(file, &parse_sets(&args.common.sets)?)?;
+    let sets = parse_sets(&args.common.sets)?;
+    // An array task resolves its own run only (a sweep of 10,000 runs would
+    // otherwise resolve all of them in every task).
     let specs = match args.index {
-        Some(k) => match specs.get(k) {
-            Some(s) => vec![s.clone()],
-            None => anyhow::bail!(
-                "--index {k} is out of range: {} has {} run(s) (0..{})",
-                file.display(),
-                specs.len(),
-                specs.len()
-            ),
-        },
-        None => specs,
+        Some(k) => {
+            let expansion = sweep::Expansion::new(file, &sets)?;
+            if k >= expansion.len() {
+                anyhow::bail!(
+                    "--index {k} is out of range: {} has {} run(s) (0..{})",
+                    file.display(),
+                    expansion.len(),
+                    expansion.len()
+                );
+            }
+            vec![expansion.one(k)?]
+        }
+        None => sweep::expand(file, &sets)?,
     };
     if args.jobs == Some(0) {
         anyhow::bail!("--jobs 0: at least one run must execute at a time");

@@ -104,6 +104,74 @@ fn expansion_counts_and_ids() {
     );
 }
 
+/// `--index K` (a SLURM array task) resolves run K alone, computed from K
+/// without the runs before it: the same run (id, varied values, resolved
+/// plan) as the K-th of the full expansion, for the first and last runs and
+/// runs where each digit of the mixed-radix index (seed, zip, grid keys)
+/// wraps. Two runs with one id are refused either way.
+#[test]
+fn index_resolves_the_same_run_as_the_full_expansion() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = SWEEP
+        .replace(
+            "grid = { \"behaviour.kind\" = [\"on_policy\", \"teacher\"] }",
+            "seeds = [0, 1, 2, 3, 4]\n\
+             grid = { \"behaviour.kind\" = [\"on_policy\", \"teacher\"], \
+             \"objective.lr\" = [1e-3, 3e-4, 1e-4], \"train.loss_window\" = [10, 20, 30, 40] }\n\
+             zip = { \"env.ndim\" = [2, 3], \"env.horizon\" = [8, 4] }",
+        )
+        .replace("seeds = [1, 2]\n", "");
+    let file = write(dir.path(), "s.toml", &text);
+    let specs = runner::sweep::expand(&file, &[]).unwrap();
+    assert_eq!(specs.len(), 2 * 3 * 4 * 2 * 5);
+    let expansion = runner::sweep::Expansion::new(&file, &[]).unwrap();
+    assert_eq!(expansion.len(), specs.len());
+    for k in [0, 1, 4, 5, 9, 10, 39, 40, 119, 120, 201, 239] {
+        let one = expansion.one(k).unwrap();
+        let full = &specs[k];
+        assert_eq!(one.index, k);
+        assert_eq!((&one.id, &one.varied), (&full.id, &full.varied), "run {k}");
+        assert_eq!(
+            toml::to_string(&one.plan.resolved).unwrap(),
+            toml::to_string(&full.plan.resolved).unwrap(),
+            "run {k}"
+        );
+        assert_eq!(format!("{:?}", one.plan), format!("{:?}", full.plan));
+    }
+    // The CLI: out of range names the number of runs.
+    let o = runner()
+        .arg(&file)
+        .args(["--index", "240", "--out"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("--index 240 is out of range") && stderr(&o).contains("240 run(s)"),
+        "{}",
+        stderr(&o)
+    );
+    // Two runs with one id: refused by the full expansion and by one run alone.
+    let dup = write(
+        dir.path(),
+        "d.toml",
+        &SWEEP.replace(
+            "\"behaviour.kind\" = [\"on_policy\", \"teacher\"]",
+            "\"label\" = [\"a\", \"a\"]",
+        ),
+    );
+    let full = runner::sweep::expand(&dup, &[]).unwrap_err().to_string();
+    let one = runner::sweep::Expansion::new(&dup, &[])
+        .unwrap()
+        .one(0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        full.contains("two runs get the id `label=a,seed=1`"),
+        "{full}"
+    );
+    assert_eq!(full, one);
+}
+
 #[test]
 fn unknown_grid_key_is_an_error_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();

@@ -45,110 +45,212 @@ pub struct RunSpec {
 /// loaded and checked like a file of its own, so a key that does not exist is
 /// an error naming it before anything runs.
 pub fn expand(file: &Path, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError> {
-    let (base, _) = config::load(file, sets)?;
-    let sweep = base.sweep.clone().unwrap_or_default();
-    let invalid = |msg: String| ConfigError::Invalid {
-        path: file.to_path_buf(),
-        messages: vec![msg],
-    };
-    for key in sweep.grid.keys().chain(sweep.zip.keys()) {
-        if key == "seed" || key == "name" || key.starts_with("sweep") {
-            return Err(invalid(format!(
-                "`sweep`: `{key}` cannot vary (use `sweep.seeds` for seeds)"
-            )));
+    let expansion = Expansion::new(file, sets)?;
+    let mut specs = Vec::with_capacity(expansion.len());
+    let mut ids = std::collections::HashSet::with_capacity(expansion.len());
+    for k in 0..expansion.len() {
+        let spec = expansion.spec(k)?;
+        if !ids.insert(spec.id.clone()) {
+            return Err(expansion.duplicate(&spec.id));
         }
-    }
-    if let Some((k, v)) = sweep.grid.iter().find(|(_, v)| v.is_empty()) {
-        return Err(invalid(format!(
-            "`sweep.grid.\"{k}\"` lists no value ({v:?})"
-        )));
-    }
-    let zip_len = sweep.zip.values().map(Vec::len).max().unwrap_or(0);
-    if sweep.zip.values().any(|v| v.len() != zip_len) {
-        return Err(invalid(format!(
-            "`sweep.zip`: every list must have the same length; got {:?}",
-            sweep
-                .zip
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.len()))
-                .collect::<Vec<_>>()
-        )));
-    }
-    // Combinations: grid (cartesian, keys in order) x zip groups.
-    let mut combos: Vec<Vec<(String, serde_json::Value)>> = vec![Vec::new()];
-    for (key, values) in &sweep.grid {
-        combos = combos
-            .into_iter()
-            .flat_map(|c| {
-                values.iter().map(move |v| {
-                    let mut c = c.clone();
-                    c.push((key.clone(), v.clone()));
-                    c
-                })
-            })
-            .collect();
-    }
-    if zip_len > 0 {
-        let zip = &sweep.zip;
-        combos = combos
-            .into_iter()
-            .flat_map(|c| {
-                (0..zip_len).map(move |i| {
-                    let mut c = c.clone();
-                    c.extend(zip.iter().map(|(k, v)| (k.clone(), v[i].clone())));
-                    c
-                })
-            })
-            .collect();
-    }
-    let seeds = match &sweep.seeds {
-        None => vec![base.seed],
-        Some(s) if s.is_empty() => {
-            return Err(invalid(
-                "`sweep.seeds` lists no seed: list at least one, or remove the key to run \
-                 `seed` alone"
-                    .into(),
-            ))
-        }
-        Some(s) => s.clone(),
-    };
-    let mut specs = Vec::with_capacity(combos.len() * seeds.len());
-    for combo in &combos {
-        for &seed in &seeds {
-            let mut all_sets = sets.to_vec();
-            let mut varied = Vec::new();
-            for (key, value) in combo {
-                let toml_value = toml::Value::try_from(value).map_err(|e| {
-                    invalid(format!(
-                        "`sweep`: value {value} of `{key}` is not a TOML value: {e}"
-                    ))
-                })?;
-                all_sets.push(SetArg::internal(key, toml_value, SWEEP_ORIGIN));
-                varied.push((key.clone(), display(value)));
-            }
-            all_sets.push(SetArg::internal(
-                "seed",
-                toml::Value::Integer(seed as i64),
-                SWEEP_ORIGIN,
-            ));
-            varied.push(("seed".into(), seed.to_string()));
-            let mut plan = plan::load(file, &all_sets)?;
-            plan.resolved.sweep = None;
-            let id = run_id(&varied);
-            if specs.iter().any(|s: &RunSpec| s.id == id) {
-                return Err(invalid(format!(
-                    "`sweep`: two runs get the id `{id}`; give each zipped table its own `label`"
-                )));
-            }
-            specs.push(RunSpec {
-                index: specs.len(),
-                id,
-                varied,
-                plan,
-            });
-        }
+        specs.push(spec);
     }
     Ok(specs)
+}
+
+/// The runs of a sweep before they are resolved: the grid (cartesian, keys
+/// in sorted order, the last varying fastest), times the zip groups, times
+/// the seeds (fastest). Run `k` is computed directly from `k` (a mixed-radix
+/// number), so one run can be resolved without the others ([`Expansion::one`],
+/// the `--index` of a SLURM array task).
+pub struct Expansion {
+    file: PathBuf,
+    sets: Vec<SetArg>,
+    grid: Vec<(String, Vec<serde_json::Value>)>,
+    /// The zipped lists; empty when none has a value.
+    zip: Vec<(String, Vec<serde_json::Value>)>,
+    /// Length of every zipped list (0: no zip).
+    zip_len: usize,
+    seeds: Vec<u64>,
+    len: usize,
+}
+
+impl Expansion {
+    /// Load `file` with `sets` and check its `[sweep]` table.
+    pub fn new(file: &Path, sets: &[SetArg]) -> Result<Self, ConfigError> {
+        let (base, _) = config::load(file, sets)?;
+        let sweep = base.sweep.clone().unwrap_or_default();
+        let invalid = |msg: String| ConfigError::Invalid {
+            path: file.to_path_buf(),
+            messages: vec![msg],
+        };
+        for key in sweep.grid.keys().chain(sweep.zip.keys()) {
+            if key == "seed" || key == "name" || key.starts_with("sweep") {
+                return Err(invalid(format!(
+                    "`sweep`: `{key}` cannot vary (use `sweep.seeds` for seeds)"
+                )));
+            }
+        }
+        if let Some((k, v)) = sweep.grid.iter().find(|(_, v)| v.is_empty()) {
+            return Err(invalid(format!(
+                "`sweep.grid.\"{k}\"` lists no value ({v:?})"
+            )));
+        }
+        let zip_len = sweep.zip.values().map(Vec::len).max().unwrap_or(0);
+        if sweep.zip.values().any(|v| v.len() != zip_len) {
+            return Err(invalid(format!(
+                "`sweep.zip`: every list must have the same length; got {:?}",
+                sweep
+                    .zip
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.len()))
+                    .collect::<Vec<_>>()
+            )));
+        }
+        let seeds = match &sweep.seeds {
+            None => vec![base.seed],
+            Some(s) if s.is_empty() => {
+                return Err(invalid(
+                    "`sweep.seeds` lists no seed: list at least one, or remove the key to run \
+                     `seed` alone"
+                        .into(),
+                ))
+            }
+            Some(s) => s.clone(),
+        };
+        let grid: Vec<_> = sweep.grid.into_iter().collect();
+        let zip: Vec<_> = match zip_len {
+            0 => Vec::new(),
+            _ => sweep.zip.into_iter().collect(),
+        };
+        let len = grid
+            .iter()
+            .map(|(_, v)| v.len())
+            .chain([zip_len.max(1), seeds.len()])
+            .try_fold(1usize, usize::checked_mul)
+            .ok_or_else(|| {
+                invalid("`sweep`: the expansion has more runs than can be counted".into())
+            })?;
+        Ok(Expansion {
+            file: file.to_path_buf(),
+            sets: sets.to_vec(),
+            grid,
+            zip,
+            zip_len,
+            seeds,
+            len,
+        })
+    }
+
+    /// The number of runs.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the expansion has no run (never: a sweep has at least one).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Run `k` (`k < len`) resolved alone: the same run (id, varied values,
+    /// plan) as `expand(file, sets)?[k]`, without resolving the others. Only
+    /// their ids are computed, to refuse two runs with one id as [`expand`]
+    /// does; a value that is invalid only in another run is not seen.
+    pub fn one(&self, k: usize) -> Result<RunSpec, ConfigError> {
+        self.check_ids()?;
+        self.spec(k)
+    }
+
+    /// The values of run `k` (`k < len`): grid values in key order, then the
+    /// zipped values, and the seed.
+    fn combo(&self, k: usize) -> (Vec<(&str, &serde_json::Value)>, u64) {
+        let seed = self.seeds[k % self.seeds.len()];
+        let mut rest = k / self.seeds.len();
+        let zip_i = match self.zip_len {
+            0 => 0,
+            n => {
+                let i = rest % n;
+                rest /= n;
+                i
+            }
+        };
+        let mut picks = vec![0; self.grid.len()];
+        for (pick, (_, values)) in picks.iter_mut().zip(&self.grid).rev() {
+            *pick = rest % values.len();
+            rest /= values.len();
+        }
+        let combo = self
+            .grid
+            .iter()
+            .zip(picks)
+            .map(|((key, values), i)| (key.as_str(), &values[i]))
+            .chain(self.zip.iter().map(|(key, v)| (key.as_str(), &v[zip_i])))
+            .collect();
+        (combo, seed)
+    }
+
+    /// The varied keys and values of run `k` as written in its id (seed last).
+    fn varied(&self, k: usize) -> Vec<(String, String)> {
+        let (combo, seed) = self.combo(k);
+        combo
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), display(value)))
+            .chain([("seed".to_string(), seed.to_string())])
+            .collect()
+    }
+
+    /// Run `k`, loaded and resolved like a file of its own.
+    fn spec(&self, k: usize) -> Result<RunSpec, ConfigError> {
+        let (combo, seed) = self.combo(k);
+        let mut all_sets = self.sets.clone();
+        for (key, value) in &combo {
+            let toml_value = toml::Value::try_from(value).map_err(|e| {
+                self.invalid(format!(
+                    "`sweep`: value {value} of `{key}` is not a TOML value: {e}"
+                ))
+            })?;
+            all_sets.push(SetArg::internal(key, toml_value, SWEEP_ORIGIN));
+        }
+        all_sets.push(SetArg::internal(
+            "seed",
+            toml::Value::Integer(seed as i64),
+            SWEEP_ORIGIN,
+        ));
+        let mut plan = plan::load(&self.file, &all_sets)?;
+        plan.resolved.sweep = None;
+        let varied = self.varied(k);
+        Ok(RunSpec {
+            index: k,
+            id: run_id(&varied),
+            varied,
+            plan,
+        })
+    }
+
+    /// Refuse two runs with one id (the first repeated id in expansion order).
+    fn check_ids(&self) -> Result<(), ConfigError> {
+        let mut ids = std::collections::HashSet::with_capacity(self.len);
+        for k in 0..self.len {
+            let id = run_id(&self.varied(k));
+            if !ids.insert(id.clone()) {
+                return Err(self.duplicate(&id));
+            }
+        }
+        Ok(())
+    }
+
+    fn duplicate(&self, id: &str) -> ConfigError {
+        self.invalid(format!(
+            "`sweep`: two runs get the id `{id}`; give each zipped table its own `label`"
+        ))
+    }
+
+    fn invalid(&self, msg: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.file.clone(),
+            messages: vec![msg],
+        }
+    }
 }
 
 /// A value as written in ids and tables: strings bare, numbers as JSON.
