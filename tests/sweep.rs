@@ -710,3 +710,83 @@ fn odd_output_paths() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(odd.join("tiny_sweep/runs.csv").exists());
 }
+
+/// The row of run `id` in `runs.csv` as cells.
+fn row_of(runs: &str, id: &str) -> Vec<String> {
+    runs.lines()
+        .map(cells)
+        .find(|c| c[0] == id)
+        .unwrap_or_else(|| panic!("no row {id} in\n{runs}"))
+}
+
+/// The cell of column `name` in `row` of the table `text`.
+fn cell(text: &str, row: &[String], name: &str) -> String {
+    let header = cells(text.lines().next().unwrap());
+    let i = header.iter().position(|h| h == name).unwrap();
+    row[i].clone()
+}
+
+/// A run that hits the file-size limit (`ulimit -f`) is not killed without
+/// a word by SIGXFSZ: the write fails, the run is recorded as failed naming
+/// the file, the command exits 1, and neither its lock nor a temporary file
+/// is left. Temporary files a killed runner left in the run directory are
+/// removed when the run starts again.
+#[cfg(unix)]
+#[test]
+fn a_file_size_limit_is_a_reported_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    // About 150 bytes a row, a row every 2 steps: far past a 4-8 KB limit.
+    let text = SWEEP[..SWEEP.find("[sweep]").unwrap()]
+        .replace("steps = 40\nn_evals = 2", "steps = 2000")
+        .replace("samples = 300", "samples = 50\nevery = 2");
+    let file = write(dir.path(), "s.toml", &text);
+    let out = dir.path().join("out");
+    let run = out.join("tiny_sweep/seed=0");
+    std::fs::create_dir_all(run.join("plots")).unwrap();
+    let stale = [
+        run.join(".metrics.csv.tmp4000000_0"),
+        run.join("plots/.target_density.png.tmp4000000_1.png"),
+    ];
+    for f in &stale {
+        std::fs::write(f, "half a file").unwrap();
+    }
+    let bin = runner().get_program().to_owned();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 8; exec \"$0\" \"$@\"")
+        .arg(bin)
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .current_dir(common::root())
+        .env_remove("RUNNER_DATASETS")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("failed: seed=0: cannot write") && err.contains("metrics.csv"),
+        "{err}"
+    );
+    let status = read(run.join("status.toml"));
+    assert!(
+        status.contains("ok = false") && status.contains("metrics.csv"),
+        "{status}"
+    );
+    assert!(!run.join(".lock").exists());
+    let mut left = Vec::new();
+    let mut dirs = vec![out.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.file_name().unwrap().to_string_lossy().contains(".tmp") {
+                left.push(p);
+            }
+        }
+    }
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    let runs = read(out.join("tiny_sweep/runs.csv"));
+    assert_eq!(cell(&runs, &row_of(&runs, "seed=0"), "status"), "failed");
+}

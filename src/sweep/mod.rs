@@ -500,6 +500,9 @@ pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), 
         .to_string(),
         lock::LockError::Io(message) => message,
     })?;
+    // Temporary files of a runner that died while writing them (killed,
+    // or a write that ended the process): nobody else writes here now.
+    crate::output::remove_temp_files(&dir, None, None, true);
     // A stale status must not mark a rerun as complete if it is killed.
     let _ = std::fs::remove_file(dir.join(tables::STATUS_FILE));
     let run_opts = RunOptions {
