@@ -362,15 +362,23 @@ fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
         fail_fast: args.fail_fast,
         force: args.force,
         datasets: runner::datasets::resolve_root(args.common.datasets.as_deref()),
+        // An array task leaves the tables to `runner collect`: thousands of
+        // tasks would each reread every run directory.
+        tables: args.index.is_none(),
     };
     let report = sweep::run_sweep(&specs, &opts)?;
     if args.index.is_none() {
         println!(
-            "{}: {} run(s) executed, {} complete and skipped, {} failed{} -> {}",
+            "{}: {} run(s) executed, {} complete and skipped, {} failed{}{} -> {}",
             file.display(),
             report.ran,
             report.skipped,
             report.failed.len(),
+            if report.not_run.is_empty() {
+                String::new()
+            } else {
+                format!(", {} held by another runner", report.not_run.len())
+            },
             if report.not_started > 0 {
                 format!(", {} not started (--fail-fast)", report.not_started)
             } else {
@@ -389,6 +397,9 @@ fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
     for (id, msg) in &report.failed {
         eprintln!("failed: {id}: {msg}");
     }
+    for (id, msg) in &report.not_run {
+        eprintln!("not run: {id}: {msg}");
+    }
     if let Some(e) = &report.table_error {
         eprintln!("error: the sweep's tables: {e}");
     }
@@ -402,6 +413,14 @@ fn run(file: &Path, args: &RunArgs) -> anyhow::Result<()> {
     }
     if !report.failed.is_empty() {
         anyhow::bail!("{} of {} run(s) failed", report.failed.len(), specs.len());
+    }
+    if !report.not_run.is_empty() {
+        anyhow::bail!(
+            "{} of {} run(s) not run here: another runner holds them (see `not run` above); \
+             rerun the same command once it is done",
+            report.not_run.len(),
+            specs.len()
+        );
     }
     if report.table_error.is_some() {
         anyhow::bail!("the runs finished but runs.csv / summary.csv could not be written");
@@ -674,11 +693,20 @@ fn collect(file: &Path, common: &Common) -> anyhow::Result<()> {
         .iter()
         .filter(|r| r.status.as_ref().is_some_and(|s| !s.ok))
         .count();
+    let running = rows
+        .iter()
+        .filter(|r| r.status.is_none() && r.holder.is_some())
+        .count();
     println!(
-        "{}: {} runs: {ok} ok, {failed} failed, {} incomplete -> {}",
+        "{}: {} runs: {ok} ok, {failed} failed, {} incomplete{} -> {}",
         file.display(),
         rows.len(),
-        rows.len() - ok - failed,
+        rows.len() - ok - failed - running,
+        if running > 0 {
+            format!(", {running} running in another runner")
+        } else {
+            String::new()
+        },
         common.out.join(&specs[0].plan.resolved.name).display()
     );
     Ok(())

@@ -711,6 +711,13 @@ fn odd_output_paths() {
     assert!(odd.join("tiny_sweep/runs.csv").exists());
 }
 
+/// This host's name as the run locks write it.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
 /// The row of run `id` in `runs.csv` as cells.
 fn row_of(runs: &str, id: &str) -> Vec<String> {
     runs.lines()
@@ -724,6 +731,273 @@ fn cell(text: &str, row: &[String], name: &str) -> String {
     let header = cells(text.lines().next().unwrap());
     let i = header.iter().position(|h| h == name).unwrap();
     row[i].clone()
+}
+
+/// Two runners on one `--out`: a run held by the other runner (its lock
+/// names a live process) is neither run nor failed here. When the other
+/// runner is still at it at the end, runs.csv says `running` and names it,
+/// and the command says `not run` and exits 1; when the other runner
+/// completes it meanwhile, the tables written last say `ok` (they read the
+/// run's own status.toml) and the command succeeds.
+#[test]
+fn a_run_held_by_another_runner_is_not_recorded_as_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = SWEEP.replace(
+        "grid = { \"behaviour.kind\" = [\"on_policy\", \"teacher\"] }",
+        "",
+    );
+    let file = write(dir.path(), "s.toml", &text);
+    let hold = |run: &Path| {
+        std::fs::create_dir_all(run).unwrap();
+        // This test's own process: alive, on this host, not the runner.
+        std::fs::write(
+            run.join(".lock"),
+            format!("{} {}\n", std::process::id(), hostname()),
+        )
+        .unwrap();
+    };
+    // Still held at the end.
+    let out = dir.path().join("held");
+    let held = out.join("tiny_sweep/seed=1");
+    hold(&held);
+    let o = sweep_run(&file, &out, &["--jobs", "1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("not run: seed=1:")
+            && err.contains(&format!(
+                "in use by another runner (pid {}",
+                std::process::id()
+            ))
+            && !err.contains("failed: seed=1"),
+        "{err}"
+    );
+    let runs = read(out.join("tiny_sweep/runs.csv"));
+    let row = row_of(&runs, "seed=1");
+    assert_eq!(cell(&runs, &row, "status"), "running", "{runs}");
+    assert!(
+        cell(&runs, &row, "message").contains(&format!("pid {}", std::process::id())),
+        "{runs}"
+    );
+    assert_eq!(cell(&runs, &row_of(&runs, "seed=2"), "status"), "ok");
+    assert!(held.join(".lock").exists() && !held.join("status.toml").exists());
+    let summary = read(out.join("tiny_sweep/summary.csv"));
+    assert!(
+        summary.lines().nth(1).unwrap().starts_with("2,1,"),
+        "{summary}"
+    );
+
+    // Completed by the other runner while this one runs seed=2: the other
+    // runner's results are those of a run made beforehand elsewhere.
+    let slow = write(
+        dir.path(),
+        "slow.toml",
+        &text.replace("steps = 40", "steps = 3000"),
+    );
+    let reference = dir.path().join("reference");
+    let o = sweep_run(&slow, &reference, &["--set", "sweep.seeds=[1]"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("completed");
+    let held = out.join("tiny_sweep/seed=1");
+    hold(&held);
+    let child = runner()
+        .arg(&slow)
+        .arg("--out")
+        .arg(&out)
+        .args(["--jobs", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Seed 2 starts once seed 1 was refused.
+    let second = out.join("tiny_sweep/seed=2/config.toml");
+    let t0 = Instant::now();
+    while !second.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "seed=2 never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for f in ["config.toml", "metrics.csv", "status.toml"] {
+        std::fs::copy(reference.join("tiny_sweep/seed=1").join(f), held.join(f)).unwrap();
+    }
+    std::fs::remove_file(held.join(".lock")).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("1 run(s) executed, 1 complete and skipped, 0 failed"),
+        "{stdout}"
+    );
+    let runs = read(out.join("tiny_sweep/runs.csv"));
+    assert_eq!(runs.matches(",ok,").count(), 2, "{runs}");
+    assert!(!runs.contains("failed"), "{runs}");
+}
+
+/// A run completed by another runner between the sweep's plan and its
+/// lock is not run again: `execute` finds it complete
+/// under the lock and leaves it (and its status) alone.
+#[test]
+fn a_run_completed_meanwhile_is_not_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "s.toml", SWEEP);
+    let out = dir.path().join("out");
+    assert!(sweep_run(&file, &out, &["--set", "sweep.seeds=[1]"])
+        .status
+        .success());
+    let specs = runner::sweep::expand(
+        &file,
+        &[runner::config::parse_set("sweep.seeds=[1]").unwrap()],
+    )
+    .unwrap();
+    let opts = runner::sweep::SweepOptions {
+        out: out.clone(),
+        jobs: 1,
+        fail_fast: false,
+        force: false,
+        datasets: common::datasets(),
+        tables: true,
+    };
+    let status = runner::sweep::run_dir(&out, &specs[0]).join("status.toml");
+    let before = read(status.clone());
+    let done = runner::sweep::execute(&specs[0], &opts, true).unwrap();
+    assert_eq!(
+        done,
+        runner::sweep::Executed::NotRun("completed by another runner meanwhile".into())
+    );
+    assert_eq!(read(status), before);
+}
+
+/// The tables of an experiment directory list every run in it, also those
+/// of other invocations: `--set seed=0` then `--set seed=1` gives both seeds
+/// in runs.csv and one group of two runs in summary.csv. A run of another
+/// config (here another learning rate) gets a column of that setting and a
+/// group of its own, never a mean with the others. A sweep resumed with more
+/// seeds lists the old seeds with the new ones under the same groups.
+#[test]
+fn tables_list_the_runs_of_every_invocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let single = SWEEP[..SWEEP.find("[sweep]").unwrap()].to_string();
+    let file = write(dir.path(), "one.toml", &single);
+    let out = dir.path().join("out");
+    for args in [vec!["--set", "seed=0"], vec!["--set", "seed=1"]] {
+        let o = sweep_run(&file, &out, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let runs = read(out.join("tiny_sweep/runs.csv"));
+    assert!(
+        runs.starts_with("run_id,seed,status,message,wall_s,step,"),
+        "{runs}"
+    );
+    assert_eq!(runs.lines().count(), 3, "{runs}");
+    for seed in ["0", "1"] {
+        let row = row_of(&runs, &format!("seed={seed}"));
+        assert_eq!(
+            (cell(&runs, &row, "seed"), cell(&runs, &row, "status")),
+            (seed.to_string(), "ok".to_string()),
+            "{runs}"
+        );
+    }
+    let summary = read(out.join("tiny_sweep/summary.csv"));
+    let lines: Vec<&str> = summary.lines().collect();
+    assert_eq!(lines.len(), 2, "{summary}");
+    assert!(lines[1].starts_with("2,2,"), "{summary}");
+    let goals = |seed: &str| {
+        cell(
+            &runs,
+            &row_of(&runs, &format!("seed={seed}")),
+            "n_goals_found",
+        )
+        .parse::<f64>()
+        .unwrap()
+    };
+    let mean_col = cells(lines[0])
+        .iter()
+        .position(|h| h == "n_goals_found_mean")
+        .unwrap();
+    assert_eq!(
+        cells(lines[1])[mean_col].parse::<f64>().unwrap(),
+        (goals("0") + goals("1")) / 2.0
+    );
+    // `runner collect` writes the same tables.
+    let o = runner()
+        .arg("collect")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("2 runs: 2 ok, 0 failed, 0 incomplete"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(read(out.join("tiny_sweep/summary.csv")), summary);
+
+    // Another learning rate under another seed: its own column and group.
+    let o = sweep_run(
+        &file,
+        &out,
+        &["--set", "seed=2", "--set", "objective.lr=0.0001"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let runs = read(out.join("tiny_sweep/runs.csv"));
+    assert!(
+        runs.starts_with("run_id,objective.lr,seed,status,"),
+        "{runs}"
+    );
+    assert_eq!(
+        cell(&runs, &row_of(&runs, "seed=2"), "objective.lr"),
+        "0.0001"
+    );
+    let default_lr = cell(&runs, &row_of(&runs, "seed=0"), "objective.lr");
+    assert_ne!(default_lr, "0.0001");
+    assert_eq!(
+        cell(&runs, &row_of(&runs, "seed=1"), "objective.lr"),
+        default_lr
+    );
+    let summary = read(out.join("tiny_sweep/summary.csv"));
+    let groups: Vec<Vec<String>> = summary.lines().skip(1).map(cells).collect();
+    assert_eq!(groups.len(), 2, "{summary}");
+    assert_eq!(&groups[0][..3], &["0.0001", "1", "1"], "{summary}");
+    assert_eq!(
+        &groups[1][..3],
+        &[default_lr.as_str(), "2", "2"],
+        "{summary}"
+    );
+
+    // A sweep, then more seeds: the old runs are listed under their groups.
+    let file = write(dir.path(), "s.toml", SWEEP);
+    let out = dir.path().join("sweep");
+    assert!(sweep_run(&file, &out, &["--jobs", "2"]).status.success());
+    let o = sweep_run(&file, &out, &["--set", "sweep.seeds=[3]"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let runs = read(out.join("tiny_sweep/runs.csv"));
+    let ids: Vec<String> = runs.lines().skip(1).map(|l| cells(l)[0].clone()).collect();
+    assert_eq!(
+        ids,
+        [
+            "behaviour.kind=on_policy,seed=3",
+            "behaviour.kind=teacher,seed=3",
+            "behaviour.kind=on_policy,seed=1",
+            "behaviour.kind=on_policy,seed=2",
+            "behaviour.kind=teacher,seed=1",
+            "behaviour.kind=teacher,seed=2",
+        ],
+        "{runs}"
+    );
+    assert!(
+        runs.starts_with("run_id,behaviour.kind,seed,status,"),
+        "{runs}"
+    );
+    let summary = read(out.join("tiny_sweep/summary.csv"));
+    let groups: Vec<Vec<String>> = summary.lines().skip(1).map(cells).collect();
+    assert_eq!(
+        groups.iter().map(|g| g[..3].join(",")).collect::<Vec<_>>(),
+        ["on_policy,3,3", "teacher,3,3"],
+        "{summary}"
+    );
 }
 
 /// A run that hits the file-size limit (`ulimit -f`) is not killed without

@@ -7,6 +7,9 @@
 //! leaves `status.toml` next to its `config.toml` and `metrics.csv`, and the
 //! tables are rebuilt from the directories (`runner collect` does only that),
 //! which is what makes resuming an interrupted sweep give the same tables.
+//! They list every run directory of the experiment, also those of other
+//! invocations, each with the status it records itself: a run another
+//! runner holds is not a failure here.
 
 pub mod lock;
 pub mod slurm;
@@ -319,6 +322,9 @@ pub struct SweepOptions {
     pub force: bool,
     /// The datasets root of the sequence tasks (see `datasets::resolve_root`).
     pub datasets: PathBuf,
+    /// Rebuild `runs.csv` and `summary.csv` at the end (off for a SLURM
+    /// array task: `runner collect` builds them once the array is done).
+    pub tables: bool,
 }
 
 /// What a sweep did.
@@ -330,6 +336,11 @@ pub struct SweepReport {
     pub skipped: usize,
     /// Runs that failed (now or before), with their messages.
     pub failed: Vec<(String, String)>,
+    /// Runs not executed here because another runner held them, and that
+    /// were not complete (with this config) at the end, with why; a run
+    /// another runner completed meanwhile counts as skipped, one it failed as
+    /// failed.
+    pub not_run: Vec<(String, String)>,
     /// Runs not executed because of `--fail-fast`.
     pub not_started: usize,
     /// The experiment's results directory (holding runs.csv and summary.csv).
@@ -375,9 +386,7 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
                 false
             }
         };
-        let same =
-            std::fs::read_to_string(dir.join("config.toml")).ok() == Some(resolved_text(spec));
-        match (complete, same) {
+        match (complete, same_config(&dir, spec)) {
             (true, true) => skipped += 1,
             (true, false) if !opts.force => changed.push(dir),
             _ => todo.push(spec),
@@ -389,8 +398,10 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     let single = specs.len() == 1;
     let bar = crate::output::progress_bar(todo.len() as u64, !single, "runs");
     let failures: Mutex<Vec<(usize, String, String)>> = Mutex::new(Vec::new());
+    let not_run: Mutex<Vec<(usize, &RunSpec, String)>> = Mutex::new(Vec::new());
     let stop = AtomicBool::new(false);
     let running = AtomicUsize::new(0);
+    let ran = AtomicUsize::new(0);
     let not_started = AtomicUsize::new(0);
     // Several jobs start the longest runs first (`Plan::relative_cost`;
     // stable, so equal runs keep their expansion order): the last runs to
@@ -418,15 +429,28 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
             ));
             let result = execute(spec, opts, single);
             running.fetch_sub(1, Ordering::SeqCst);
-            if result.is_err() && crate::interrupt::requested() {
-                // Left incomplete, not failed: a resume reruns it.
-                not_started.fetch_add(1, Ordering::SeqCst);
-            } else if let Err(message) = result {
-                if let Ok(mut f) = failures.lock() {
-                    f.push((spec.index, spec.id.clone(), message));
+            match result {
+                Ok(Executed::Ran) => {
+                    ran.fetch_add(1, Ordering::SeqCst);
                 }
-                if opts.fail_fast {
-                    stop.store(true, Ordering::SeqCst);
+                // Another runner's: neither run nor failed here.
+                Ok(Executed::NotRun(why)) => {
+                    if let Ok(mut n) = not_run.lock() {
+                        n.push((spec.index, spec, why));
+                    }
+                }
+                // Left incomplete, not failed: a resume reruns it.
+                Err(_) if crate::interrupt::requested() => {
+                    not_started.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(message) => {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    if let Ok(mut f) = failures.lock() {
+                        f.push((spec.index, spec.id.clone(), message));
+                    }
+                    if opts.fail_fast {
+                        stop.store(true, Ordering::SeqCst);
+                    }
                 }
             }
             bar.inc(1);
@@ -450,61 +474,136 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     );
     // This process's failures are known whatever the directories hold (a
     // status that could not be written is one of them): they go into the
-    // tables and the report even when nothing could be written.
+    // tables and the report where a directory has no status to say otherwise.
     let mut failures = failures.into_inner().unwrap_or_default();
     failures.sort();
     let known: HashMap<String, RunStatus> = failures
         .iter()
         .map(|(_, id, message)| (id.clone(), RunStatus::failed(message.clone())))
         .collect();
-    let (rows, table_error) = match tables::collect_with(&opts.out, specs, &known) {
-        Ok(rows) => (rows, None),
-        Err((path, e)) => (
-            Vec::new(),
-            Some(format!("cannot write {}: {e}", path.display())),
-        ),
+    let (rows, table_error) = if opts.tables {
+        match tables::collect_with(&opts.out, specs, &known) {
+            Ok(rows) => (rows, None),
+            Err((path, e)) => (
+                tables::spec_rows(&opts.out, specs, &known),
+                Some(format!("cannot write {}: {e}", path.display())),
+            ),
+        }
+    } else {
+        (tables::spec_rows(&opts.out, specs, &known), None)
     };
-    // Failures of earlier invocations that were not rerun, from the directories.
+    // Failures of earlier invocations that were not rerun, and of other
+    // runners, from the directories (the rows of `specs` come first).
     let mut failed: Vec<(String, String)> = failures
         .into_iter()
         .map(|(_, id, message)| (id, message))
         .collect();
-    for r in &rows {
+    for r in rows.iter().take(specs.len()) {
         if let Some(s) = r.status.as_ref().filter(|s| !s.ok) {
             if !known.contains_key(&r.id) {
                 failed.push((r.id.clone(), s.message.clone()));
             }
         }
     }
+    // Runs another runner held: done if their directory ended complete with
+    // this config, failed (above) if it failed there, otherwise not run.
+    let mut not_run = not_run.into_inner().unwrap_or_default();
+    not_run.sort_by_key(|(index, _, _)| *index);
+    let mut held = Vec::new();
+    for (_, spec, why) in not_run {
+        let row = rows.iter().find(|r| r.id == spec.id);
+        match row.and_then(|r| r.status.as_ref()) {
+            Some(s) if s.ok && same_config(&run_dir(&opts.out, spec), spec) => skipped += 1,
+            Some(s) if s.ok => held.push((
+                spec.id.clone(),
+                format!(
+                    "{} holds complete results of a different config, written by another \
+                     runner; rerun with --force to overwrite them",
+                    run_dir(&opts.out, spec).display()
+                ),
+            )),
+            Some(_) => {}
+            None => held.push((spec.id.clone(), why)),
+        }
+    }
     Ok(SweepReport {
-        ran: todo.len() - not_started.load(Ordering::SeqCst),
+        ran: ran.load(Ordering::SeqCst),
         skipped,
         failed,
+        not_run: held,
         not_started: not_started.load(Ordering::SeqCst),
         dir,
         table_error,
     })
 }
 
+/// Whether the run in `dir` has the resolved config of `spec`.
+fn same_config(dir: &Path, spec: &RunSpec) -> bool {
+    std::fs::read_to_string(dir.join("config.toml")).ok() == Some(resolved_text(spec))
+}
+
+/// What [`execute`] did with a run it did not fail.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Executed {
+    /// The run ran to completion here.
+    Ran,
+    /// The run was left alone: another runner holds its lock, or completed
+    /// it since the sweep was planned; why.
+    NotRun(String),
+}
+
 /// Run one spec and record its status; `Err(message)` when it failed. The
 /// run holds its directory's lock ([`lock::RunLock`]) meanwhile; a run
-/// directory held by another process is an error and is left alone, and an
-/// interrupted run (Ctrl-C, SIGTERM) is left incomplete: no status is written.
-pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), String> {
+/// directory held by another process is left alone ([`Executed::NotRun`]:
+/// not a failure of this run, whose status is the other runner's to
+/// record), as is one another runner completed since the sweep was planned;
+/// an interrupted run (Ctrl-C, SIGTERM) is left incomplete: no status is
+/// written.
+pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<Executed, String> {
     let dir = run_dir(&opts.out, spec);
-    let _lock = lock::RunLock::acquire(&dir).map_err(|e| match e {
-        lock::LockError::Held(holder) => train::RunError::Locked {
-            dir: dir.clone(),
-            holder,
+    let _lock = match lock::RunLock::acquire(&dir) {
+        Ok(lock) => lock,
+        Err(lock::LockError::Held(holder)) => {
+            return Ok(Executed::NotRun(
+                train::RunError::Locked {
+                    dir: dir.clone(),
+                    holder,
+                }
+                .to_string(),
+            ))
         }
-        .to_string(),
-        lock::LockError::Io(message) => message,
-    })?;
+        Err(lock::LockError::Io(message)) => return Err(message),
+    };
+    // The plan was made before the lock: another runner may have completed
+    // the run in between (it held the lock then).
+    if tables::read_status(&dir).is_some_and(|s| s.ok) {
+        if same_config(&dir, spec) {
+            return Ok(Executed::NotRun(
+                "completed by another runner meanwhile".into(),
+            ));
+        }
+        if !opts.force {
+            return Ok(Executed::NotRun(format!(
+                "{} holds complete results of a different config, written by another runner \
+                 meanwhile; rerun with --force to overwrite them",
+                dir.display()
+            )));
+        }
+    }
     // Temporary files of a runner that died while writing them (killed,
     // or a write that ended the process): nobody else writes here now.
     crate::output::remove_temp_files(&dir, None, None, true);
     // A stale status must not mark a rerun as complete if it is killed.
-    let _ = std::fs::remove_file(dir.join(tables::STATUS_FILE));
+    let status_path = dir.join(tables::STATUS_FILE);
+    match std::fs::remove_file(&status_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound && status_path.is_file() => {
+            return Err(format!(
+                "cannot remove the previous {}: {e}",
+                status_path.display()
+            ))
+        }
+        _ => {}
+    }
     let run_opts = RunOptions {
         dir: dir.clone(),
         train_only: false,
@@ -528,8 +627,7 @@ pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), 
         Err(e) => RunStatus::failed(e.to_string()),
     };
     let text = toml::to_string(&status).expect("status serializes");
-    let path = dir.join(tables::STATUS_FILE);
-    if let Err(e) = write_atomic(&path, text.as_bytes()) {
+    if let Err(e) = write_atomic(&status_path, text.as_bytes()) {
         // The run cannot be recorded, so it is a failure, and its own
         // error (if any) is kept.
         let what = match &result {
@@ -538,10 +636,10 @@ pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), 
         };
         return Err(format!(
             "{what}; its status could not be written to {}: {e}",
-            path.display()
+            status_path.display()
         ));
     }
-    result.map(|_| ()).map_err(|e| e.to_string())
+    result.map(|_| Executed::Ran).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
