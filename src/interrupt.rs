@@ -3,6 +3,11 @@
 //! the step (and metrics row) in progress, is left *incomplete* (no
 //! `status.toml`: a resume reruns it), and a sweep starts no further run.
 //! A second signal ends the process at once.
+//!
+//! SIGXFSZ (a write past the file-size limit, `ulimit -f`) is ignored: the
+//! write then fails with EFBIG like any other I/O error, which the run
+//! reports (naming the file) and records, instead of the process dying
+//! without a word and leaving its lock and a half-written temporary file.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -30,14 +35,16 @@ extern "C" fn on_signal(signal: libc::c_int) {
     }
 }
 
-/// Install the handler for SIGINT and SIGTERM (once, at start-up).
+/// Install the handler for SIGINT and SIGTERM and ignore SIGXFSZ (once, at
+/// start-up).
 pub fn install() {
     #[cfg(unix)]
     // SAFETY: the handler only touches an atomic flag and, the second time,
-    // calls async-signal-safe functions.
+    // calls async-signal-safe functions; SIG_IGN is no handler at all.
     unsafe {
         let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
         libc::signal(libc::SIGINT, handler);
         libc::signal(libc::SIGTERM, handler);
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }

@@ -334,18 +334,23 @@ fn main() -> ExitCode {
 
 fn run(source: &ExperimentFile, args: &RunArgs) -> anyhow::Result<()> {
     let file = source.path.as_path();
-    let specs = sweep::expand_file(source, &parse_sets(&args.common.sets)?)?;
+    let sets = parse_sets(&args.common.sets)?;
+    // An array task resolves its own run only (a sweep of 10,000 runs would
+    // otherwise resolve all of them in every task).
     let specs = match args.index {
-        Some(k) => match specs.get(k) {
-            Some(s) => vec![s.clone()],
-            None => anyhow::bail!(
-                "--index {k} is out of range: {} has {} run(s) (0..{})",
-                file.display(),
-                specs.len(),
-                specs.len()
-            ),
-        },
-        None => specs,
+        Some(k) => {
+            let expansion = sweep::Expansion::new(source, &sets)?;
+            if k >= expansion.len() {
+                anyhow::bail!(
+                    "--index {k} is out of range: {} has {} run(s) (0..{})",
+                    file.display(),
+                    expansion.len(),
+                    expansion.len()
+                );
+            }
+            vec![expansion.one(k)?]
+        }
+        None => sweep::expand_file(source, &sets)?,
     };
     if args.jobs == Some(0) {
         anyhow::bail!("--jobs 0: at least one run must execute at a time");
@@ -361,6 +366,9 @@ fn run(source: &ExperimentFile, args: &RunArgs) -> anyhow::Result<()> {
         fail_fast: args.fail_fast,
         force: args.force,
         datasets: runner::datasets::resolve_root(args.common.datasets.as_deref()),
+        // An array task leaves the tables to `runner collect`: thousands of
+        // tasks would each reread every run directory.
+        tables: args.index.is_none(),
     };
     let report = sweep::run_sweep(&specs, &opts)?;
     let interrupted = runner::interrupt::requested();
@@ -368,6 +376,12 @@ fn run(source: &ExperimentFile, args: &RunArgs) -> anyhow::Result<()> {
         let mut stopped = String::new();
         if report.interrupted > 0 {
             stopped.push_str(&format!(", {} interrupted", report.interrupted));
+        }
+        if !report.not_run.is_empty() {
+            stopped.push_str(&format!(
+                ", {} held by another runner",
+                report.not_run.len()
+            ));
         }
         if report.not_started > 0 {
             let why = if interrupted {
@@ -397,6 +411,9 @@ fn run(source: &ExperimentFile, args: &RunArgs) -> anyhow::Result<()> {
     for (id, msg) in &report.failed {
         eprintln!("failed: {id}: {msg}");
     }
+    for (id, msg) in &report.not_run {
+        eprintln!("not run: {id}: {msg}");
+    }
     if let Some(e) = &report.table_error {
         eprintln!("error: the sweep's tables: {e}");
     }
@@ -410,6 +427,14 @@ fn run(source: &ExperimentFile, args: &RunArgs) -> anyhow::Result<()> {
     }
     if !report.failed.is_empty() {
         anyhow::bail!("{} of {} run(s) failed", report.failed.len(), specs.len());
+    }
+    if !report.not_run.is_empty() {
+        anyhow::bail!(
+            "{} of {} run(s) not run here: another runner holds them (see `not run` above); \
+             rerun the same command once it is done",
+            report.not_run.len(),
+            specs.len()
+        );
     }
     if report.table_error.is_some() {
         anyhow::bail!("the runs finished but runs.csv / summary.csv could not be written");
@@ -687,11 +712,20 @@ fn collect(file: &Path, common: &Common) -> anyhow::Result<()> {
         .iter()
         .filter(|r| r.status.as_ref().is_some_and(|s| !s.ok))
         .count();
+    let running = rows
+        .iter()
+        .filter(|r| r.status.is_none() && r.holder.is_some())
+        .count();
     println!(
-        "{}: {} runs: {ok} ok, {failed} failed, {} incomplete -> {}",
+        "{}: {} runs: {ok} ok, {failed} failed, {} incomplete{} -> {}",
         file.display(),
         rows.len(),
-        rows.len() - ok - failed,
+        rows.len() - ok - failed - running,
+        if running > 0 {
+            format!(", {running} running in another runner")
+        } else {
+            String::new()
+        },
         common.out.join(&specs[0].plan.resolved.name).display()
     );
     Ok(())

@@ -104,6 +104,77 @@ fn expansion_counts_and_ids() {
     );
 }
 
+/// `--index K` (a SLURM array task) resolves run K alone, computed from K
+/// without the runs before it: the same run (id, varied values, resolved
+/// plan) as the K-th of the full expansion, for the first and last runs and
+/// runs where each digit of the mixed-radix index (seed, zip, grid keys)
+/// wraps. Two runs with one id are refused either way.
+#[test]
+fn index_resolves_the_same_run_as_the_full_expansion() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = SWEEP
+        .replace(
+            "grid = { \"behaviour.kind\" = [\"on_policy\", \"teacher\"] }",
+            "seeds = [0, 1, 2, 3, 4]\n\
+             grid = { \"behaviour.kind\" = [\"on_policy\", \"teacher\"], \
+             \"objective.lr\" = [1e-3, 3e-4, 1e-4], \"train.loss_window\" = [10, 20, 30, 40] }\n\
+             zip = { \"env.ndim\" = [2, 3], \"env.horizon\" = [8, 4] }",
+        )
+        .replace("seeds = [1, 2]\n", "");
+    let file = write(dir.path(), "s.toml", &text);
+    let specs = runner::sweep::expand(&file, &[]).unwrap();
+    assert_eq!(specs.len(), 2 * 3 * 4 * 2 * 5);
+    let expansion =
+        runner::sweep::Expansion::new(&runner::config::ExperimentFile::read(&file).unwrap(), &[])
+            .unwrap();
+    assert_eq!(expansion.len(), specs.len());
+    for k in [0, 1, 4, 5, 9, 10, 39, 40, 119, 120, 201, 239] {
+        let one = expansion.one(k).unwrap();
+        let full = &specs[k];
+        assert_eq!(one.index, k);
+        assert_eq!((&one.id, &one.varied), (&full.id, &full.varied), "run {k}");
+        assert_eq!(
+            toml::to_string(&one.plan.resolved).unwrap(),
+            toml::to_string(&full.plan.resolved).unwrap(),
+            "run {k}"
+        );
+        assert_eq!(format!("{:?}", one.plan), format!("{:?}", full.plan));
+    }
+    // The CLI: out of range names the number of runs.
+    let o = runner()
+        .arg(&file)
+        .args(["--index", "240", "--out"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("--index 240 is out of range") && stderr(&o).contains("240 run(s)"),
+        "{}",
+        stderr(&o)
+    );
+    // Two runs with one id: refused by the full expansion and by one run alone.
+    let dup = write(
+        dir.path(),
+        "d.toml",
+        &SWEEP.replace(
+            "\"behaviour.kind\" = [\"on_policy\", \"teacher\"]",
+            "\"label\" = [\"a\", \"a\"]",
+        ),
+    );
+    let full = runner::sweep::expand(&dup, &[]).unwrap_err().to_string();
+    let one =
+        runner::sweep::Expansion::new(&runner::config::ExperimentFile::read(&dup).unwrap(), &[])
+            .unwrap()
+            .one(0)
+            .unwrap_err()
+            .to_string();
+    assert!(
+        full.contains("two runs get the id `label=a,seed=1`"),
+        "{full}"
+    );
+    assert_eq!(full, one);
+}
+
 #[test]
 fn unknown_grid_key_is_an_error_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -641,6 +712,360 @@ fn odd_output_paths() {
     let o = sweep_run(&file, &odd, &["--set", "sweep.seeds=[1]"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(odd.join("tiny_sweep/runs.csv").exists());
+}
+
+/// This host's name as the run locks write it.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// The row of run `id` in `runs.csv` as cells.
+fn row_of(runs: &str, id: &str) -> Vec<String> {
+    runs.lines()
+        .map(cells)
+        .find(|c| c[0] == id)
+        .unwrap_or_else(|| panic!("no row {id} in\n{runs}"))
+}
+
+/// The cell of column `name` in `row` of the table `text`.
+fn cell(text: &str, row: &[String], name: &str) -> String {
+    let header = cells(text.lines().next().unwrap());
+    let i = header.iter().position(|h| h == name).unwrap();
+    row[i].clone()
+}
+
+/// Two runners on one `--out`: a run held by the other runner (its lock
+/// names a live process) is neither run nor failed here. When the other
+/// runner is still at it at the end, runs.csv says `running` and names it,
+/// and the command says `not run` and exits 1; when the other runner
+/// completes it meanwhile, the tables written last say `ok` (they read the
+/// run's own status.toml) and the command succeeds.
+#[test]
+fn a_run_held_by_another_runner_is_not_recorded_as_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = SWEEP.replace(
+        "grid = { \"behaviour.kind\" = [\"on_policy\", \"teacher\"] }",
+        "",
+    );
+    let file = write(dir.path(), "s.toml", &text);
+    let hold = |run: &Path| {
+        std::fs::create_dir_all(run).unwrap();
+        // This test's own process: alive, on this host, not the runner.
+        std::fs::write(
+            run.join(".lock"),
+            format!("{} {}\n", std::process::id(), hostname()),
+        )
+        .unwrap();
+    };
+    // Still held at the end.
+    let out = dir.path().join("held");
+    let held = out.join("tiny_sweep/seed=1");
+    hold(&held);
+    let o = sweep_run(&file, &out, &["--jobs", "1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("not run: seed=1:")
+            && err.contains(&format!(
+                "in use by another runner (pid {}",
+                std::process::id()
+            ))
+            && !err.contains("failed: seed=1"),
+        "{err}"
+    );
+    let runs = read(out.join("tiny_sweep/runs.csv"));
+    let row = row_of(&runs, "seed=1");
+    assert_eq!(cell(&runs, &row, "status"), "running", "{runs}");
+    assert!(
+        cell(&runs, &row, "message").contains(&format!("pid {}", std::process::id())),
+        "{runs}"
+    );
+    assert_eq!(cell(&runs, &row_of(&runs, "seed=2"), "status"), "ok");
+    assert!(held.join(".lock").exists() && !held.join("status.toml").exists());
+    let summary = read(out.join("tiny_sweep/summary.csv"));
+    assert!(
+        summary.lines().nth(1).unwrap().starts_with("2,1,"),
+        "{summary}"
+    );
+
+    // Completed by the other runner while this one runs seed=2: the other
+    // runner's results are those of a run made beforehand elsewhere.
+    let slow = write(
+        dir.path(),
+        "slow.toml",
+        &text.replace("steps = 40", "steps = 3000"),
+    );
+    let reference = dir.path().join("reference");
+    let o = sweep_run(&slow, &reference, &["--set", "sweep.seeds=[1]"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("completed");
+    let held = out.join("tiny_sweep/seed=1");
+    hold(&held);
+    let child = runner()
+        .arg(&slow)
+        .arg("--out")
+        .arg(&out)
+        .args(["--jobs", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Seed 2 starts once seed 1 was refused.
+    let second = out.join("tiny_sweep/seed=2/config.toml");
+    let t0 = Instant::now();
+    while !second.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "seed=2 never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for f in ["config.toml", "metrics.csv", "status.toml"] {
+        std::fs::copy(reference.join("tiny_sweep/seed=1").join(f), held.join(f)).unwrap();
+    }
+    std::fs::remove_file(held.join(".lock")).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("1 run(s) executed, 1 complete and skipped, 0 failed"),
+        "{stdout}"
+    );
+    let runs = read(out.join("tiny_sweep/runs.csv"));
+    assert_eq!(runs.matches(",ok,").count(), 2, "{runs}");
+    assert!(!runs.contains("failed"), "{runs}");
+}
+
+/// A run completed by another runner between the sweep's plan and its
+/// lock is not run again: `execute` finds it complete
+/// under the lock and leaves it (and its status) alone.
+#[test]
+fn a_run_completed_meanwhile_is_not_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "s.toml", SWEEP);
+    let out = dir.path().join("out");
+    assert!(sweep_run(&file, &out, &["--set", "sweep.seeds=[1]"])
+        .status
+        .success());
+    let specs = runner::sweep::expand(
+        &file,
+        &[runner::config::parse_set("sweep.seeds=[1]").unwrap()],
+    )
+    .unwrap();
+    let opts = runner::sweep::SweepOptions {
+        out: out.clone(),
+        jobs: 1,
+        fail_fast: false,
+        force: false,
+        datasets: common::datasets(),
+        tables: true,
+    };
+    let status = runner::sweep::run_dir(&out, &specs[0]).join("status.toml");
+    let before = read(status.clone());
+    let done = runner::sweep::execute(&specs[0], &opts, true).unwrap();
+    assert_eq!(
+        done,
+        runner::sweep::Executed::NotRun("completed by another runner meanwhile".into())
+    );
+    assert_eq!(read(status), before);
+}
+
+/// The tables of an experiment directory list every run in it, also those
+/// of other invocations: `--set seed=0` then `--set seed=1` gives both seeds
+/// in runs.csv and one group of two runs in summary.csv. A run of another
+/// config (here another learning rate) gets a column of that setting and a
+/// group of its own, never a mean with the others. A sweep resumed with more
+/// seeds lists the old seeds with the new ones under the same groups.
+#[test]
+fn tables_list_the_runs_of_every_invocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let single = SWEEP[..SWEEP.find("[sweep]").unwrap()].to_string();
+    let file = write(dir.path(), "one.toml", &single);
+    let out = dir.path().join("out");
+    for args in [vec!["--set", "seed=0"], vec!["--set", "seed=1"]] {
+        let o = sweep_run(&file, &out, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let runs = read(out.join("tiny_sweep/runs.csv"));
+    assert!(
+        runs.starts_with("run_id,seed,status,message,wall_s,step,"),
+        "{runs}"
+    );
+    assert_eq!(runs.lines().count(), 3, "{runs}");
+    for seed in ["0", "1"] {
+        let row = row_of(&runs, &format!("seed={seed}"));
+        assert_eq!(
+            (cell(&runs, &row, "seed"), cell(&runs, &row, "status")),
+            (seed.to_string(), "ok".to_string()),
+            "{runs}"
+        );
+    }
+    let summary = read(out.join("tiny_sweep/summary.csv"));
+    let lines: Vec<&str> = summary.lines().collect();
+    assert_eq!(lines.len(), 2, "{summary}");
+    assert!(lines[1].starts_with("2,2,"), "{summary}");
+    let goals = |seed: &str| {
+        cell(
+            &runs,
+            &row_of(&runs, &format!("seed={seed}")),
+            "n_goals_found",
+        )
+        .parse::<f64>()
+        .unwrap()
+    };
+    let mean_col = cells(lines[0])
+        .iter()
+        .position(|h| h == "n_goals_found_mean")
+        .unwrap();
+    assert_eq!(
+        cells(lines[1])[mean_col].parse::<f64>().unwrap(),
+        (goals("0") + goals("1")) / 2.0
+    );
+    // `runner collect` writes the same tables.
+    let o = runner()
+        .arg("collect")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("2 runs: 2 ok, 0 failed, 0 incomplete"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(read(out.join("tiny_sweep/summary.csv")), summary);
+
+    // Another learning rate under another seed: its own column and group.
+    let o = sweep_run(
+        &file,
+        &out,
+        &["--set", "seed=2", "--set", "objective.lr=0.0001"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let runs = read(out.join("tiny_sweep/runs.csv"));
+    assert!(
+        runs.starts_with("run_id,objective.lr,seed,status,"),
+        "{runs}"
+    );
+    assert_eq!(
+        cell(&runs, &row_of(&runs, "seed=2"), "objective.lr"),
+        "0.0001"
+    );
+    let default_lr = cell(&runs, &row_of(&runs, "seed=0"), "objective.lr");
+    assert_ne!(default_lr, "0.0001");
+    assert_eq!(
+        cell(&runs, &row_of(&runs, "seed=1"), "objective.lr"),
+        default_lr
+    );
+    let summary = read(out.join("tiny_sweep/summary.csv"));
+    let groups: Vec<Vec<String>> = summary.lines().skip(1).map(cells).collect();
+    assert_eq!(groups.len(), 2, "{summary}");
+    assert_eq!(&groups[0][..3], &["0.0001", "1", "1"], "{summary}");
+    assert_eq!(
+        &groups[1][..3],
+        &[default_lr.as_str(), "2", "2"],
+        "{summary}"
+    );
+
+    // A sweep, then more seeds: the old runs are listed under their groups.
+    let file = write(dir.path(), "s.toml", SWEEP);
+    let out = dir.path().join("sweep");
+    assert!(sweep_run(&file, &out, &["--jobs", "2"]).status.success());
+    let o = sweep_run(&file, &out, &["--set", "sweep.seeds=[3]"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let runs = read(out.join("tiny_sweep/runs.csv"));
+    let ids: Vec<String> = runs.lines().skip(1).map(|l| cells(l)[0].clone()).collect();
+    assert_eq!(
+        ids,
+        [
+            "behaviour.kind=on_policy,seed=3",
+            "behaviour.kind=teacher,seed=3",
+            "behaviour.kind=on_policy,seed=1",
+            "behaviour.kind=on_policy,seed=2",
+            "behaviour.kind=teacher,seed=1",
+            "behaviour.kind=teacher,seed=2",
+        ],
+        "{runs}"
+    );
+    assert!(
+        runs.starts_with("run_id,behaviour.kind,seed,status,"),
+        "{runs}"
+    );
+    let summary = read(out.join("tiny_sweep/summary.csv"));
+    let groups: Vec<Vec<String>> = summary.lines().skip(1).map(cells).collect();
+    assert_eq!(
+        groups.iter().map(|g| g[..3].join(",")).collect::<Vec<_>>(),
+        ["on_policy,3,3", "teacher,3,3"],
+        "{summary}"
+    );
+}
+
+/// A run that hits the file-size limit (`ulimit -f`) is not killed without
+/// a word by SIGXFSZ: the write fails, the run is recorded as failed naming
+/// the file, the command exits 1, and neither its lock nor a temporary file
+/// is left. Temporary files a killed runner left in the run directory are
+/// removed when the run starts again.
+#[cfg(unix)]
+#[test]
+fn a_file_size_limit_is_a_reported_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    // About 150 bytes a row, a row every 2 steps: far past a 4-8 KB limit.
+    let text = SWEEP[..SWEEP.find("[sweep]").unwrap()]
+        .replace("steps = 40\nn_evals = 2", "steps = 2000")
+        .replace("samples = 300", "samples = 50\nevery = 2");
+    let file = write(dir.path(), "s.toml", &text);
+    let out = dir.path().join("out");
+    let run = out.join("tiny_sweep/seed=0");
+    std::fs::create_dir_all(run.join("plots")).unwrap();
+    let stale = [
+        run.join(".metrics.csv.tmp4000000_0"),
+        run.join("plots/.target_density.png.tmp4000000_1.png"),
+    ];
+    for f in &stale {
+        std::fs::write(f, "half a file").unwrap();
+    }
+    let bin = runner().get_program().to_owned();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 8; exec \"$0\" \"$@\"")
+        .arg(bin)
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .current_dir(common::root())
+        .env_remove("RUNNER_DATASETS")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("failed: seed=0: cannot write") && err.contains("metrics.csv"),
+        "{err}"
+    );
+    let status = read(run.join("status.toml"));
+    assert!(
+        status.contains("ok = false") && status.contains("metrics.csv"),
+        "{status}"
+    );
+    assert!(!run.join(".lock").exists());
+    let mut left = Vec::new();
+    let mut dirs = vec![out.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.file_name().unwrap().to_string_lossy().contains(".tmp") {
+                left.push(p);
+            }
+        }
+    }
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    let runs = read(out.join("tiny_sweep/runs.csv"));
+    assert_eq!(cell(&runs, &row_of(&runs, "seed=0"), "status"), "failed");
 }
 
 /// An interrupted sweep says how many runs it interrupted and how many it

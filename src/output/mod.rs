@@ -25,11 +25,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(
-        ".{name}.tmp{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp = dir.join(temp_name(name, COUNTER.fetch_add(1, Ordering::Relaxed), ""));
     let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(contents)?;
@@ -41,6 +37,84 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// The name of the temporary file of an atomic write of `name`:
+/// `.NAME.tmpPID_N` (then `suffix`, e.g. `.png` for the encoder), by process
+/// and a per-process counter `n`. [`is_temp_name`] recognises it.
+pub(crate) fn temp_name(name: &str, n: u64, suffix: &str) -> String {
+    format!(".{name}.tmp{}_{n}{suffix}", std::process::id())
+}
+
+/// Whether `file` is the name of a temporary file of an atomic write
+/// ([`temp_name`]) of `of` (any file when `None`).
+pub fn is_temp_name(file: &str, of: Option<&str>) -> bool {
+    let Some(rest) = file.strip_prefix('.') else {
+        return false;
+    };
+    let Some(at) = rest.rfind(".tmp") else {
+        return false;
+    };
+    if of.is_some_and(|of| of != &rest[..at]) || at == 0 {
+        return false;
+    }
+    let tail = &rest[at + 4..];
+    // `PID_N`, then an optional extension (`.png`).
+    let tail = match tail.split_once('.') {
+        Some((t, ext)) if !ext.is_empty() && ext.chars().all(|c| c.is_ascii_alphanumeric()) => t,
+        Some(_) => return false,
+        None => tail,
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    tail.split_once('_')
+        .is_some_and(|(pid, n)| digits(pid) && digits(n))
+}
+
+/// Remove the temporary files of atomic writes ([`is_temp_name`]; of the
+/// file `of` only, when given) in `dir` (and its subdirectories with
+/// `recursive`), left by a process that died while writing them, e.g. one
+/// killed by the file-size limit or `kill -9`. With `min_age`, younger files
+/// are left alone (a write of another process may be under way). Errors
+/// are ignored: a stale temporary file is only clutter. Returns how many
+/// were removed.
+pub fn remove_temp_files(
+    dir: &Path,
+    of: Option<&str>,
+    min_age: Option<std::time::Duration>,
+    recursive: bool,
+) -> usize {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in read.filter_map(|e| e.ok()) {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let path = entry.path();
+        if kind.is_dir() {
+            if recursive {
+                removed += remove_temp_files(&path, of, min_age, true);
+            }
+            continue;
+        }
+        let stale = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| is_temp_name(n, of))
+            && min_age.is_none_or(|age| {
+                entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|e| e >= age)
+            });
+        if stale && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// A CSV table rewritten atomically after every row, so that after a crash the
@@ -182,6 +256,53 @@ mod tests {
         let ok = dir.path().join("a.csv");
         write_atomic(&ok, b"1").unwrap();
         assert_eq!(std::fs::read(&ok).unwrap(), b"1");
+    }
+
+    /// The temporary names of atomic writes are recognised (also the
+    /// pictures' `.png` ones), nothing else is; removing them leaves the
+    /// other files.
+    #[test]
+    fn stale_temporary_files_are_recognised_and_removed() {
+        let name = temp_name("metrics.csv", 7, "");
+        assert!(is_temp_name(&name, None) && is_temp_name(&name, Some("metrics.csv")));
+        assert!(!is_temp_name(&name, Some("runs.csv")));
+        assert!(is_temp_name(".target_density.png.tmp12_3.png", None));
+        for other in [
+            "metrics.csv",
+            ".lock",
+            ".tables.lock",
+            "x.tmp1_2",
+            ".metrics.csv.tmp",
+            ".metrics.csv.tmpx_1",
+            ".metrics.csv.tmp1_",
+            ".tmp1_2",
+        ] {
+            assert!(!is_temp_name(other, None), "{other}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plots")).unwrap();
+        for f in [
+            ".metrics.csv.tmp99_0",
+            "plots/.a.png.tmp99_1.png",
+            "metrics.csv",
+            ".lock",
+        ] {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        assert_eq!(remove_temp_files(dir.path(), None, None, false), 1);
+        assert_eq!(remove_temp_files(dir.path(), None, None, true), 1);
+        assert!(dir.path().join("metrics.csv").exists() && dir.path().join(".lock").exists());
+        // Young files are left alone with a minimum age.
+        std::fs::write(dir.path().join(".runs.csv.tmp1_1"), "x").unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(
+            remove_temp_files(dir.path(), Some("runs.csv"), Some(hour), false),
+            0
+        );
+        assert_eq!(
+            remove_temp_files(dir.path(), Some("runs.csv"), None, false),
+            1
+        );
     }
 
     #[test]

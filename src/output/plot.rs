@@ -277,10 +277,10 @@ pub(super) fn write_png(path: &Path, buf: &[u8], w: u32, h: u32) -> Result<(), P
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("plot");
     // The temporary name ends in ".png" so that the encoder picks PNG.
-    let tmp = dir.join(format!(
-        ".{name}.tmp{}_{}.png",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
+    let tmp = dir.join(super::temp_name(
+        name,
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        ".png",
     ));
     let encode = || -> Result<(), Box<dyn std::error::Error>> {
         let mut backend = BitMapBackend::new(&tmp, (w, h));

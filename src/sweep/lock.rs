@@ -43,6 +43,22 @@ fn stale(text: &str) -> bool {
     h == host() && pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// The holder named by a lock file's text, e.g. `pid 12 on node3`.
+fn describe(text: &str) -> String {
+    match text.split_whitespace().collect::<Vec<_>>()[..] {
+        [pid, host, ..] => format!("pid {pid} on {host}"),
+        _ => "unknown process".into(),
+    }
+}
+
+/// Who holds the lock of run directory `dir`, if anyone might: `None` when
+/// there is no lock or its holder is certainly gone (a dead process on this
+/// host). Only a look: the lock is not taken.
+pub fn holder(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(LOCK_FILE)).ok()?;
+    (!stale(&text)).then(|| describe(&text))
+}
+
 impl RunLock {
     /// Take the lock of run directory `dir` (created if needed).
     pub fn acquire(dir: &Path) -> Result<RunLock, LockError> {
@@ -65,11 +81,7 @@ impl RunLock {
                         let _ = std::fs::remove_file(&path);
                         continue;
                     }
-                    let holder = match text.split_whitespace().collect::<Vec<_>>()[..] {
-                        [pid, host, ..] => format!("pid {pid} on {host}"),
-                        _ => "unknown process".into(),
-                    };
-                    return Err(LockError::Held(holder));
+                    return Err(LockError::Held(describe(&text)));
                 }
                 Err(e) => {
                     return Err(LockError::Io(format!(
@@ -110,8 +122,14 @@ mod tests {
         assert!(!dir.path().join(LOCK_FILE).exists());
         // pid 0 is never a user process: /proc/0 does not exist.
         std::fs::write(dir.path().join(LOCK_FILE), format!("0 {}\n", host())).unwrap();
+        assert_eq!(holder(dir.path()), None);
         let b = RunLock::acquire(dir.path()).unwrap();
+        assert_eq!(
+            holder(dir.path()),
+            Some(format!("pid {} on {}", std::process::id(), host()))
+        );
         drop(b);
+        assert_eq!(holder(dir.path()), None);
         // Another host's lock cannot be checked: refused.
         std::fs::write(dir.path().join(LOCK_FILE), "1 elsewhere\n").unwrap();
         assert!(matches!(

@@ -7,6 +7,9 @@
 //! leaves `status.toml` next to its `config.toml` and `metrics.csv`, and the
 //! tables are rebuilt from the directories (`runner collect` does only that),
 //! which is what makes resuming an interrupted sweep give the same tables.
+//! They list every run directory of the experiment, also those of other
+//! invocations, each with the status it records itself: a run another
+//! runner holds is not a failure here.
 
 pub mod lock;
 pub mod slurm;
@@ -51,135 +54,16 @@ pub fn expand(file: &Path, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError>
 /// [`expand`] of a file already read: the file is read once, whatever the
 /// number of runs.
 pub fn expand_file(source: &ExperimentFile, sets: &[SetArg]) -> Result<Vec<RunSpec>, ConfigError> {
-    let file = source.path.as_path();
-    let (base, _) = config::load_file(source, sets)?;
-    let sweep = base.sweep.clone().unwrap_or_default();
-    let invalid = |msg: String| ConfigError::Invalid {
-        path: file.to_path_buf(),
-        messages: vec![msg],
-    };
-    for key in sweep.grid.keys().chain(sweep.zip.keys()) {
-        if key == "seed" || key == "name" || key.starts_with("sweep") {
-            return Err(invalid(format!(
-                "`sweep`: `{key}` cannot vary (use `sweep.seeds` for seeds)"
-            )));
+    let expansion = Expansion::new(source, sets)?;
+    let mut specs = Vec::with_capacity(expansion.len());
+    let mut ids = std::collections::HashMap::with_capacity(expansion.len());
+    for k in 0..expansion.len() {
+        let spec = expansion.spec(k)?;
+        if let Some(&first) = ids.get(&spec.id) {
+            return Err(expansion.duplicate(&spec.id, first, k));
         }
-    }
-    if let Some((k, v)) = sweep.grid.iter().find(|(_, v)| v.is_empty()) {
-        return Err(invalid(format!(
-            "`sweep.grid.\"{k}\"` lists no value ({v:?})"
-        )));
-    }
-    // A value listed twice would run the same run twice, under one id.
-    for (k, values) in &sweep.grid {
-        if let Some(v) = first_repeat(values) {
-            return Err(invalid(format!(
-                "`sweep.grid.\"{k}\"` lists {} twice: each value must appear once",
-                crate::check::excerpt(&display(v))
-            )));
-        }
-    }
-    if let Some(seed) = sweep.seeds.as_deref().and_then(first_repeat) {
-        return Err(invalid(format!(
-            "`sweep.seeds` lists seed {seed} twice: each seed must appear once"
-        )));
-    }
-    let zip_len = sweep.zip.values().map(Vec::len).max().unwrap_or(0);
-    if sweep.zip.values().any(|v| v.len() != zip_len) {
-        return Err(invalid(format!(
-            "`sweep.zip`: every list must have the same length; got {:?}",
-            sweep
-                .zip
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.len()))
-                .collect::<Vec<_>>()
-        )));
-    }
-    // Combinations: grid (cartesian, keys in order) x zip groups.
-    let mut combos: Vec<Vec<(String, serde_json::Value)>> = vec![Vec::new()];
-    for (key, values) in &sweep.grid {
-        combos = combos
-            .into_iter()
-            .flat_map(|c| {
-                values.iter().map(move |v| {
-                    let mut c = c.clone();
-                    c.push((key.clone(), v.clone()));
-                    c
-                })
-            })
-            .collect();
-    }
-    if zip_len > 0 {
-        let zip = &sweep.zip;
-        combos = combos
-            .into_iter()
-            .flat_map(|c| {
-                (0..zip_len).map(move |i| {
-                    let mut c = c.clone();
-                    c.extend(zip.iter().map(|(k, v)| (k.clone(), v[i].clone())));
-                    c
-                })
-            })
-            .collect();
-    }
-    let seeds = match &sweep.seeds {
-        None => vec![base.seed],
-        Some(s) if s.is_empty() => {
-            return Err(invalid(
-                "`sweep.seeds` lists no seed: list at least one, or remove the key to run \
-                 `seed` alone"
-                    .into(),
-            ))
-        }
-        Some(s) => s.clone(),
-    };
-    let mut specs = Vec::with_capacity(combos.len() * seeds.len());
-    for combo in &combos {
-        for &seed in &seeds {
-            let mut all_sets = sets.to_vec();
-            let mut varied = Vec::new();
-            for (key, value) in combo {
-                let toml_value = toml::Value::try_from(value).map_err(|e| {
-                    invalid(format!(
-                        "`sweep`: value {value} of `{key}` is not a TOML value: {e}"
-                    ))
-                })?;
-                all_sets.push(SetArg::internal(key, toml_value, SWEEP_ORIGIN));
-                varied.push((key.clone(), display(value)));
-            }
-            all_sets.push(SetArg::internal(
-                "seed",
-                toml::Value::Integer(seed as i64),
-                SWEEP_ORIGIN,
-            ));
-            varied.push(("seed".into(), seed.to_string()));
-            let mut plan = plan::load_file(source, &all_sets)?;
-            plan.resolved.sweep = None;
-            let id = run_id(&varied);
-            if let Some(other) = specs.iter().find(|s: &&RunSpec| s.id == id) {
-                // Distinct combinations with one id: a labelled sweep leaves
-                // whole-table values out of ids (see `run_id`), or identical
-                // zip positions.
-                let why = if other.varied == varied {
-                    "two positions of `sweep.zip` hold the same values: each run must differ"
-                        .to_string()
-                } else {
-                    "a `label` leaves table values out of run ids: give each zipped table \
-                     its own `label`"
-                        .to_string()
-                };
-                return Err(invalid(format!(
-                    "`sweep`: two runs get the id `{}`; {why}",
-                    crate::check::excerpt(&id)
-                )));
-            }
-            specs.push(RunSpec {
-                index: specs.len(),
-                id,
-                varied,
-                plan,
-            });
-        }
+        ids.insert(spec.id.clone(), k);
+        specs.push(spec);
     }
     Ok(specs)
 }
@@ -191,6 +75,227 @@ fn first_repeat<T: PartialEq>(values: &[T]) -> Option<&T> {
         .enumerate()
         .find(|(i, v)| values[i + 1..].contains(v))
         .map(|(_, v)| v)
+}
+
+/// The runs of a sweep before they are resolved: the grid (cartesian, keys
+/// in sorted order, the last varying fastest), times the zip groups, times
+/// the seeds (fastest). Run `k` is computed directly from `k` (a mixed-radix
+/// number), so one run can be resolved without the others ([`Expansion::one`],
+/// the `--index` of a SLURM array task).
+pub struct Expansion {
+    /// The experiment file, read once.
+    source: ExperimentFile,
+    sets: Vec<SetArg>,
+    grid: Vec<(String, Vec<serde_json::Value>)>,
+    /// The zipped lists; empty when none has a value.
+    zip: Vec<(String, Vec<serde_json::Value>)>,
+    /// Length of every zipped list (0: no zip).
+    zip_len: usize,
+    seeds: Vec<u64>,
+    len: usize,
+}
+
+impl Expansion {
+    /// Load `source` with `sets` and check its `[sweep]` table.
+    pub fn new(source: &ExperimentFile, sets: &[SetArg]) -> Result<Self, ConfigError> {
+        let file = source.path.as_path();
+        let (base, _) = config::load_file(source, sets)?;
+        let sweep = base.sweep.clone().unwrap_or_default();
+        let invalid = |msg: String| ConfigError::Invalid {
+            path: file.to_path_buf(),
+            messages: vec![msg],
+        };
+        for key in sweep.grid.keys().chain(sweep.zip.keys()) {
+            if key == "seed" || key == "name" || key.starts_with("sweep") {
+                return Err(invalid(format!(
+                    "`sweep`: `{key}` cannot vary (use `sweep.seeds` for seeds)"
+                )));
+            }
+        }
+        if let Some((k, v)) = sweep.grid.iter().find(|(_, v)| v.is_empty()) {
+            return Err(invalid(format!(
+                "`sweep.grid.\"{k}\"` lists no value ({v:?})"
+            )));
+        }
+        // A value listed twice would run the same run twice, under one id.
+        for (k, values) in &sweep.grid {
+            if let Some(v) = first_repeat(values) {
+                return Err(invalid(format!(
+                    "`sweep.grid.\"{k}\"` lists {} twice: each value must appear once",
+                    crate::check::excerpt(&display(v))
+                )));
+            }
+        }
+        if let Some(seed) = sweep.seeds.as_deref().and_then(first_repeat) {
+            return Err(invalid(format!(
+                "`sweep.seeds` lists seed {seed} twice: each seed must appear once"
+            )));
+        }
+        let zip_len = sweep.zip.values().map(Vec::len).max().unwrap_or(0);
+        if sweep.zip.values().any(|v| v.len() != zip_len) {
+            return Err(invalid(format!(
+                "`sweep.zip`: every list must have the same length; got {:?}",
+                sweep
+                    .zip
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.len()))
+                    .collect::<Vec<_>>()
+            )));
+        }
+        let seeds = match &sweep.seeds {
+            None => vec![base.seed],
+            Some(s) if s.is_empty() => {
+                return Err(invalid(
+                    "`sweep.seeds` lists no seed: list at least one, or remove the key to run \
+                     `seed` alone"
+                        .into(),
+                ))
+            }
+            Some(s) => s.clone(),
+        };
+        let grid: Vec<_> = sweep.grid.into_iter().collect();
+        let zip: Vec<_> = match zip_len {
+            0 => Vec::new(),
+            _ => sweep.zip.into_iter().collect(),
+        };
+        let len = grid
+            .iter()
+            .map(|(_, v)| v.len())
+            .chain([zip_len.max(1), seeds.len()])
+            .try_fold(1usize, usize::checked_mul)
+            .ok_or_else(|| {
+                invalid("`sweep`: the expansion has more runs than can be counted".into())
+            })?;
+        Ok(Expansion {
+            source: source.clone(),
+            sets: sets.to_vec(),
+            grid,
+            zip,
+            zip_len,
+            seeds,
+            len,
+        })
+    }
+
+    /// The number of runs.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the expansion has no run (never: a sweep has at least one).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Run `k` (`k < len`) resolved alone: the same run (id, varied values,
+    /// plan) as `expand(file, sets)?[k]`, without resolving the others. Only
+    /// their ids are computed, to refuse two runs with one id as [`expand`]
+    /// does; a value that is invalid only in another run is not seen.
+    pub fn one(&self, k: usize) -> Result<RunSpec, ConfigError> {
+        self.check_ids()?;
+        self.spec(k)
+    }
+
+    /// The values of run `k` (`k < len`): grid values in key order, then the
+    /// zipped values, and the seed.
+    fn combo(&self, k: usize) -> (Vec<(&str, &serde_json::Value)>, u64) {
+        let seed = self.seeds[k % self.seeds.len()];
+        let mut rest = k / self.seeds.len();
+        let zip_i = match self.zip_len {
+            0 => 0,
+            n => {
+                let i = rest % n;
+                rest /= n;
+                i
+            }
+        };
+        let mut picks = vec![0; self.grid.len()];
+        for (pick, (_, values)) in picks.iter_mut().zip(&self.grid).rev() {
+            *pick = rest % values.len();
+            rest /= values.len();
+        }
+        let combo = self
+            .grid
+            .iter()
+            .zip(picks)
+            .map(|((key, values), i)| (key.as_str(), &values[i]))
+            .chain(self.zip.iter().map(|(key, v)| (key.as_str(), &v[zip_i])))
+            .collect();
+        (combo, seed)
+    }
+
+    /// The varied keys and values of run `k` as written in its id (seed last).
+    fn varied(&self, k: usize) -> Vec<(String, String)> {
+        let (combo, seed) = self.combo(k);
+        combo
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), display(value)))
+            .chain([("seed".to_string(), seed.to_string())])
+            .collect()
+    }
+
+    /// Run `k`, loaded and resolved like a file of its own.
+    fn spec(&self, k: usize) -> Result<RunSpec, ConfigError> {
+        let (combo, seed) = self.combo(k);
+        let mut all_sets = self.sets.clone();
+        for (key, value) in &combo {
+            let toml_value = toml::Value::try_from(value).map_err(|e| {
+                self.invalid(format!(
+                    "`sweep`: value {value} of `{key}` is not a TOML value: {e}"
+                ))
+            })?;
+            all_sets.push(SetArg::internal(key, toml_value, SWEEP_ORIGIN));
+        }
+        all_sets.push(SetArg::internal(
+            "seed",
+            toml::Value::Integer(seed as i64),
+            SWEEP_ORIGIN,
+        ));
+        let mut plan = plan::load_file(&self.source, &all_sets)?;
+        plan.resolved.sweep = None;
+        let varied = self.varied(k);
+        Ok(RunSpec {
+            index: k,
+            id: run_id(&varied),
+            varied,
+            plan,
+        })
+    }
+
+    /// Refuse two runs with one id (the first repeated id in expansion order).
+    fn check_ids(&self) -> Result<(), ConfigError> {
+        let mut ids = std::collections::HashMap::with_capacity(self.len);
+        for k in 0..self.len {
+            let id = run_id(&self.varied(k));
+            if let Some(&first) = ids.get(&id) {
+                return Err(self.duplicate(&id, first, k));
+            }
+            ids.insert(id, k);
+        }
+        Ok(())
+    }
+
+    /// Runs `first` and `second` get the one id `id`: identical zip
+    /// positions, or a `label` that leaves table values out of run ids (see
+    /// `run_id`).
+    fn duplicate(&self, id: &str, first: usize, second: usize) -> ConfigError {
+        let why = if self.varied(first) == self.varied(second) {
+            "two positions of `sweep.zip` hold the same values: each run must differ"
+        } else {
+            "a `label` leaves table values out of run ids: give each zipped table its own `label`"
+        };
+        self.invalid(format!(
+            "`sweep`: two runs get the id `{}`; {why}",
+            crate::check::excerpt(id)
+        ))
+    }
+
+    fn invalid(&self, msg: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.source.path.clone(),
+            messages: vec![msg],
+        }
+    }
 }
 
 /// A value as written in ids and tables: strings bare, numbers as JSON.
@@ -259,6 +364,9 @@ pub struct SweepOptions {
     pub force: bool,
     /// The datasets root of the sequence tasks (see `datasets::resolve_root`).
     pub datasets: PathBuf,
+    /// Rebuild `runs.csv` and `summary.csv` at the end (off for a SLURM
+    /// array task: `runner collect` builds them once the array is done).
+    pub tables: bool,
 }
 
 /// What a sweep did.
@@ -273,6 +381,11 @@ pub struct SweepReport {
     /// Runs stopped midway by an interruption (Ctrl-C, SIGTERM): left
     /// incomplete, not failed.
     pub interrupted: usize,
+    /// Runs not executed here because another runner held them, and that
+    /// were not complete (with this config) at the end, with why; a run
+    /// another runner completed meanwhile counts as skipped, one it failed as
+    /// failed.
+    pub not_run: Vec<(String, String)>,
     /// Runs never started: after a failure with `--fail-fast`, or after an
     /// interruption.
     pub not_started: usize,
@@ -319,9 +432,7 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
                 false
             }
         };
-        let same =
-            std::fs::read_to_string(dir.join("config.toml")).ok() == Some(resolved_text(spec));
-        match (complete, same) {
+        match (complete, same_config(&dir, spec)) {
             (true, true) => skipped += 1,
             (true, false) if !opts.force => changed.push(dir),
             _ => todo.push(spec),
@@ -333,8 +444,10 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     let single = specs.len() == 1;
     let bar = crate::output::progress_bar(todo.len() as u64, !single, "runs");
     let failures: Mutex<Vec<(usize, String, String)>> = Mutex::new(Vec::new());
+    let not_run: Mutex<Vec<(usize, &RunSpec, String)>> = Mutex::new(Vec::new());
     let stop = AtomicBool::new(false);
     let running = AtomicUsize::new(0);
+    let ran = AtomicUsize::new(0);
     let not_started = AtomicUsize::new(0);
     let interrupted = AtomicUsize::new(0);
     // Several jobs start the longest runs first (`Plan::relative_cost`;
@@ -363,15 +476,28 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
             ));
             let result = execute(spec, opts, single);
             running.fetch_sub(1, Ordering::SeqCst);
-            if result.is_err() && crate::interrupt::requested() {
-                // Left incomplete, not failed: a resume reruns it.
-                interrupted.fetch_add(1, Ordering::SeqCst);
-            } else if let Err(message) = result {
-                if let Ok(mut f) = failures.lock() {
-                    f.push((spec.index, spec.id.clone(), message));
+            match result {
+                Ok(Executed::Ran) => {
+                    ran.fetch_add(1, Ordering::SeqCst);
                 }
-                if opts.fail_fast {
-                    stop.store(true, Ordering::SeqCst);
+                // Another runner's: neither run nor failed here.
+                Ok(Executed::NotRun(why)) => {
+                    if let Ok(mut n) = not_run.lock() {
+                        n.push((spec.index, spec, why));
+                    }
+                }
+                // Left incomplete, not failed: a resume reruns it.
+                Err(_) if crate::interrupt::requested() => {
+                    interrupted.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(message) => {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    if let Ok(mut f) = failures.lock() {
+                        f.push((spec.index, spec.id.clone(), message));
+                    }
+                    if opts.fail_fast {
+                        stop.store(true, Ordering::SeqCst);
+                    }
                 }
             }
             bar.inc(1);
@@ -395,63 +521,137 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     );
     // This process's failures are known whatever the directories hold (a
     // status that could not be written is one of them): they go into the
-    // tables and the report even when nothing could be written.
+    // tables and the report where a directory has no status to say otherwise.
     let mut failures = failures.into_inner().unwrap_or_default();
     failures.sort();
     let known: HashMap<String, RunStatus> = failures
         .iter()
         .map(|(_, id, message)| (id.clone(), RunStatus::failed(message.clone())))
         .collect();
-    let (rows, table_error) = match tables::collect_with(&opts.out, specs, &known) {
-        Ok(rows) => (rows, None),
-        Err((path, e)) => (
-            Vec::new(),
-            Some(format!("cannot write {}: {e}", path.display())),
-        ),
+    let (rows, table_error) = if opts.tables {
+        match tables::collect_with(&opts.out, specs, &known) {
+            Ok(rows) => (rows, None),
+            Err((path, e)) => (
+                tables::spec_rows(&opts.out, specs, &known),
+                Some(format!("cannot write {}: {e}", path.display())),
+            ),
+        }
+    } else {
+        (tables::spec_rows(&opts.out, specs, &known), None)
     };
-    // Failures of earlier invocations that were not rerun, from the directories.
+    // Failures of earlier invocations that were not rerun, and of other
+    // runners, from the directories (the rows of `specs` come first).
     let mut failed: Vec<(String, String)> = failures
         .into_iter()
         .map(|(_, id, message)| (id, message))
         .collect();
-    for r in &rows {
+    for r in rows.iter().take(specs.len()) {
         if let Some(s) = r.status.as_ref().filter(|s| !s.ok) {
             if !known.contains_key(&r.id) {
                 failed.push((r.id.clone(), s.message.clone()));
             }
         }
     }
-    let (not_started, interrupted) = (
-        not_started.load(Ordering::SeqCst),
-        interrupted.load(Ordering::SeqCst),
-    );
+    // Runs another runner held: done if their directory ended complete with
+    // this config, failed (above) if it failed there, otherwise not run.
+    let mut not_run = not_run.into_inner().unwrap_or_default();
+    not_run.sort_by_key(|(index, _, _)| *index);
+    let mut held = Vec::new();
+    for (_, spec, why) in not_run {
+        let row = rows.iter().find(|r| r.id == spec.id);
+        match row.and_then(|r| r.status.as_ref()) {
+            Some(s) if s.ok && same_config(&run_dir(&opts.out, spec), spec) => skipped += 1,
+            Some(s) if s.ok => held.push((
+                spec.id.clone(),
+                format!(
+                    "{} holds complete results of a different config, written by another \
+                     runner; rerun with --force to overwrite them",
+                    run_dir(&opts.out, spec).display()
+                ),
+            )),
+            Some(_) => {}
+            None => held.push((spec.id.clone(), why)),
+        }
+    }
     Ok(SweepReport {
-        ran: todo.len() - not_started - interrupted,
+        ran: ran.load(Ordering::SeqCst),
         skipped,
         failed,
-        interrupted,
-        not_started,
+        interrupted: interrupted.load(Ordering::SeqCst),
+        not_run: held,
+        not_started: not_started.load(Ordering::SeqCst),
         dir,
         table_error,
     })
 }
 
+/// Whether the run in `dir` has the resolved config of `spec`.
+fn same_config(dir: &Path, spec: &RunSpec) -> bool {
+    std::fs::read_to_string(dir.join("config.toml")).ok() == Some(resolved_text(spec))
+}
+
+/// What [`execute`] did with a run it did not fail.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Executed {
+    /// The run ran to completion here.
+    Ran,
+    /// The run was left alone: another runner holds its lock, or completed
+    /// it since the sweep was planned; why.
+    NotRun(String),
+}
+
 /// Run one spec and record its status; `Err(message)` when it failed. The
 /// run holds its directory's lock ([`lock::RunLock`]) meanwhile; a run
-/// directory held by another process is an error and is left alone, and an
-/// interrupted run (Ctrl-C, SIGTERM) is left incomplete: no status is written.
-pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), String> {
+/// directory held by another process is left alone ([`Executed::NotRun`]:
+/// not a failure of this run, whose status is the other runner's to
+/// record), as is one another runner completed since the sweep was planned;
+/// an interrupted run (Ctrl-C, SIGTERM) is left incomplete: no status is
+/// written.
+pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<Executed, String> {
     let dir = run_dir(&opts.out, spec);
-    let _lock = lock::RunLock::acquire(&dir).map_err(|e| match e {
-        lock::LockError::Held(holder) => train::RunError::Locked {
-            dir: dir.clone(),
-            holder,
+    let _lock = match lock::RunLock::acquire(&dir) {
+        Ok(lock) => lock,
+        Err(lock::LockError::Held(holder)) => {
+            return Ok(Executed::NotRun(
+                train::RunError::Locked {
+                    dir: dir.clone(),
+                    holder,
+                }
+                .to_string(),
+            ))
         }
-        .to_string(),
-        lock::LockError::Io(message) => message,
-    })?;
+        Err(lock::LockError::Io(message)) => return Err(message),
+    };
+    // The plan was made before the lock: another runner may have completed
+    // the run in between (it held the lock then).
+    if tables::read_status(&dir).is_some_and(|s| s.ok) {
+        if same_config(&dir, spec) {
+            return Ok(Executed::NotRun(
+                "completed by another runner meanwhile".into(),
+            ));
+        }
+        if !opts.force {
+            return Ok(Executed::NotRun(format!(
+                "{} holds complete results of a different config, written by another runner \
+                 meanwhile; rerun with --force to overwrite them",
+                dir.display()
+            )));
+        }
+    }
+    // Temporary files of a runner that died while writing them (killed,
+    // or a write that ended the process): nobody else writes here now.
+    crate::output::remove_temp_files(&dir, None, None, true);
     // A stale status must not mark a rerun as complete if it is killed.
-    let _ = std::fs::remove_file(dir.join(tables::STATUS_FILE));
+    let status_path = dir.join(tables::STATUS_FILE);
+    match std::fs::remove_file(&status_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound && status_path.is_file() => {
+            return Err(format!(
+                "cannot remove the previous {}: {e}",
+                status_path.display()
+            ))
+        }
+        _ => {}
+    }
     let run_opts = RunOptions {
         dir: dir.clone(),
         train_only: false,
@@ -475,8 +675,7 @@ pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), 
         Err(e) => RunStatus::failed(e.to_string()),
     };
     let text = toml::to_string(&status).expect("status serializes");
-    let path = dir.join(tables::STATUS_FILE);
-    if let Err(e) = write_atomic(&path, text.as_bytes()) {
+    if let Err(e) = write_atomic(&status_path, text.as_bytes()) {
         // The run cannot be recorded, so it is a failure, and its own
         // error (if any) is kept.
         let what = match &result {
@@ -485,10 +684,10 @@ pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<(), 
         };
         return Err(format!(
             "{what}; its status could not be written to {}: {e}",
-            path.display()
+            status_path.display()
         ));
     }
-    result.map(|_| ()).map_err(|e| e.to_string())
+    result.map(|_| Executed::Ran).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

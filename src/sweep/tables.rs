@@ -1,6 +1,6 @@
 //! `runs.csv` and `summary.csv`, rebuilt from the run directories.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -85,8 +85,13 @@ pub fn read_status(dir: &Path) -> Option<RunStatus> {
 pub struct RunRow {
     /// The run id.
     pub id: String,
-    /// `None`: the run has not finished (never ran, or was interrupted).
+    /// `None`: the run has not finished (never ran, was interrupted, or is
+    /// running).
     pub status: Option<RunStatus>,
+    /// The runner holding the run's lock (e.g. `pid 12 on node3`) when it has
+    /// no status: the run is running in another process (`running` in
+    /// `runs.csv`).
+    pub holder: Option<String>,
     /// Final value of every metric (the last row of `metrics.csv`, without
     /// `wall_s`); `None` for an empty cell (a metric without data, such as
     /// `eubo` where no exact samples exist).
@@ -148,16 +153,181 @@ pub fn mean_std_ci(xs: &[f64]) -> (f64, f64, f64) {
     (mean, std, t * std / (n as f64).sqrt())
 }
 
-/// Rebuild `runs.csv` and `summary.csv` of `specs` under `<out>/<name>/`
-/// from the run directories; returns the rows. Rows follow the expansion
-/// order, so the tables do not depend on which run finished first.
+/// Rebuild `runs.csv` and `summary.csv` of the experiment directory
+/// `<out>/<name>/` of `specs` from its run directories; returns the rows.
+/// The tables list `specs` in expansion order (so they do not depend on which
+/// run finished first), then every other run directory there (runs of other
+/// invocations: other seeds, other sweep values; see [`other_runs`]).
 pub fn collect(out: &Path, specs: &[RunSpec]) -> Result<Vec<RunRow>, (PathBuf, std::io::Error)> {
     collect_with(out, specs, &HashMap::new())
 }
 
-/// [`collect`], with the statuses of `known` (by run id) taking the place of
-/// what the directories hold: the failures of this process, whose
-/// `status.toml` may be the very file that could not be written.
+/// The status of a run as the tables show it: its directory's own
+/// (`status.toml`, when it can be trusted) or, failing that, the one `known`
+/// to this process (a failure whose `status.toml` could not be written).
+/// The directory wins: another runner may have rerun the run since.
+fn row_of(dir: &Path, id: &str, known: &HashMap<String, RunStatus>) -> RunRow {
+    let status = read_status(dir).or_else(|| known.get(id).cloned());
+    RunRow {
+        id: id.to_string(),
+        holder: match status {
+            None => super::lock::holder(dir),
+            Some(_) => None,
+        },
+        status,
+        metrics: final_metrics(dir),
+    }
+}
+
+/// The rows of `specs` alone, from their directories (see [`row_of`]),
+/// without writing anything.
+pub fn spec_rows(out: &Path, specs: &[RunSpec], known: &HashMap<String, RunStatus>) -> Vec<RunRow> {
+    specs
+        .iter()
+        .map(|s| row_of(&run_dir(out, s), &s.id, known))
+        .collect()
+}
+
+/// The run directories of the experiment directory `root` that are not runs
+/// of `specs` (those of other invocations): directories holding a
+/// `config.toml`, as (id, directory), in natural order of their ids
+/// (`seed=2` before `seed=10`).
+pub fn other_runs(root: &Path, specs: &[RunSpec]) -> Vec<(String, PathBuf)> {
+    let Ok(read) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let ids: HashSet<&str> = specs.iter().map(|s| s.id.as_str()).collect();
+    let mut others: Vec<(String, PathBuf)> = read
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let id = e.file_name().to_str()?.to_string();
+            let dir = e.path();
+            (!ids.contains(id.as_str()) && dir.join("config.toml").is_file()).then_some((id, dir))
+        })
+        .collect();
+    others.sort_by(|a, b| natural_cmp(&a.0, &b.0));
+    others
+}
+
+/// Compare two strings with their runs of digits as numbers.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (ca, cb) = (chunks(a), chunks(b));
+    for (x, y) in ca.iter().zip(&cb) {
+        let o = match (x, y) {
+            ((true, x), (true, y)) => {
+                let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+            }
+            ((_, x), (_, y)) => x.cmp(y),
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    ca.len().cmp(&cb.len()).then_with(|| a.cmp(b))
+}
+
+/// Remove the temporary files of `runs.csv` and `summary.csv` that a runner
+/// killed while writing them left in `root` (a minute old at least: one
+/// being written by another runner right now is left alone).
+fn remove_stale_table_temps(root: &Path) {
+    let min_age = std::time::Duration::from_secs(60);
+    for table in ["runs.csv", "summary.csv"] {
+        crate::output::remove_temp_files(root, Some(table), Some(min_age), false);
+    }
+}
+
+/// A value of a config as the tables write it: strings bare, everything
+/// else as JSON (as the sweep's own values are written).
+fn config_display(v: &toml::Value) -> String {
+    match serde_json::to_value(v) {
+        Ok(j) => super::display(&j),
+        Err(_) => v.to_string(),
+    }
+}
+
+/// The value at dotted `key` of a config.
+fn lookup<'a>(config: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
+    let mut parts = key.split('.');
+    let mut value = config.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_table()?.get(part)?;
+    }
+    Some(value)
+}
+
+/// Every leaf of a config as (dotted key, value as written in the tables);
+/// arrays are leaves.
+fn leaves(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => leaves(&key, t, out),
+            v => {
+                out.insert(key, config_display(v));
+            }
+        }
+    }
+}
+
+/// A run listed in the tables, before its row is written.
+struct Listed<'a> {
+    row: RunRow,
+    /// The run of `specs` (`None`: a run of another invocation).
+    spec: Option<&'a RunSpec>,
+    /// The run's resolved config: its `config.toml`, else the spec's.
+    config: Option<toml::Table>,
+}
+
+/// Hold `<root>/.tables.lock` (an OS file lock, released when the process
+/// ends, however it ends) while the tables are read and written, so that
+/// of two runners finishing together the later one also reads the run
+/// directories last. Where the lock cannot be had (no such directory yet, a
+/// file system without locks) the tables are written without it.
+fn lock_tables(root: &Path) -> Option<std::fs::File> {
+    std::fs::create_dir_all(root).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join(TABLES_LOCK))
+        .ok()?;
+    file.lock().ok()?;
+    Some(file)
+}
+
+/// Name of the file [`lock_tables`] locks in an experiment directory.
+pub const TABLES_LOCK: &str = ".tables.lock";
+
+/// [`collect`], with the statuses of `known` (by run id) standing in for
+/// statuses the run directories lack or that cannot be trusted: the
+/// failures of this process, whose `status.toml` may be the very file that
+/// could not be written.
+///
+/// Columns: the run id, the keys varied by `specs` (seed last), the status,
+/// the message, the wall time and every final metric. A run of another
+/// invocation gets the values of its own `config.toml` for those keys; and
+/// every setting whose value differs between two runs that the varied keys
+/// would put in one group (e.g. `objective.lr` of `--set seed=0 --set
+/// objective.lr=1e-3` next to `--set seed=1`) becomes a column too, and a
+/// grouping key of `summary.csv`, so runs of different configs are never
+/// averaged together.
 pub fn collect_with(
     out: &Path,
     specs: &[RunSpec],
@@ -167,18 +337,125 @@ pub fn collect_with(
         return Ok(Vec::new());
     };
     let root = out.join(&first.plan.resolved.name);
-    let keys = varied_keys(specs);
-    let rows: Vec<RunRow> = specs
+    let _lock = lock_tables(&root);
+    remove_stale_table_temps(&root);
+    let read_config = |dir: &Path| -> Option<toml::Table> {
+        std::fs::read_to_string(dir.join("config.toml"))
+            .ok()?
+            .parse()
+            .ok()
+    };
+    let mut listed: Vec<Listed> = specs
         .iter()
         .map(|s| {
             let dir = run_dir(out, s);
-            RunRow {
-                id: s.id.clone(),
-                status: known.get(&s.id).cloned().or_else(|| read_status(&dir)),
-                metrics: final_metrics(&dir),
+            Listed {
+                row: row_of(&dir, &s.id, known),
+                config: read_config(&dir).or_else(|| {
+                    match toml::Value::try_from(&s.plan.resolved) {
+                        Ok(toml::Value::Table(t)) => Some(t),
+                        _ => None,
+                    }
+                }),
+                spec: Some(s),
             }
         })
         .collect();
+    for (id, dir) in other_runs(&root, specs) {
+        listed.push(Listed {
+            row: row_of(&dir, &id, known),
+            config: read_config(&dir),
+            spec: None,
+        });
+    }
+
+    // The varied keys' values of every run: a spec's as in its id; another
+    // run's from its config, written as a spec with an equal config value
+    // writes it (so that equal values fall into one group).
+    let keys = varied_keys(specs);
+    let mut as_written: Vec<HashMap<String, String>> = vec![HashMap::new(); keys.len()];
+    for l in &listed {
+        if let (Some(spec), Some(config)) = (l.spec, &l.config) {
+            for (i, (key, shown)) in spec.varied.iter().enumerate() {
+                if let (Some(map), Some(v)) = (as_written.get_mut(i), lookup(config, key)) {
+                    map.entry(config_display(v))
+                        .or_insert_with(|| shown.clone());
+                }
+            }
+        }
+    }
+    let mut values: Vec<Vec<String>> = listed
+        .iter()
+        .map(|l| match l.spec {
+            Some(spec) => spec.varied.iter().map(|(_, v)| v.clone()).collect(),
+            None => keys
+                .iter()
+                .zip(&as_written)
+                .map(|(key, map)| {
+                    let v = l.config.as_ref().and_then(|c| lookup(c, key));
+                    let v = v.map(config_display).unwrap_or_default();
+                    map.get(&v).cloned().unwrap_or(v)
+                })
+                .collect(),
+        })
+        .collect();
+
+    // Settings that differ inside a group of the varied keys (without seed).
+    let seed_col = keys.iter().position(|k| k == "seed");
+    let group_of = |vals: &[String]| -> Vec<String> {
+        vals.iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != seed_col)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let covered = |leaf: &str| {
+        leaf == "seed"
+            || leaf == "name"
+            || leaf.starts_with("sweep.")
+            || keys
+                .iter()
+                .any(|k| leaf == k || leaf.starts_with(&format!("{k}.")))
+    };
+    let flat: Vec<Option<BTreeMap<String, String>>> = listed
+        .iter()
+        .map(|l| {
+            l.config.as_ref().map(|c| {
+                let mut m = BTreeMap::new();
+                leaves("", c, &mut m);
+                m
+            })
+        })
+        .collect();
+    let mut first_in_group: HashMap<Vec<String>, usize> = HashMap::new();
+    let mut extra: BTreeSet<String> = BTreeSet::new();
+    for (i, f) in flat.iter().enumerate() {
+        let Some(f) = f else { continue };
+        let g = *first_in_group.entry(group_of(&values[i])).or_insert(i);
+        let Some(base) = &flat[g] else { continue };
+        for key in f.keys().chain(base.keys()) {
+            if !covered(key) && f.get(key) != base.get(key) {
+                extra.insert(key.clone());
+            }
+        }
+    }
+    // Columns: the varied keys but seed, the differing settings, seed.
+    let mut columns: Vec<String> = keys.iter().filter(|k| *k != "seed").cloned().collect();
+    columns.extend(extra.iter().cloned());
+    columns.extend(seed_col.map(|_| "seed".to_string()));
+    for (i, vals) in values.iter_mut().enumerate() {
+        let mut row: Vec<String> = group_of(vals);
+        row.extend(extra.iter().map(|key| {
+            flat[i]
+                .as_ref()
+                .and_then(|f| f.get(key).cloned())
+                .unwrap_or_default()
+        }));
+        row.extend(seed_col.map(|c| vals[c].clone()));
+        *vals = row;
+    }
+    let n_group = columns.len() - usize::from(seed_col.is_some());
+    let rows: Vec<RunRow> = listed.into_iter().map(|l| l.row).collect();
     let metric_names: Vec<String> = rows
         .iter()
         .find(|r| !r.metrics.is_empty())
@@ -188,7 +465,7 @@ pub fn collect_with(
     // runs.csv
     let mut text = String::new();
     let mut header = vec!["run_id".to_string()];
-    header.extend(keys.iter().cloned());
+    header.extend(columns.iter().cloned());
     header.extend(["status", "message", "wall_s"].map(String::from));
     header.extend(metric_names.iter().cloned());
     text.push_str(
@@ -199,13 +476,18 @@ pub fn collect_with(
             .join(","),
     );
     text.push('\n');
-    for (spec, row) in specs.iter().zip(&rows) {
+    for (vals, row) in values.iter().zip(&rows) {
         let mut cells = vec![csv_field(&row.id)];
-        cells.extend(spec.varied.iter().map(|(_, v)| csv_field(v)));
-        let (status, message, wall) = match &row.status {
-            Some(s) if s.ok => ("ok", String::new(), fmt_f64(s.wall_s)),
-            Some(s) => ("failed", s.message.clone(), fmt_f64(s.wall_s)),
-            None => ("incomplete", String::new(), String::new()),
+        cells.extend(vals.iter().map(|v| csv_field(v)));
+        let (status, message, wall) = match (&row.status, &row.holder) {
+            (Some(s), _) if s.ok => ("ok", String::new(), fmt_f64(s.wall_s)),
+            (Some(s), _) => ("failed", s.message.clone(), fmt_f64(s.wall_s)),
+            (None, Some(holder)) => (
+                "running",
+                format!("in use by another runner ({holder})"),
+                String::new(),
+            ),
+            (None, None) => ("incomplete", String::new(), String::new()),
         };
         cells.extend([status.to_string(), csv_field(&message), wall]);
         for name in &metric_names {
@@ -222,16 +504,10 @@ pub fn collect_with(
     let path = root.join("runs.csv");
     write_atomic(&path, text.as_bytes()).map_err(|e| (path.clone(), e))?;
 
-    // summary.csv: groups of the varied keys other than seed, in first-seen order.
-    let group_keys: Vec<&String> = keys.iter().filter(|k| *k != "seed").collect();
-    let mut groups: Vec<(Vec<String>, Vec<usize>)> = Vec::new();
-    for (i, spec) in specs.iter().enumerate() {
-        let key: Vec<String> = spec
-            .varied
-            .iter()
-            .filter(|(k, _)| k != "seed")
-            .map(|(_, v)| v.clone())
-            .collect();
+    // summary.csv: groups of the columns other than seed, in first-seen order.
+    let mut groups: Vec<(&[String], Vec<usize>)> = Vec::new();
+    for (i, vals) in values.iter().enumerate() {
+        let key = &vals[..n_group];
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(i),
             None => groups.push((key, vec![i])),
@@ -242,7 +518,7 @@ pub fn collect_with(
         .filter(|m| *m != "step" && *m != "round")
         .collect();
     let mut text = String::new();
-    let mut header: Vec<String> = group_keys.iter().map(|k| csv_field(k)).collect();
+    let mut header: Vec<String> = columns[..n_group].iter().map(|k| csv_field(k)).collect();
     header.extend(["n_runs", "n_ok"].map(String::from));
     for m in &summarised {
         header.extend([format!("{m}_mean"), format!("{m}_std"), format!("{m}_ci95")]);
