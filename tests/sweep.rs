@@ -157,8 +157,8 @@ fn index_resolves_the_same_run_as_the_full_expansion() {
         dir.path(),
         "d.toml",
         &SWEEP.replace(
-            "\"behaviour.kind\" = [\"on_policy\", \"teacher\"]",
-            "\"label\" = [\"a\", \"a\"]",
+            "grid = { \"behaviour.kind\" = [\"on_policy\", \"teacher\"] }",
+            "zip = { \"label\" = [\"a\", \"a\"] }",
         ),
     );
     let full = runner::sweep::expand(&dup, &[]).unwrap_err().to_string();
