@@ -90,31 +90,19 @@ impl Balance {
     }
 
     /// Position in the `[M]` tensors of transition t of every entry, entry by
-    /// entry: `positions()[b][t]`.
+    /// entry: `transition_positions()[b][t]`.
     pub fn transition_positions(&self) -> Vec<Vec<usize>> {
-        let b_dim = self.batch;
-        match &self.layout {
-            Layout::Packed { lengths, .. } => {
-                let mut start = 0;
-                lengths
-                    .iter()
-                    .map(|&n| {
-                        start += n;
-                        (start - n..start).collect()
-                    })
-                    .collect()
-            }
-            Layout::EntryMajor { steps } => (0..b_dim)
-                .map(|b| (0..*steps).map(|t| b * steps + t).collect())
-                .collect(),
-            Layout::TimeMajor { steps } => (0..b_dim)
-                .map(|b| (0..*steps).map(|t| t * b_dim + b).collect())
-                .collect(),
-        }
+        self.positions(0)
     }
 
-    /// Row in the `[N]` states of state k of every entry: `rows()[b][k]`.
+    /// Row in the `[N]` states of state k of every entry: `state_rows()[b][k]`.
     pub fn state_rows(&self) -> Vec<Vec<usize>> {
+        self.positions(1)
+    }
+
+    /// The layout's positions of `n_b + extra` items per entry: its
+    /// transitions (`extra` 0) or its states (`extra` 1).
+    fn positions(&self, extra: usize) -> Vec<Vec<usize>> {
         let b_dim = self.batch;
         match &self.layout {
             Layout::Packed { lengths, .. } => {
@@ -122,16 +110,19 @@ impl Balance {
                 lengths
                     .iter()
                     .map(|&n| {
-                        start += n + 1;
-                        (start - n - 1..start).collect()
+                        start += n + extra;
+                        (start - n - extra..start).collect()
                     })
                     .collect()
             }
-            Layout::EntryMajor { steps } => (0..b_dim)
-                .map(|b| (0..=*steps).map(|k| b * (steps + 1) + k).collect())
-                .collect(),
+            Layout::EntryMajor { steps } => {
+                let per = steps + extra;
+                (0..b_dim)
+                    .map(|b| (0..per).map(|k| b * per + k).collect())
+                    .collect()
+            }
             Layout::TimeMajor { steps } => (0..b_dim)
-                .map(|b| (0..=*steps).map(|k| k * b_dim + b).collect())
+                .map(|b| (0..steps + extra).map(|k| k * b_dim + b).collect())
                 .collect(),
         }
     }

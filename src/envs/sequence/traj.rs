@@ -7,7 +7,7 @@
 //! `[B, L+1]` grid of transitions: no padding and no masks are needed; the
 //! per-parent child lists are padded inside [`SequencePolicy::log_pf_all`].
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Result, Tensor};
 use rand::Rng as _;
 
 use crate::envs::sequence::mdp::{SeqMdp, SeqState};
@@ -226,21 +226,13 @@ impl Transitions {
     }
 }
 
-/// A host vector as a `[len]` f32 tensor.
-pub fn host_tensor(v: &[f64], device: &Device) -> Result<Tensor> {
-    Tensor::from_vec(
-        v.iter().map(|&x| x as f32).collect::<Vec<_>>(),
-        v.len(),
-        device,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::envs::sequence::mdp::SeqMdpKind;
     use crate::objective::MASKED_LOGIT;
     use crate::rng::{stream, Stream};
+    use candle_core::Device;
 
     /// A test policy: each child gets a fixed score from its content and
     /// leaf flag; log P_F is the log-softmax of the scores over the parent's
