@@ -130,7 +130,7 @@ pub fn file(root: &Path, rel: &str) -> Result<PathBuf, DataError> {
     }
     if path.exists() {
         if let Some(warning) = check_sum(root, rel)? {
-            eprintln!("warning: {warning}");
+            crate::errln!("warning: {warning}");
         }
         return Ok(path);
     }

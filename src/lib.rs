@@ -10,6 +10,7 @@ pub mod behaviour;
 pub mod buffer;
 pub mod check;
 pub mod config;
+pub mod console;
 pub mod datasets;
 pub mod envs;
 pub mod flops;

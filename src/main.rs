@@ -11,6 +11,7 @@ use runner::config::{self, ConfigError, ExperimentFile, SetArg};
 use runner::plan::{self, FamilyPlan};
 use runner::sweep::{self, SweepOptions};
 use runner::train::{self, RunOptions};
+use runner::{errln, outln};
 
 /// Experiment runner for amortized samplers trained as GFlowNets.
 ///
@@ -144,6 +145,29 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Samples of a trained run's student (from its latest checkpoint) as
+    /// CSV: grid states with their reward, strings with their reward and
+    /// log R, diffusion vectors with log R; with --log-pf, each
+    /// trajectory's log P_F.
+    Sample {
+        /// The run directory (<out>/<name>/<run id>).
+        run_dir: PathBuf,
+        /// Number of samples.
+        #[arg(short = 'n', long = "samples", default_value_t = 1000)]
+        n: usize,
+        /// Seed of the samples (the same seed gives the same samples).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Add a `log_pf` column: the log P_F of each sample's trajectory.
+        #[arg(long)]
+        log_pf: bool,
+        /// Write the CSV to this file (atomically) instead of standard output.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Dataset directory (sequence tasks) [default: as for a run].
+        #[arg(long)]
+        datasets: Option<PathBuf>,
+    },
     /// Rebuild runs.csv and summary.csv from the run directories.
     Collect {
         /// Experiment file.
@@ -165,7 +189,7 @@ fn step_unit(family: &FamilyPlan) -> &'static str {
 
 /// The subcommands, for [`misspelled_command`].
 const COMMANDS: &[&str] = &[
-    "validate", "schema", "bench", "slurm", "score", "report", "collect",
+    "validate", "schema", "bench", "slurm", "score", "report", "collect", "sample",
 ];
 
 /// A first argument that is no file but is one or two edits away from a
@@ -245,7 +269,7 @@ fn main() -> ExitCode {
     keep_freed_memory();
     runner::interrupt::install();
     if let Some(msg) = misspelled_command(std::env::args().nth(1).as_deref()) {
-        eprintln!("error: {msg}");
+        errln!("error: {msg}");
         return ExitCode::from(2);
     }
     let cli = Cli::parse();
@@ -267,7 +291,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Some(Command::Schema) => {
-            print!("{}", runner::schema_json());
+            runner::console::write(runner::console::Stream::Out, &runner::schema_json());
             Ok(())
         }
         Some(Command::Validate { files, common }) => validate(&files, &common),
@@ -311,6 +335,23 @@ fn main() -> ExitCode {
             common,
         }) => report(&path, metrics, &common),
         Some(Command::Collect { file, common }) => collect(&file, &common),
+        Some(Command::Sample {
+            run_dir,
+            n,
+            seed,
+            log_pf,
+            output,
+            datasets,
+        }) => sample(
+            runner::train::sample::SampleRequest {
+                run_dir,
+                n,
+                seed,
+                log_pf,
+                datasets: runner::datasets::resolve_root(datasets.as_deref()),
+            },
+            output.as_deref(),
+        ),
         None => match files.pop() {
             Some(file) => file.map_err(anyhow::Error::from).and_then(|f| run(&f, &cli.run)),
             None => Err(anyhow::anyhow!(
@@ -318,17 +359,23 @@ fn main() -> ExitCode {
             )),
         },
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match result {
+        Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             if runner::interrupt::requested() {
                 // 128 + SIGINT, as shells report an interrupted command.
-                ExitCode::from(130)
+                130
             } else {
-                ExitCode::FAILURE
+                1
             }
         }
+    };
+    // A failed write to stdout or stderr (a closed pipe, a full disk) decides
+    // the status when the command itself succeeded (src/console.rs).
+    match runner::console::exit_code() {
+        Some(failed) if code == 0 => ExitCode::from(failed),
+        _ => ExitCode::from(code),
     }
 }
 
@@ -391,7 +438,7 @@ fn run(source: &ExperimentFile, args: &RunArgs) -> anyhow::Result<()> {
             };
             stopped.push_str(&format!(", {} not started ({why})", report.not_started));
         }
-        println!(
+        outln!(
             "{}: {} run(s) executed, {} complete and skipped, {} failed{stopped} -> {}",
             file.display(),
             report.ran,
@@ -409,20 +456,20 @@ fn run(source: &ExperimentFile, args: &RunArgs) -> anyhow::Result<()> {
         );
     }
     for (id, msg) in &report.failed {
-        eprintln!("failed: {id}: {msg}");
+        errln!("failed: {id}: {msg}");
     }
     for (id, msg) in &report.not_run {
-        eprintln!("not run: {id}: {msg}");
+        errln!("not run: {id}: {msg}");
     }
     if let Some(e) = &report.table_error {
-        eprintln!("error: the sweep's tables: {e}");
+        errln!("error: the sweep's tables: {e}");
     }
     // A sweep's charts and page, also after failures (they list them); a
     // failure to draw is a warning: the runs' results are written.
     if specs.len() > 1 && args.index.is_none() && !args.no_report {
         match runner::report::report_specs(&specs, &opts.out, &Default::default()) {
-            Ok(r) => println!("report: {}", r.page.display()),
-            Err(e) => eprintln!("warning: the sweep's report: {e}"),
+            Ok(r) => outln!("report: {}", r.page.display()),
+            Err(e) => errln!("warning: the sweep's report: {e}"),
         }
     }
     if !report.failed.is_empty() {
@@ -455,13 +502,13 @@ fn report(path: &Path, metrics: Option<Vec<String>>, common: &Common) -> anyhow:
         runner::report::report_dir(path, &opts)?
     };
     let (n, complete, failed, incomplete) = r.counts;
-    println!(
+    outln!(
         "{}: {} chart(s); {n} run(s): {complete} complete, {failed} failed, {incomplete} incomplete",
         r.page.display(),
         r.charts.len()
     );
     if n == failed {
-        eprintln!("warning: every run failed; report.md lists their errors");
+        errln!("warning: every run failed; report.md lists their errors");
     }
     Ok(())
 }
@@ -501,7 +548,7 @@ fn validate(files: &[PathBuf], common: &Common) -> anyhow::Result<()> {
                     String::new()
                 };
                 let unit = step_unit(&plan.family);
-                println!(
+                outln!(
                     "ok {}: {} on {}, behaviour {}, {} {unit}{sweep_note}",
                     file.display(),
                     exp.objective.kind(),
@@ -512,7 +559,7 @@ fn validate(files: &[PathBuf], common: &Common) -> anyhow::Result<()> {
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {e}");
+                errln!("error: {e}");
             }
         }
     }
@@ -537,7 +584,7 @@ fn bench(
     let peak = match peak {
         true => {
             let p = matmul_peak()?;
-            println!(
+            outln!(
                 "matmul peak: {p:.1} GFLOP/s (f32 [2048, 2048]^2, {} thread(s), best of 5)",
                 candle_core::utils::get_num_threads()
             );
@@ -589,7 +636,7 @@ fn bench(
             }
             _ => String::new(),
         };
-        println!(
+        outln!(
             "{}: {:.2} {unit}/s ({} {unit} in {:.2}s; {:.0} states per batch; {gflops:.1} GFLOP/s{of_peak}, {:.2} GFLOP per {}; {}{extra}; max RSS so far {})",
             plan.resolved.name,
             steps as f64 / secs,
@@ -690,13 +737,32 @@ fn slurm(
     runner::output::write_atomic(&path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     let quoted = |p: &Path| runner::sweep::slurm::sh(&p.display().to_string());
-    println!(
+    outln!(
         "wrote {} ({} array tasks); submit with: sbatch {}; then: {}",
         path.display(),
         specs.len(),
         quoted(&path),
         sweep::slurm::collect_command(file, &common.out, &common.sets)
     );
+    Ok(())
+}
+
+fn sample(req: runner::train::sample::SampleRequest, output: Option<&Path>) -> anyhow::Result<()> {
+    let (table, step) = runner::train::sample::sample(&req)?;
+    let text = runner::train::sample::to_csv(&table);
+    match output {
+        Some(path) => {
+            runner::output::write_atomic(path, text.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            errln!(
+                "wrote {} samples of {} (checkpoint at step {step}) to {}",
+                table.rows.len(),
+                req.run_dir.display(),
+                path.display()
+            );
+        }
+        None => runner::console::write(runner::console::Stream::Out, &text),
+    }
     Ok(())
 }
 
@@ -716,7 +782,7 @@ fn collect(file: &Path, common: &Common) -> anyhow::Result<()> {
         .iter()
         .filter(|r| r.status.is_none() && r.holder.is_some())
         .count();
-    println!(
+    outln!(
         "{}: {} runs: {ok} ok, {failed} failed, {} incomplete{} -> {}",
         file.display(),
         rows.len(),

@@ -92,6 +92,61 @@ impl Adam {
         self.lr_scale = scale;
     }
 
+    /// The optimiser's state for a checkpoint (`crate::train::checkpoint`):
+    /// every variable's value and both moments as named tensors
+    /// `{prefix}.g{group}.{i}.{w,m,v}` (shapes of the variable), and the step
+    /// count. The learning-rate scale is not state: the loop sets it from the
+    /// step before every step.
+    pub fn state(&self, prefix: &str) -> (Vec<(String, Tensor)>, i32) {
+        let mut out = Vec::new();
+        for (g, group) in self.groups.iter().enumerate() {
+            for (i, var) in group.vars.iter().enumerate() {
+                let name = format!("{prefix}.g{g}.{i}");
+                out.push((format!("{name}.w"), var.as_tensor().detach()));
+                out.push((format!("{name}.m"), group.m[i].clone()));
+                out.push((format!("{name}.v"), group.v[i].clone()));
+            }
+        }
+        (out, self.t)
+    }
+
+    /// Restore the state [`Adam::state`] saved under `prefix`: every tensor
+    /// must be present with its variable's shape and dtype (an error names
+    /// the first that is not).
+    pub fn restore(
+        &mut self,
+        prefix: &str,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        t: i32,
+    ) -> Result<()> {
+        for (g, group) in self.groups.iter_mut().enumerate() {
+            for (i, var) in group.vars.iter().enumerate() {
+                let name = format!("{prefix}.g{g}.{i}");
+                let get = |part: &str| -> Result<Tensor> {
+                    let key = format!("{name}.{part}");
+                    let x = tensors.get(&key).ok_or_else(|| {
+                        candle_core::Error::Msg(format!("the checkpoint has no tensor `{key}`"))
+                    })?;
+                    if x.dims() != var.dims() || x.dtype() != var.dtype() {
+                        return Err(candle_core::Error::Msg(format!(
+                            "the checkpoint's `{key}` is {:?} {:?}, the network's {:?} {:?}",
+                            x.dtype(),
+                            x.dims(),
+                            var.dtype(),
+                            var.dims()
+                        )));
+                    }
+                    x.to_device(var.device())
+                };
+                var.set(&get("w")?)?;
+                group.m[i] = get("m")?;
+                group.v[i] = get("v")?;
+            }
+        }
+        self.t = t;
+        Ok(())
+    }
+
     /// Apply one update from `grads`; returns the global gradient norm before clipping.
     /// A variable without a gradient is left unchanged (its moments too).
     pub fn step(&mut self, grads: &GradStore) -> Result<f64> {

@@ -31,6 +31,8 @@ pub enum Stream {
     InitAux = 7,
     /// Exact samples of a target and their backward trajectories (evaluation data).
     ExactSamples = 8,
+    /// Samples of a trained sampler drawn by `runner sample` (seeded by its `--seed`).
+    Export = 9,
 }
 
 /// A generator for `stream` of the run seeded with `seed`.

@@ -49,6 +49,31 @@ pub fn task_of(file: &Path, sets: &[SetArg]) -> anyhow::Result<Task> {
     task.with_context(|| format!("{}: the sweep expands to no run", file.display()))
 }
 
+/// The longest line `score` reads, in bytes (a string of every task is at
+/// most 100 symbols); a longer one (a binary file, `/dev/zero`) is an error
+/// before it fills the memory.
+pub const MAX_LINE: usize = 4096;
+
+/// The most strings one call scores (about 1 GB of strings and their
+/// encodings at the longest task's length).
+pub const MAX_STRINGS: usize = 10_000_000;
+
+/// Read one line of `input` into `buf` (without its `\n`), at most
+/// [`MAX_LINE`] + 1 bytes of it (the caller refuses a longer line). Returns
+/// false at the end of the input.
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    use std::io::Read as _;
+    buf.clear();
+    let n = input
+        .by_ref()
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', buf)?;
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    }
+    Ok(n > 0)
+}
+
 /// Score the strings read from `input` (named `source` in errors) with the
 /// oracle of `task` loaded from the datasets `root`; write the CSV to `out`.
 /// Returns the number of strings scored.
@@ -60,8 +85,25 @@ pub fn score(
     mut out: impl Write,
 ) -> anyhow::Result<usize> {
     let mut xs = Vec::new();
-    for (i, line) in input.lines().enumerate() {
-        let line = line.with_context(|| format!("{source}: cannot read line {}", i + 1))?;
+    let mut input = input;
+    let mut buf = Vec::new();
+    for i in 0.. {
+        if !read_line(&mut input, &mut buf)
+            .with_context(|| format!("{source}: cannot read line {}", i + 1))?
+        {
+            break;
+        }
+        if buf.len() > MAX_LINE {
+            bail!(
+                "{source}:{}: the line is longer than {MAX_LINE} bytes; give one string per line \
+                 ({} strings are {} symbols long)",
+                i + 1,
+                task.name(),
+                task.length()
+            );
+        }
+        let line = std::str::from_utf8(&buf)
+            .with_context(|| format!("{source}:{}: not UTF-8 text", i + 1))?;
         let text = line.trim();
         if text.is_empty() {
             continue;
@@ -69,6 +111,9 @@ pub fn score(
         let x = task
             .encode(text)
             .with_context(|| format!("{source}:{}: not a string of {}", i + 1, task.name()))?;
+        if xs.len() == MAX_STRINGS {
+            bail!("{source}: more than {MAX_STRINGS} strings; split the input into smaller files");
+        }
         xs.push((text.to_string(), x));
     }
     let oracle = load_oracle(root, task)?;

@@ -717,6 +717,18 @@ fn huge_sizes_are_refused_before_allocating() {
             "{err}"
         );
     }
+    // Memory that does not grow with the batch: the networks and the exact
+    // W2's n x n matrix (src/plan/mod.rs, fixed_bytes).
+    for (set, key) in [
+        ("policy.harmonics=1000000000", "policy.harmonics"),
+        ("eval.samples=200000", "eval.samples"),
+    ] {
+        let err = refused("experiments/gmm25_on_policy.toml", &[set]);
+        assert!(
+            err.contains(&format!("`{key}`")) && err.contains("GiB"),
+            "{err}"
+        );
+    }
     let o = runner()
         .args(["validate", "experiments/grid_d4_h32_tb.toml"])
         .args(["--set", "env.ndim=4294967297", "--set", "env.horizon=2"])
@@ -1124,7 +1136,7 @@ fn huge_input_is_not_echoed_whole() {
     let err = stderr(&o);
     assert!(!o.status.success());
     assert!(
-        err.contains("s.txt:2") && err.contains("(10000000 bytes)"),
+        err.contains("s.txt:2") && err.contains("longer than 4096 bytes"),
         "{err}"
     );
     assert!(err.len() < 3000, "{} bytes", err.len());
@@ -1183,4 +1195,82 @@ fn damaged_datasets_roots_are_named() {
         err.contains(&format!("{} is a directory", all.display())) && !err.contains("not found"),
         "{err}"
     );
+}
+
+/// A write to a closed pipe or a full disk is an exit status, not a panic:
+/// 141 (a shell's SIGPIPE status) without a message for `| head`, 1 with the
+/// error for `> /dev/full`.
+#[test]
+fn failed_writes_to_stdout_are_exit_statuses() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = runner()
+        .args(["validate", "experiments/grid_d4_h32_tb.toml"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(141), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = runner().arg("schema").stdout(full).output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot write to standard output") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+/// Outside training nothing checks a request to stop, so SIGTERM ends the
+/// command at once: validating a 100,000-run sweep (minutes of expansion)
+/// and waiting to open a FIFO nobody writes.
+#[test]
+fn sigterm_ends_long_commands_at_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let seeds: Vec<String> = (0..1000).map(|s| s.to_string()).collect();
+    let steps: Vec<String> = (1..=100).map(|s| s.to_string()).collect();
+    let huge = write(
+        dir.path(),
+        "huge.toml",
+        &format!(
+            "{TINY}\n[sweep]\nseeds = [{}]\ngrid = {{ \"train.steps\" = [{}] }}\n",
+            seeds.join(", "),
+            steps.join(", ")
+        ),
+    );
+    let fifo = dir.path().join("fifo.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (file, what) in [
+        (&huge, "validate of 100,000 runs"),
+        (&fifo, "validate of a FIFO"),
+    ] {
+        let mut child = runner()
+            .arg("validate")
+            .arg(file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let status = common::terminate_within(&mut child, 10, what);
+        assert_eq!(status.signal(), Some(15), "{what}: {status:?}");
+    }
+    // One run more than the limit is refused before any is resolved.
+    let seeds: Vec<String> = (0..100_001).map(|s| s.to_string()).collect();
+    let over = write(
+        dir.path(),
+        "over.toml",
+        &format!("{TINY}\n[sweep]\nseeds = [{}]\n", seeds.join(", ")),
+    );
+    let err = stderr(&runner().arg("validate").arg(&over).output().unwrap());
+    assert!(err.contains("100001 runs, more than 100000"), "{err}");
 }

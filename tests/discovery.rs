@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{datasets, runner, stderr, write};
+use common::{datasets, runner, stderr, terminate_within, write};
 
 /// A tiny Teacher + PRT run on tfbind8: 6 rounds, evaluations at 0, 3, 6.
 const TINY: &str = r#"
@@ -297,6 +297,36 @@ fn score_other_tasks_and_errors() {
     let o = score("experiments/rna_compare.toml", &[], "");
     let e = stderr(&o);
     assert!(!o.status.success() && e.contains("varies the task"), "{e}");
+    // A line without end (/dev/zero) is refused after MAX_LINE bytes, not
+    // read until the memory runs out.
+    let o = runner()
+        .args(["score", "experiments/qm9_tb.toml", "/dev/zero"])
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert!(
+        o.status.code() == Some(1) && e.contains("/dev/zero:1") && e.contains("longer than 4096"),
+        "{e}"
+    );
+}
+
+/// A SIGTERM ends `runner score` at once, even in the middle of a long
+/// input: nothing there would check a request to stop cleanly.
+#[test]
+fn sigterm_ends_score_at_once() {
+    let mut child = runner()
+        .args(["score", "experiments/rna1_tb.toml"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The input is never closed: the command would wait for it forever.
+    let _stdin = child.stdin.take();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let status = terminate_within(&mut child, 10, "runner score");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(15), "{status:?}");
 }
 
 /// A tiny Teacher-PRT run on each RNA target: targets 2 and 3 have no exact

@@ -1014,7 +1014,11 @@ fn a_file_size_limit_is_a_reported_failure() {
     let dir = tempfile::tempdir().unwrap();
     // About 150 bytes a row, a row every 2 steps: far past a 4-8 KB limit.
     let text = SWEEP[..SWEEP.find("[sweep]").unwrap()]
-        .replace("steps = 40\nn_evals = 2", "steps = 2000")
+        // Checkpoints only at the end: the metrics reach the limit first.
+        .replace(
+            "steps = 40\nn_evals = 2",
+            "steps = 2000\ncheckpoint_every = 0",
+        )
         .replace("samples = 300", "samples = 50\nevery = 2");
     let file = write(dir.path(), "s.toml", &text);
     let out = dir.path().join("out");
@@ -1041,15 +1045,15 @@ fn a_file_size_limit_is_a_reported_failure() {
         .unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
+    // The metrics' first file past the limit: metrics.csv or the
+    // TensorBoard file beside it, whichever grows past 8 KB first.
+    let named = |t: &str| t.contains("metrics.csv") || t.contains("events.out.tfevents");
     assert!(
-        err.contains("failed: seed=0: cannot write") && err.contains("metrics.csv"),
+        err.contains("failed: seed=0: cannot write") && named(&err),
         "{err}"
     );
     let status = read(run.join("status.toml"));
-    assert!(
-        status.contains("ok = false") && status.contains("metrics.csv"),
-        "{status}"
-    );
+    assert!(status.contains("ok = false") && named(&status), "{status}");
     assert!(!run.join(".lock").exists());
     let mut left = Vec::new();
     let mut dirs = vec![out.clone()];
@@ -1118,4 +1122,78 @@ fn an_interrupted_sweep_counts_its_runs() {
         "{}",
         stderr(&o)
     );
+}
+
+/// The SLURM script's requeue: USR1 (what `#SBATCH --signal=B:USR1@GRACE`
+/// sends before the time limit) makes the task's runner write a checkpoint
+/// and stop, then the script requeues the task (`scontrol requeue JOB_TASK`,
+/// here a stand-in that records its arguments) and exits with 130.
+#[test]
+fn the_slurm_script_checkpoints_and_requeues_at_the_time_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "s.toml", SWEEP);
+    let out = dir.path().join("out");
+    let o = runner()
+        .arg("slurm")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--set",
+            "train.steps=10000000",
+            "--set",
+            "train.n_evals=1000000",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script = out.join("tiny_sweep/slurm.sbatch");
+    let text = read(script.clone());
+    assert!(
+        text.contains("#SBATCH --requeue\n#SBATCH --signal=B:USR1@180\n"),
+        "{text}"
+    );
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = dir.path().join("scontrol.args");
+    let fake = write(
+        &bin,
+        "scontrol",
+        &format!("#!/bin/sh\necho \"$@\" > '{}'\n", record.display()),
+    );
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let child = Command::new("bash")
+        .arg(&script)
+        .env("PATH", path)
+        .env("SLURM_ARRAY_JOB_ID", "77")
+        .env("SLURM_ARRAY_TASK_ID", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = out.join("tiny_sweep/behaviour.kind=on_policy,seed=1");
+    let t0 = Instant::now();
+    while std::fs::read_to_string(run.join("metrics.csv")).map_or(true, |t| t.lines().count() < 3) {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    common::send_signal(child.id(), "USR1");
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert_eq!(read(record).trim(), "requeue 77_0");
+    let checkpoints: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(!checkpoints.is_empty());
+    assert!(!run.join("status.toml").exists() && !run.join(".lock").exists());
 }

@@ -44,11 +44,13 @@ pub use config::{Priority, RecentBufferConfig, TerminalBufferConfig, TransitionB
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
+use serde::{Deserialize, Serialize};
+
 /// Default `rank_weight` of rank-based prioritised sampling (the paper's `k`).
 pub const DEFAULT_RANK_WEIGHT: f64 = 0.01;
 
 /// One stored entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry<K, V> {
     key: Option<K>,
     value: V,
@@ -60,7 +62,14 @@ struct Entry<K, V> {
 
 /// A keyed replay buffer with FIFO eviction and uniform or rank-based
 /// prioritised sampling with replacement (see the module documentation).
-#[derive(Debug, Clone)]
+///
+/// Serializable whole (checkpoints): slots, free list, index and FIFO
+/// records, so a restored buffer evicts and samples as the original.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize + Eq + Hash, V: Serialize",
+    deserialize = "K: Deserialize<'de> + Eq + Hash, V: Deserialize<'de>"
+))]
 pub struct ReplayBuffer<K, V> {
     /// Maximum number of entries, at least 1.
     capacity: usize,

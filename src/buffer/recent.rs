@@ -6,12 +6,13 @@
 use std::collections::{HashMap, VecDeque};
 
 use rand::Rng as _;
+use serde::{Deserialize, Serialize};
 
 use super::Priority;
 use crate::rng::Rng;
 
 /// One discovered terminal state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Discovery<K> {
     /// The terminal state.
     pub x: K,
@@ -23,7 +24,11 @@ pub struct Discovery<K> {
 
 /// The last `capacity` distinct discoveries (a state seen before is not added
 /// again and keeps its position; its PER signal can be updated).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize + Eq + std::hash::Hash",
+    deserialize = "K: Deserialize<'de> + Eq + std::hash::Hash"
+))]
 pub struct RecentDiscoveries<K> {
     capacity: usize,
     entries: VecDeque<Discovery<K>>,

@@ -113,6 +113,17 @@ pub struct TrainConfig {
     pub loss_window: usize,
     /// Show a progress bar on stderr while training (only when stderr is a terminal).
     pub progress: bool,
+    /// Write a checkpoint (`checkpoints/` of the run directory: networks,
+    /// optimiser moments, RNG streams, buffers) every this many steps
+    /// (rounds, iterations) and at the end; an interrupted run resumes from
+    /// its last one. 0: only at the end and when interrupted. Unset: at every
+    /// evaluation, at least every 1000 steps. Never changes the results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every: Option<u64>,
+    /// How many of the latest checkpoints are kept (older ones are removed
+    /// when a new one is written). Unset: 2.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_checkpoints: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -124,6 +135,8 @@ impl Default for TrainConfig {
             n_evals: 5,
             loss_window: 100,
             progress: true,
+            checkpoint_every: None,
+            keep_checkpoints: None,
         }
     }
 }

@@ -40,6 +40,12 @@ pub struct SlurmConfig {
     pub concurrency: usize,
     /// Extra `#SBATCH` options, e.g. `["--account=lab", "--qos=short"]`.
     pub extra: Vec<String>,
+    /// Seconds before a task's time limit at which SLURM signals it: the
+    /// run writes a checkpoint and stops, and the task is requeued, to
+    /// resume from the checkpoint (`#SBATCH --requeue`, `--signal`). 0: no
+    /// requeue (a task that reaches its limit is killed and the run is
+    /// resumed from its last periodic checkpoint by a later submission).
+    pub requeue_grace: u64,
 }
 
 impl Default for SlurmConfig {
@@ -51,6 +57,7 @@ impl Default for SlurmConfig {
             mem: "4G".into(),
             concurrency: 8,
             extra: Vec::new(),
+            requeue_grace: 180,
         }
     }
 }

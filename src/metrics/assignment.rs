@@ -60,7 +60,9 @@ pub fn assign(cost: &[f64], n: usize) -> (Vec<usize>, f64) {
 /// Builds the `n x n` f64 matrix of squared Euclidean distances (rows in
 /// parallel, each entry computed the same way whatever the thread count, so the
 /// result is deterministic) and solves it exactly with [`assign`]. Memory is
-/// `8 n^2` bytes (800 MB at `n = 10_000`). Empty sets give 0.0.
+/// `8 n^2` bytes (800 MB at `n = 10_000`). Empty sets give 0.0; a
+/// non-finite point or squared distance (samples of a diverged sampler, or
+/// coordinates near the f64 limit) gives NaN: no assignment is defined.
 ///
 /// # Panics
 /// If `dim == 0`, `a.len() != b.len()`, or the length is not a multiple of `dim`.
@@ -90,6 +92,9 @@ pub fn w2(a: &[f64], b: &[f64], dim: usize) -> f64 {
                 *c = squared_distance(a_i, b_j);
             }
         });
+    if !cost.iter().all(|c| c.is_finite()) {
+        return f64::NAN;
+    }
     let (_, total) = assign(&cost, n);
     (total.max(0.0) / n as f64).sqrt()
 }
@@ -620,6 +625,14 @@ mod tests {
         let b = [1.0, 0.0, 0.0, 0.0];
         assert_eq!(w2(&a, &b, 2), 0.0);
         assert_eq!(w2(&[1.0, 2.0], &[4.0, 6.0], 2), 5.0);
+    }
+
+    /// Points whose squared distance overflows (coordinates of 1e300) have
+    /// no assignment: NaN, not a panic.
+    #[test]
+    fn non_finite_costs_give_nan() {
+        assert!(w2(&[1e300, 0.0], &[-1e300, 0.0], 1).is_nan());
+        assert!(w2(&[f64::NAN, 0.0], &[0.0, 0.0], 2).is_nan());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::rng::Rng;
 
 /// Distinct goals visited by freshly sampled training trajectories, and the
 /// window of the most recent training terminal states.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct GridDiscovery {
     found: Vec<bool>,
     n_found: usize,

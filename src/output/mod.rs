@@ -5,6 +5,7 @@
 pub mod curves;
 pub mod plot;
 pub mod scatter;
+pub mod tensorboard;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -135,6 +136,30 @@ impl CsvTable {
         }
     }
 
+    /// The file's text so far (header and rows).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Replace the rows with those of `text` (a resumed run's table as
+    /// it was at its checkpoint) and rewrite the file. An error when `text`
+    /// does not start with this table's header.
+    pub fn restore(&mut self, text: &str) -> std::io::Result<()> {
+        let header = self.text.lines().next().unwrap_or_default();
+        if text.lines().next() != Some(header) {
+            return Err(std::io::Error::other(format!(
+                "the checkpoint's table has another header than `{header}`"
+            )));
+        }
+        self.text = text.to_string();
+        write_atomic(&self.path, self.text.as_bytes())
+    }
+
     /// Append a row (already formatted cells) and rewrite the file.
     pub fn push(&mut self, cells: &[String]) -> std::io::Result<()> {
         assert_eq!(cells.len(), self.n_cols, "row width must match the header");
@@ -168,6 +193,21 @@ impl CsvSink {
             columns: columns.to_vec(),
             decimals: vec![None; columns.len()],
         }
+    }
+
+    /// The table's text so far (header and rows).
+    pub fn text(&self) -> &str {
+        self.table.text()
+    }
+
+    /// The table's path.
+    pub fn path(&self) -> &Path {
+        self.table.path()
+    }
+
+    /// Go on from the rows of `text` ([`CsvTable::restore`]).
+    pub fn restore(&mut self, text: &str) -> std::io::Result<()> {
+        self.table.restore(text)
     }
 
     /// The values of `column` printed with `decimals` decimals (NaN still

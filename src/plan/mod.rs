@@ -63,6 +63,12 @@ pub struct Plan {
     pub loss_window: usize,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
+    /// Checkpoint every this many steps (0: only at the end and when
+    /// interrupted); `train.checkpoint_every`, by default the evaluation
+    /// interval capped at [`DEFAULT_CHECKPOINT_EVERY`].
+    pub checkpoint_every: u64,
+    /// Checkpoints kept (`train.keep_checkpoints`, at least 1).
+    pub keep_checkpoints: usize,
     /// What a `buffer` source does when the buffer cannot give a batch.
     pub short_buffer: ShortBuffer,
     /// The objective's learning-rate keys, for the advice of a diverging loss.
@@ -195,6 +201,9 @@ pub(crate) struct FamilyDefaults {
     pub clip_scope: ClipScope,
 }
 
+/// The longest default interval between checkpoints, in steps.
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1000;
+
 /// Sequence networks at least this wide have products large enough for
 /// every core.
 pub const WIDE_SSR: usize = 512;
@@ -271,6 +280,10 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
     }
     let pieces = matches!(student.objective, ObjectiveKind::SubTb(_));
     check_memory(&family, pieces, defaults.batch_size, &defaults.eval)?;
+    let checkpoint_every = exp
+        .train
+        .checkpoint_every
+        .unwrap_or(defaults.eval.every.min(DEFAULT_CHECKPOINT_EVERY));
     Ok(Plan {
         seed: exp.seed,
         device: exp.device,
@@ -287,6 +300,8 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
         eval: defaults.eval,
         loss_window: exp.train.loss_window,
         progress: exp.train.progress,
+        checkpoint_every,
+        keep_checkpoints: exp.train.keep_checkpoints.unwrap_or(2),
         short_buffer: defaults.short_buffer,
         lr_keys: exp.objective.table().settings().lr_keys(),
         magnitudes: magnitudes(&resolved),
@@ -356,6 +371,79 @@ fn trajectory_bytes(family: &FamilyPlan, pieces: bool, sizes: &[f64]) -> f64 {
         0.0
     };
     states * per_state * 4.0 * 4.0 + subtb
+}
+
+/// The memory a run of `family` holds whatever its batch size, in bytes,
+/// computed in f64 so that no size can wrap: each entry is the key that
+/// drives it, its value, the bytes and what they hold.
+/// - the parameters of the student and a teacher, with their gradients and
+///   Adam's two moments (4 f32 copies each; the term that grows with the
+///   named key: hidden width, layers, time harmonics);
+/// - the diffusion evaluation's exact W2: the dense `n x n` f64 matrix of
+///   squared distances between n model and n exact samples.
+fn fixed_bytes(family: &FamilyPlan, eval: &EvalPlan) -> Vec<(&'static str, f64, f64, String)> {
+    let f = |x: usize| x as f64;
+    // Two networks (student, teacher), 4 f32 copies of every parameter.
+    let params = |n: f64| 2.0 * 4.0 * 4.0 * n;
+    let mut out = Vec::new();
+    let nets = "the student's and teacher's parameters with gradients and Adam moments";
+    match family {
+        FamilyPlan::Grid(g) => {
+            let (h, layers) = (f(g.net.hidden), f(g.net.layers));
+            let inputs = f(g.grid.ndim) * f(g.grid.horizon);
+            out.push((
+                "policy.hidden",
+                h,
+                params(h * h * layers + h * inputs),
+                nets.to_string(),
+            ));
+            out.push((
+                "policy.layers",
+                layers,
+                params(h * h * layers),
+                nets.to_string(),
+            ));
+        }
+        FamilyPlan::Sequence(s) => {
+            let h = f(s.hidden);
+            let inputs = f(s.task.length()) * f(s.task.k());
+            out.push((
+                "policy.hidden",
+                h,
+                params(4.0 * h * h + h * inputs),
+                nets.to_string(),
+            ));
+        }
+        FamilyPlan::Diffusion(d) => {
+            let (h, k) = (f(d.net.hidden), f(d.net.harmonics));
+            let joint = f(d.net.joint_layers);
+            out.push((
+                "policy.hidden",
+                h,
+                params((5.0 + joint) * h * h),
+                nets.to_string(),
+            ));
+            out.push(("policy.harmonics", k, params(2.0 * k * h), nets.to_string()));
+            out.push((
+                "policy.joint_layers",
+                joint,
+                params(joint * h * h),
+                nets.to_string(),
+            ));
+            let (key, n) = if d.final_samples > eval.samples {
+                ("eval.final_samples", d.final_samples)
+            } else {
+                ("eval.samples", eval.samples)
+            };
+            out.push((
+                key,
+                f(n),
+                8.0 * f(n) * f(n),
+                format!("the exact W2 of {n} samples (an {n} x {n} f64 distance matrix)"),
+            ));
+        }
+    }
+    out
 }
 
 /// The machine's memory in bytes (`MemTotal` of /proc/meminfo; 64 GiB
@@ -440,6 +528,20 @@ fn check_memory(
                 format!("is {n}: {estimate}; lower `{batch_key}`"),
             ),
         });
+    }
+    // What the run holds whatever its batch: each alone must fit.
+    for (key, value, bytes, what) in fixed_bytes(family, eval) {
+        if bytes > have {
+            return Err(Invalid::new(
+                key,
+                format!(
+                    "is {value}: {what} would need about {:.1} GiB, above the limit of {:.0} GiB \
+                     (the larger of this machine's memory and 256 GiB); lower `{key}`",
+                    gib(bytes),
+                    gib(have)
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -648,6 +750,7 @@ fn check_settings(exp: &Experiment) -> Result<(), Invalid> {
     check::nonzero("train.steps", t.steps)?;
     check::nonzero("train.n_evals", Some(t.n_evals))?;
     check::nonzero("train.loss_window", Some(t.loss_window))?;
+    check::nonzero("train.keep_checkpoints", t.keep_checkpoints)?;
     check::nonzero("eval.samples", e.samples)?;
     check::nonzero("eval.batch_size", e.batch_size)?;
     check::nonzero("eval.every", e.every)?;
@@ -861,6 +964,22 @@ mod tests {
         exp.eval.method = Some(config::EvalMethod::Rollout);
         let e = resolve(&exp).unwrap_err();
         assert_eq!(e.key, "env.horizon", "{e}");
+        // What does not grow with the batch: the networks' parameters
+        // (2 x 1e9 x 256 weights of the time encoder alone: 2 networks x 4
+        // copies x 4 bytes x 5.1e11 = 16 TiB) and the exact W2's matrix
+        // (8 x 200000^2 bytes = 298 GiB, above the 256 GiB floor).
+        let mut exp = diffusion("");
+        exp.policy = toml::from_str("kind = \"diffusion\"\nharmonics = 1000000000").unwrap();
+        let e = resolve(&exp).unwrap_err();
+        assert_eq!(e.key, "policy.harmonics", "{e}");
+        assert!(e.message.contains("Adam moments"), "{e}");
+        let e = resolve(&diffusion("[eval]\nsamples = 200000")).unwrap_err();
+        assert_eq!(e.key, "eval.samples", "{e}");
+        assert!(e.message.contains("200000 x 200000 f64"), "{e}");
+        let e = resolve(&diffusion("[eval]\nfinal_samples = 200000")).unwrap_err();
+        assert_eq!(e.key, "eval.final_samples", "{e}");
+        // The paper's sizes pass (2000 evaluation samples: 32 MB).
+        assert!(resolve(&diffusion("")).is_ok());
     }
 
     /// Learning rates above MAX_LR are refused with their key; the paper's

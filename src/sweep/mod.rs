@@ -95,6 +95,11 @@ pub struct Expansion {
     len: usize,
 }
 
+/// The most runs one sweep may expand to: each run resolves its plan and
+/// gets a directory (the full expansion of 100,000 runs takes minutes), and a
+/// SLURM array rarely allows more tasks.
+pub const MAX_RUNS: usize = 100_000;
+
 impl Expansion {
     /// Load `source` with `sets` and check its `[sweep]` table.
     pub fn new(source: &ExperimentFile, sets: &[SetArg]) -> Result<Self, ConfigError> {
@@ -166,6 +171,12 @@ impl Expansion {
             .ok_or_else(|| {
                 invalid("`sweep`: the expansion has more runs than can be counted".into())
             })?;
+        if len > MAX_RUNS {
+            return Err(invalid(format!(
+                "`sweep` expands to {len} runs, more than {MAX_RUNS}: list fewer seeds or values, \
+                 or split the sweep into several files"
+            )));
+        }
         Ok(Expansion {
             source: source.clone(),
             sets: sets.to_vec(),
@@ -419,6 +430,8 @@ fn resolved_text(spec: &RunSpec) -> String {
 
 /// Execute `specs` (skipping complete, unchanged runs), then rebuild the tables.
 pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, SweepError> {
+    // Ctrl-C / SIGTERM: no new run starts, running ones stop after a step.
+    let _graceful = crate::interrupt::Graceful::enter();
     // Plan: which runs are complete with an unchanged config.
     let mut todo = Vec::new();
     let mut changed = Vec::new();
@@ -428,7 +441,7 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
         let complete = match tables::verified_status(&dir) {
             Ok(s) => s.is_some_and(|s| s.ok),
             Err(why) => {
-                eprintln!("warning: rerunning {}: {why}", spec.id);
+                crate::errln!("warning: rerunning {}: {why}", spec.id);
                 false
             }
         };

@@ -34,6 +34,34 @@ pub fn collect_command(file: &Path, out: &Path, sets: &[String]) -> String {
     cmd
 }
 
+/// What the requeue part of the script does, as its comment.
+const REQUEUE_COMMENT: &str = "\
+# SLURM sends USR1 to this shell `requeue_grace` seconds before the time
+# limit: the runner is asked to stop (SIGTERM), writes a checkpoint and exits
+# 130, and the task is requeued; it resumes from the checkpoint. A SIGTERM
+# of scancel reaches the runner directly: it stops the same way, and the task
+# is not requeued.
+";
+
+/// The end of the script with requeue: wait for the runner (again after
+/// the signal interrupted the wait), requeue the task when it stopped at
+/// the limit, and exit with the runner's status.
+const REQUEUE_TAIL: &str = "\
+pid=$!
+set +e
+wait \"$pid\"
+status=$?
+if [ \"$near_limit\" = 1 ] && [ \"$status\" -gt 128 ]; then
+    while kill -0 \"$pid\" 2>/dev/null; do sleep 1; done
+    wait \"$pid\"
+    status=$?
+fi
+if [ \"$near_limit\" = 1 ] && [ \"$status\" = 130 ]; then
+    scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"
+fi
+exit \"$status\"
+";
+
 /// The sbatch script of the array running `specs`: task k runs
 /// `runner FILE --index k` with the same overrides. `runner`, `file`, `out`
 /// and `workdir` should be absolute. Every path and override on the command
@@ -83,6 +111,10 @@ pub fn script(
     if let Some(p) = &cfg.partition {
         s.push_str(&format!("#SBATCH --partition={p}\n"));
     }
+    if cfg.requeue_grace > 0 {
+        s.push_str("#SBATCH --requeue\n");
+        s.push_str(&format!("#SBATCH --signal=B:USR1@{}\n", cfg.requeue_grace));
+    }
     for e in &cfg.extra {
         s.push_str(&format!("#SBATCH {e}\n"));
     }
@@ -95,7 +127,7 @@ pub fn script(
     s.push_str("set -euo pipefail\n");
     s.push_str(&format!("cd {}\n", sh(&workdir.display().to_string())));
     let mut cmd = format!(
-        "exec {} {} --index \"$SLURM_ARRAY_TASK_ID\" --out {}",
+        "{} {} --index \"$SLURM_ARRAY_TASK_ID\" --out {}",
         sh(&runner.display().to_string()),
         sh(&file.display().to_string()),
         sh(&out.display().to_string())
@@ -106,8 +138,15 @@ pub fn script(
     if let Some(d) = datasets {
         cmd.push_str(&format!(" --datasets {}", sh(&d.display().to_string())));
     }
-    s.push_str(&cmd);
-    s.push('\n');
+    if cfg.requeue_grace == 0 {
+        s.push_str(&format!("exec {cmd}\n"));
+        return Ok(s);
+    }
+    s.push_str(&format!("{}\n", REQUEUE_COMMENT.trim_end()));
+    s.push_str("near_limit=0\n");
+    s.push_str("trap 'near_limit=1; kill -TERM \"$pid\" 2>/dev/null || true' USR1\n");
+    s.push_str(&format!("{cmd} &\n"));
+    s.push_str(REQUEUE_TAIL);
     Ok(s)
 }
 

@@ -26,6 +26,15 @@ pub struct Fresh<B> {
     pub reward_calls: u64,
 }
 
+/// Samples of a trained sampler as a table (`runner sample`): the column
+/// names and one row of cells per sample.
+pub struct SampleTable {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// One row per sample, a cell per column.
+    pub rows: Vec<Vec<String>>,
+}
+
 /// What the loop passes to an evaluation.
 pub struct Counters {
     /// Reward calls for training so far.
@@ -158,6 +167,29 @@ pub trait Family: Sync {
         student: &Sampler<Self::Net>,
         counters: &Counters,
     ) -> Result<Vec<Metric>, RunError>;
+
+    /// The family's training state for a checkpoint, encoded
+    /// ([`super::checkpoint::encode`]): everything sampling, replay,
+    /// bookkeeping and evaluation change (RNG streams, the replay buffer,
+    /// discoveries, counters). What the family builds from its plan alone is
+    /// left out; networks are the samplers'.
+    fn save_state(&self) -> Result<Vec<u8>, RunError>;
+
+    /// Restore what [`Family::save_state`] wrote, over a family just built
+    /// from the same plan.
+    fn load_state(&mut self, state: &[u8]) -> Result<(), RunError>;
+
+    /// `n` fresh samples of `net` without exploration, drawn with `rng` in
+    /// chunks of the evaluation batch size (`runner sample`): each sample's
+    /// terminal state, its reward, and with `log_pf` the log P_F of the
+    /// trajectory that produced it.
+    fn draw_samples(
+        &self,
+        net: &Self::Net,
+        n: usize,
+        log_pf: bool,
+        rng: &mut crate::rng::Rng,
+    ) -> Result<SampleTable, RunError>;
 
     /// A short progress message, e.g. `goals 12`.
     fn progress(&self) -> String;

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 
-use super::family::{Counters, Family, Fresh};
+use super::checkpoint;
+use super::family::{Counters, Family, Fresh, SampleTable};
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
 use crate::behaviour::gafn::{gafn_delta, rnd_loss, Rnd};
@@ -184,6 +185,86 @@ impl Family for GridFamily {
             )?]),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// Columns `x0..x{d-1}` (the terminal state's coordinates), `reward`
+    /// (R(x)), and `log_pf` (the trajectory's log P_F under the network).
+    fn draw_samples(
+        &self,
+        net: &Mlp,
+        n: usize,
+        log_pf: bool,
+        rng: &mut Rng,
+    ) -> Result<SampleTable, RunError> {
+        let m = &self.model;
+        let d = m.grid.ndim;
+        let mut columns: Vec<String> = (0..d).map(|i| format!("x{i}")).collect();
+        columns.push("reward".into());
+        if log_pf {
+            columns.push("log_pf".into());
+        }
+        let mut rows = Vec::with_capacity(n);
+        while rows.len() < n {
+            let k = self.eval_chunk.min(n - rows.len());
+            let t = m.grid.rollout(net, k, 0.0, rng, &m.device)?;
+            let pf: Option<Vec<f32>> = match log_pf {
+                true => {
+                    let balance = m.balance(net, &self.pack(&t)?)?;
+                    Some(balance.sum_per_entry(&balance.log_pf)?.to_vec1()?)
+                }
+                false => None,
+            };
+            for b in 0..t.len() {
+                let mut row: Vec<String> = t.terminal(b).iter().map(|c| c.to_string()).collect();
+                row.push(fmt_f64(t.reward[b]));
+                if let Some(pf) = &pf {
+                    row.push(fmt_f64(pf[b] as f64));
+                }
+                rows.push(row);
+            }
+        }
+        Ok(SampleTable { columns, rows })
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>, RunError> {
+        let (terminal, transition) = match &self.replay {
+            Some(Replay::Terminal(b, ..)) => (Some(b.clone()), None),
+            Some(Replay::Transition(b, ..)) => (None, Some(b.clone())),
+            None => (None, None),
+        };
+        checkpoint::encode(&GridState {
+            discovery: self.discovery.clone(),
+            terminal,
+            transition,
+            last_eval_l1: self.last_eval_l1,
+            rolled_out: self.rolled_out,
+            sampling_rng: self.sampling_rng.clone(),
+            eval_rng: self.eval_rng.clone(),
+            buffer_rng: self.buffer_rng.clone(),
+            ls_rng: self.ls_rng.clone(),
+        })
+    }
+
+    fn load_state(&mut self, state: &[u8]) -> Result<(), RunError> {
+        let s: GridState = checkpoint::decode(state)?;
+        match (&mut self.replay, s.terminal, s.transition) {
+            (Some(Replay::Terminal(b, ..)), Some(saved), None) => *b = saved,
+            (Some(Replay::Transition(b, ..)), None, Some(saved)) => *b = saved,
+            (None, None, None) => {}
+            _ => {
+                return Err(RunError::Checkpoint(
+                    "the checkpoint's replay buffer is not this run's".into(),
+                ))
+            }
+        }
+        self.discovery = s.discovery;
+        self.last_eval_l1 = s.last_eval_l1;
+        self.rolled_out = s.rolled_out;
+        self.sampling_rng = s.sampling_rng;
+        self.eval_rng = s.eval_rng;
+        self.buffer_rng = s.buffer_rng;
+        self.ls_rng = s.ls_rng;
+        Ok(())
     }
 
     fn sample(
@@ -381,6 +462,20 @@ fn finish_order(t: &Trajectories) -> Vec<usize> {
 /// A replayed transition: states s and s' (flattened), action, reward (R(x)
 /// if s' is terminal, else 0), whether s' is terminal.
 type StoredTransition = (Vec<u16>, u32, f64, bool);
+
+/// What a grid run changes while training (its checkpoint state).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct GridState {
+    discovery: GridDiscovery,
+    terminal: Option<ReplayBuffer<usize, (Vec<u16>, f64)>>,
+    transition: Option<ReplayBuffer<(usize, usize), StoredTransition>>,
+    last_eval_l1: f64,
+    rolled_out: bool,
+    sampling_rng: Rng,
+    eval_rng: Rng,
+    buffer_rng: Rng,
+    ls_rng: Rng,
+}
 
 /// The grid's replay buffer.
 enum Replay {

@@ -4,9 +4,11 @@
 //! adapter from the plan (the only `match` on the family after resolution)
 //! and writes the run's results.
 
+pub mod checkpoint;
 pub mod diffusion;
 pub mod family;
 pub mod grid;
+pub mod sample;
 pub mod sampler;
 pub mod sequence;
 mod trainer;
@@ -107,6 +109,12 @@ pub enum RunError {
     /// The teacher's thread panicked (a bug).
     #[error("the teacher's training step panicked")]
     TeacherPanicked,
+    /// A checkpoint could not be read or does not fit the run.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// The run panicked (a bug in the runner): the panic's message.
+    #[error("the run stopped on an internal error (a bug; please report it with the config): {0}")]
+    Panicked(String),
 }
 
 /// The candle device for `kind`.
@@ -183,7 +191,28 @@ pub struct RunOptions {
 }
 
 /// Train `plan` and write its results (`config.toml`, `metrics.csv`, plots).
+///
+/// Ctrl-C and SIGTERM ask the run to stop after its current step (a
+/// [`crate::interrupt::Graceful`] section). A panic inside the run (a bug)
+/// becomes [`RunError::Panicked`], so that a sweep records the run as
+/// failed and goes on with the others.
 pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, RunError> {
+    let _graceful = crate::interrupt::Graceful::enter();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_inner(plan, opts)))
+        .unwrap_or_else(|payload| Err(RunError::Panicked(panic_message(payload.as_ref()))))
+}
+
+/// The message of a panic's payload (a `&str` or a `String`; anything else
+/// is unnamed).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+fn run_inner(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, RunError> {
     let start = Instant::now();
     let device = make_device(plan.device)?;
     if !opts.train_only {

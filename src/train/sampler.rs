@@ -144,6 +144,43 @@ impl<N: Policy> Sampler<N> {
         self.opt.set_lr_scale(scale);
     }
 
+    /// The sampler's state for a checkpoint: the tensors of its optimiser
+    /// (network weights, log Z, Adam's moments; `{prefix}.opt.*`) and of its
+    /// auxiliary optimisers (`{prefix}.aux{k}.*`), and the step count of each
+    /// (the main one first).
+    pub fn state(&self, prefix: &str) -> (Vec<(String, Tensor)>, Vec<i32>) {
+        let (mut tensors, t) = self.opt.state(&format!("{prefix}.opt"));
+        let mut steps = vec![t];
+        for (k, opt) in self.aux.iter().enumerate() {
+            let (more, t) = opt.state(&format!("{prefix}.aux{k}"));
+            tensors.extend(more);
+            steps.push(t);
+        }
+        (tensors, steps)
+    }
+
+    /// Restore the state [`Sampler::state`] saved under `prefix`.
+    pub fn restore(
+        &mut self,
+        prefix: &str,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        steps: &[i32],
+    ) -> Result<(), RunError> {
+        if steps.len() != 1 + self.aux.len() {
+            return Err(RunError::Checkpoint(format!(
+                "`{prefix}` has {} optimiser(s) in the checkpoint, {} here",
+                steps.len(),
+                1 + self.aux.len()
+            )));
+        }
+        self.opt
+            .restore(&format!("{prefix}.opt"), tensors, steps[0])?;
+        for (k, opt) in self.aux.iter_mut().enumerate() {
+            opt.restore(&format!("{prefix}.aux{k}"), tensors, steps[k + 1])?;
+        }
+        Ok(())
+    }
+
     /// Backpropagate `loss`, take one optimiser step (and one of every
     /// auxiliary optimiser), then apply the log Z clamp.
     pub fn update(&mut self, loss: &Tensor) -> Result<(), RunError> {

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use candle_core::Device;
 
-use super::family::{Counters, Family, Fresh};
+use super::family::{Counters, Family, Fresh, SampleTable};
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
 use crate::behaviour::teacher::Signals;
@@ -23,6 +23,7 @@ use crate::envs::sequence::traj::{rollout, SeqTraj, Transitions};
 use crate::metrics::sequence::{evaluate, ExactSet};
 use crate::metrics::Metric;
 use crate::objective::balance::{Balance, Layout};
+use crate::output::fmt_f64;
 use crate::plan::sequence::{RecentPlan, SequencePlan};
 use crate::plan::Plan;
 use crate::policy::ssr::Ssr;
@@ -174,6 +175,18 @@ impl SequenceFamily {
     }
 }
 
+/// What a sequence run changes while training (its checkpoint state).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SequenceState {
+    buffer: Option<RecentDiscoveries<Vec<u8>>>,
+    history: HashSet<Vec<u8>>,
+    modes_found: usize,
+    sampling_rng: Rng,
+    eval_rng: Rng,
+    buffer_rng: Rng,
+    ls_rng: Rng,
+}
+
 impl Family for SequenceFamily {
     type Net = Ssr;
     type Batch = SeqBatch;
@@ -188,6 +201,74 @@ impl Family for SequenceFamily {
             true => net.with_flow_head(rng)?,
             false => net,
         })
+    }
+
+    /// Columns `x` (the string), `reward` (the oracle's raw r(x), as
+    /// `runner score` prints it), `log_reward` (the training log R(x), after
+    /// exponent and scale), and `log_pf` (the sampled trajectory's log P_F;
+    /// the string's own probability sums over its trajectories).
+    fn draw_samples(
+        &self,
+        net: &Ssr,
+        n: usize,
+        log_pf: bool,
+        rng: &mut Rng,
+    ) -> Result<SampleTable, RunError> {
+        let env = &self.env;
+        let mut columns: Vec<String> = vec!["x".into(), "reward".into(), "log_reward".into()];
+        if log_pf {
+            columns.push("log_pf".into());
+        }
+        let mut rows = Vec::with_capacity(n);
+        while rows.len() < n {
+            let k = self.eval_chunk.min(n - rows.len());
+            let trajs = rollout(&env.mdp, net, k, 0.0, rng)?;
+            let raw = env.raw_many(trajs.iter().map(SeqTraj::x));
+            for (t, r) in trajs.iter().zip(raw) {
+                let mut row = vec![
+                    env.task.decode(t.x()),
+                    fmt_f64(r),
+                    fmt_f64(env.log_reward_of_raw(r)),
+                ];
+                if log_pf {
+                    row.push(fmt_f64(t.sampled_log_pf));
+                }
+                rows.push(row);
+            }
+        }
+        Ok(SampleTable { columns, rows })
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>, RunError> {
+        super::checkpoint::encode(&SequenceState {
+            buffer: self.buffer.as_ref().map(|(b, _)| b.clone()),
+            history: self.history.clone(),
+            modes_found: self.modes_found,
+            sampling_rng: self.sampling_rng.clone(),
+            eval_rng: self.eval_rng.clone(),
+            buffer_rng: self.buffer_rng.clone(),
+            ls_rng: self.ls_rng.clone(),
+        })
+    }
+
+    fn load_state(&mut self, state: &[u8]) -> Result<(), RunError> {
+        let s: SequenceState = super::checkpoint::decode(state)?;
+        match (&mut self.buffer, s.buffer) {
+            (Some((b, _)), Some(saved)) => *b = saved,
+            (None, None) => {}
+            _ => {
+                return Err(RunError::Checkpoint(
+                    "the checkpoint's replay buffer is not this run's".into(),
+                ))
+            }
+        }
+        self.history = s.history;
+        self.modes_found = s.modes_found;
+        self.sampling_rng = s.sampling_rng;
+        self.eval_rng = s.eval_rng;
+        self.buffer_rng = s.buffer_rng;
+        self.ls_rng = s.ls_rng;
+        Ok(())
     }
 
     fn sample(

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
+use super::checkpoint;
 use super::family::{Counters, Family};
 use super::sampler::Sampler;
 use super::watch::{divergence_advice, ParamWatch};
@@ -25,6 +26,7 @@ use crate::behaviour::teacher::signals;
 use crate::behaviour::Source;
 use crate::metrics::{tail_mean, Metric, MetricSink};
 use crate::objective::Trained;
+use crate::output::tensorboard::{self, TensorBoardSink};
 use crate::output::{progress_bar, CsvSink};
 use crate::plan::{Plan, ShortBuffer};
 use crate::rng::{self, Stream};
@@ -50,9 +52,17 @@ struct Trainer<'a, F: Family> {
     student: Sampler<F::Net>,
     teacher: Option<Sampler<F::Net>>,
     tally: Tally,
+    /// Batches trained on.
+    batches: u64,
+    /// The student's parameters at the last evaluation.
+    watch: ParamWatch,
+    /// [`checkpoint::config_identity`] of the plan.
+    identity: String,
 }
 
-/// Train `family` as `plan` says and write `metrics.csv` into the run directory.
+/// Train `family` as `plan` says and write `metrics.csv` into the run
+/// directory, resuming from the run's latest checkpoint when it has one of
+/// the same config (see [`checkpoint`]).
 pub(crate) fn train<F: Family>(
     plan: &Plan,
     family: F,
@@ -80,60 +90,245 @@ pub(crate) fn train<F: Family>(
         student,
         teacher,
         tally: Tally::default(),
+        batches: 0,
+        watch: ParamWatch::default(),
+        identity: checkpoint::config_identity(&plan.resolved),
     };
-    trainer.run(start)
+    let resumed = match opts.train_only {
+        true => None,
+        false => trainer.resume(device)?,
+    };
+    trainer.run(start, resumed)
+}
+
+/// Where the metrics rows go: `metrics.csv`, and TensorBoard's event file
+/// in the run directory (one TensorBoard run per run directory).
+struct Sinks {
+    csv: CsvSink,
+    /// `None` when only training (the benchmark).
+    tensorboard: Option<TensorBoardSink>,
+    /// The run's first start, unix seconds.
+    started_unix: f64,
+}
+
+impl Sinks {
+    /// The sinks of a run starting now.
+    fn new(csv: CsvSink, dir: &std::path::Path, tensorboard: bool) -> Self {
+        let started_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        Self {
+            csv,
+            tensorboard: tensorboard.then(|| TensorBoardSink::new(dir, started_unix)),
+            started_unix,
+        }
+    }
+
+    /// The sinks of a run resumed at `step`: `metrics.csv` as the checkpoint
+    /// holds it, the event file's rows up to `step` (the later ones are
+    /// computed again; an unreadable event file starts empty).
+    fn resume(
+        mut csv: CsvSink,
+        dir: &std::path::Path,
+        started_unix: f64,
+        step: u64,
+        metrics_csv: &str,
+    ) -> Result<Self, RunError> {
+        csv.restore(metrics_csv).map_err(|cause| RunError::Io {
+            path: csv.path().to_path_buf(),
+            cause,
+        })?;
+        let mut rows = tensorboard::read_dir(dir).unwrap_or_default();
+        rows.retain(|r| r.step <= step);
+        let tb = TensorBoardSink::new(dir, started_unix).with_rows(rows);
+        tb.rewrite().map_err(|cause| RunError::Io {
+            path: tb.path().to_path_buf(),
+            cause,
+        })?;
+        Ok(Self {
+            csv,
+            tensorboard: Some(tb),
+            started_unix,
+        })
+    }
+
+    /// Append `row` of `step` to every sink.
+    fn write_row(&mut self, step: u64, row: &[Metric]) -> Result<(), RunError> {
+        self.csv
+            .write_row(step, row)
+            .map_err(|cause| RunError::Io {
+                path: self.csv.path().to_path_buf(),
+                cause,
+            })?;
+        if let Some(tb) = &mut self.tensorboard {
+            tb.write_row(step, row).map_err(|cause| RunError::Io {
+                path: tb.path().to_path_buf(),
+                cause,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a resumed run goes on from.
+struct Resumed {
+    /// Steps done.
+    step: u64,
+    /// `metrics.csv` at that step.
+    metrics_csv: String,
+    /// Wall seconds spent before.
+    wall_s: f64,
+    /// The run's first start, unix seconds.
+    started_unix: f64,
 }
 
 impl<F: Family> Trainer<'_, F> {
-    fn run(&mut self, start: Instant) -> Result<RunSummary, RunError> {
+    /// Restore the latest checkpoint of the run directory. One written for
+    /// another config (or format) is not resumed: every checkpoint of the
+    /// directory is removed and the run starts again, as is done without one.
+    fn resume(&mut self, device: &Device) -> Result<Option<Resumed>, RunError> {
+        let dir = &self.opts.dir;
+        let Some(path) = checkpoint::latest(dir) else {
+            return Ok(None);
+        };
+        let (tensors, state) = checkpoint::read(&path, device).map_err(|e| {
+            RunError::Checkpoint(format!(
+                "{e}; remove {} to start the run again",
+                dir.join(checkpoint::DIR).display()
+            ))
+        })?;
+        if state.format != checkpoint::FORMAT || state.config != self.identity {
+            checkpoint::remove_all(dir)?;
+            return Ok(None);
+        }
+        self.student
+            .restore("student", &tensors, &state.student_steps)?;
+        match (&mut self.teacher, &state.teacher_steps) {
+            (Some(t), Some(steps)) => t.restore("teacher", &tensors, steps)?,
+            (None, None) => {}
+            _ => {
+                return Err(RunError::Checkpoint(format!(
+                    "{}: the teacher does not match the run's",
+                    path.display()
+                )))
+            }
+        }
+        self.family.load_state(&state.family)?;
+        self.tally = Tally {
+            losses: state.losses,
+            teacher_losses: state.teacher_losses,
+            states: state.states,
+            reward_calls: state.reward_calls,
+        };
+        self.batches = state.batches;
+        self.watch = ParamWatch::from_state(state.watch);
+        crate::errln!(
+            "{}: resuming from step {} of {} ({})",
+            dir.display(),
+            state.step,
+            self.plan.steps,
+            path.display()
+        );
+        Ok(Some(Resumed {
+            step: state.step,
+            metrics_csv: state.metrics_csv,
+            wall_s: state.wall_s,
+            started_unix: state.started_unix,
+        }))
+    }
+
+    /// Write the checkpoint after `step` steps, with the metrics so far.
+    fn checkpoint(&self, step: u64, sinks: &Sinks, wall_s: f64) -> Result<(), RunError> {
+        let (mut tensors, student_steps) = self.student.state("student");
+        let teacher_steps = self.teacher.as_ref().map(|t| {
+            let (more, steps) = t.state("teacher");
+            tensors.extend(more);
+            steps
+        });
+        let state = checkpoint::LoopState {
+            format: checkpoint::FORMAT,
+            step,
+            config: self.identity.clone(),
+            metrics_csv: sinks.csv.text().to_string(),
+            wall_s,
+            started_unix: sinks.started_unix,
+            losses: self.tally.losses.clone(),
+            teacher_losses: self.tally.teacher_losses.clone(),
+            states: self.tally.states,
+            reward_calls: self.tally.reward_calls,
+            batches: self.batches,
+            watch: self.watch.state(),
+            student_steps,
+            teacher_steps,
+            family: self.family.save_state()?,
+        };
+        checkpoint::write(&self.opts.dir, tensors, &state, self.plan.keep_checkpoints)?;
+        Ok(())
+    }
+
+    /// Evaluate after `step` steps and append the row to the sinks.
+    fn evaluate(&mut self, step: u64, sinks: &mut Sinks, wall_s: f64) -> Result<(), RunError> {
+        let plan = self.plan;
+        let mut row = vec![
+            Metric::new("loss", tail_mean(&self.tally.losses, plan.loss_window)),
+            Metric::new(
+                "teacher_loss",
+                tail_mean(&self.tally.teacher_losses, plan.loss_window),
+            ),
+            Metric::new(F::LOG_Z_COLUMN, self.student.log_z_value()?),
+        ];
+        let counters = Counters {
+            reward_calls: self.tally.reward_calls,
+            grad_steps: self.tally.losses.len() as u64,
+        };
+        let metrics = self.family.evaluate(step, &self.student, &counters)?;
+        debug_assert!(
+            metrics
+                .iter()
+                .map(|m| m.name)
+                .eq(F::METRICS.iter().copied()),
+            "the family's metrics must be its METRICS, in order"
+        );
+        row.extend(metrics);
+        row.push(Metric::new("wall_s", wall_s));
+        sinks.write_row(step, &row)?;
+        self.watch
+            .check(&self.student.net, self.tally.losses.len(), step, plan)
+    }
+
+    fn run(&mut self, start: Instant, resumed: Option<Resumed>) -> Result<RunSummary, RunError> {
         let (plan, opts) = (self.plan, self.opts);
         let mut columns = vec!["loss", "teacher_loss", F::LOG_Z_COLUMN];
         columns.extend(F::METRICS);
         columns.push("wall_s");
         let path = opts.dir.join("metrics.csv");
-        let mut sink =
-            CsvSink::new(path.clone(), F::STEP_COLUMN, &columns).with_decimals("wall_s", 3);
-        let mut watch = ParamWatch::default();
-        let mut evaluate = |t: &mut Self, step: u64| -> Result<(), RunError> {
-            let mut row = vec![
-                Metric::new("loss", tail_mean(&t.tally.losses, plan.loss_window)),
-                Metric::new(
-                    "teacher_loss",
-                    tail_mean(&t.tally.teacher_losses, plan.loss_window),
-                ),
-                Metric::new(F::LOG_Z_COLUMN, t.student.log_z_value()?),
-            ];
-            let counters = Counters {
-                reward_calls: t.tally.reward_calls,
-                grad_steps: t.tally.losses.len() as u64,
-            };
-            let metrics = t.family.evaluate(step, &t.student, &counters)?;
-            debug_assert!(
-                metrics
-                    .iter()
-                    .map(|m| m.name)
-                    .eq(F::METRICS.iter().copied()),
-                "the family's metrics must be its METRICS, in order"
-            );
-            row.extend(metrics);
-            row.push(Metric::new("wall_s", start.elapsed().as_secs_f64()));
-            sink.write_row(step, &row).map_err(|source| RunError::Io {
-                path: path.clone(),
-                cause: source,
-            })?;
-            watch.check(&t.student.net, t.tally.losses.len(), step, plan)
+        let csv = CsvSink::new(path.clone(), F::STEP_COLUMN, &columns).with_decimals("wall_s", 3);
+        let (first, wall_before, mut sinks) = match resumed {
+            Some(r) => (
+                r.step,
+                r.wall_s,
+                Sinks::resume(csv, &opts.dir, r.started_unix, r.step, &r.metrics_csv)?,
+            ),
+            None => (0, 0.0, Sinks::new(csv, &opts.dir, !opts.train_only)),
         };
-        if !opts.train_only {
-            evaluate(self, 0)?;
+        // A resumed run's wall time goes on from the checkpoint's.
+        let wall = || wall_before + start.elapsed().as_secs_f64();
+        if !opts.train_only && first == 0 {
+            self.evaluate(0, &mut sinks, wall())?;
         }
         let bar = progress_bar(
             plan.steps,
             plan.progress && opts.progress && !opts.train_only,
             &plan.resolved.name,
         );
-        let mut batches = 0u64;
-        for i in 0..plan.steps {
+        bar.set_position(first);
+        let mut saved = first;
+        for i in first..plan.steps {
             if crate::interrupt::requested() {
+                // Ctrl-C, SIGTERM (a SLURM time limit): keep what was done.
+                if !opts.train_only && i > saved {
+                    self.checkpoint(i, &sinks, wall())?;
+                }
                 return Err(RunError::Interrupted { step: i });
             }
             if !plan.lr_schedule.milestones.is_empty() {
@@ -146,13 +341,21 @@ impl<F: Family> Trainer<'_, F> {
             self.family.start_step(i);
             let step = &plan.schedule[i as usize % plan.schedule.len()];
             for &source in step.sources() {
-                batches += u64::from(self.batch(source, i)?);
+                self.batches += u64::from(self.batch(source, i)?);
             }
             bar.inc(1);
             let done = i + 1;
-            if !opts.train_only && (done % plan.eval.every == 0 || done == plan.steps) {
+            if opts.train_only {
+                continue;
+            }
+            if done % plan.eval.every == 0 || done == plan.steps {
                 bar.set_message(self.family.progress());
-                evaluate(self, done)?;
+                self.evaluate(done, &mut sinks, wall())?;
+            }
+            let every = plan.checkpoint_every;
+            if done == plan.steps || (every > 0 && done % every == 0) {
+                self.checkpoint(done, &sinks, wall())?;
+                saved = done;
             }
         }
         bar.finish_and_clear();
@@ -160,8 +363,8 @@ impl<F: Family> Trainer<'_, F> {
             dir: opts.dir.clone(),
             steps: plan.steps,
             headline: self.family.headline(),
-            wall_s: start.elapsed().as_secs_f64(),
-            mean_batch_states: self.tally.states as f64 / batches.max(1) as f64,
+            wall_s: wall(),
+            mean_batch_states: self.tally.states as f64 / self.batches.max(1) as f64,
         })
     }
 

@@ -23,6 +23,16 @@ pub(crate) struct ParamWatch {
 }
 
 impl ParamWatch {
+    /// The watch's memory, for a checkpoint.
+    pub(crate) fn state(&self) -> Option<(u64, usize, u64)> {
+        self.last
+    }
+
+    /// A watch that remembers `last` ([`ParamWatch::state`]).
+    pub(crate) fn from_state(last: Option<(u64, usize, u64)>) -> Self {
+        Self { last }
+    }
+
     /// Compare the parameters of `net` at evaluation `step`, after `trained`
     /// trained batches in all, with those of the previous evaluation.
     pub(crate) fn check<N: Policy>(

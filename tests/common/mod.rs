@@ -111,3 +111,36 @@ pub fn cells(line: &str) -> Vec<String> {
     out.push(cur);
     out
 }
+
+/// Send `signal` (a name: `TERM`, `INT`) to process `pid` with `kill`.
+#[allow(dead_code)]
+pub fn send_signal(pid: u32, signal: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill -{signal} {pid} failed");
+}
+
+/// SIGTERM `child` and wait at most `secs` seconds for it to end; panics
+/// (naming `what`) when it is still alive then. Returns its exit status.
+#[allow(dead_code)]
+pub fn terminate_within(
+    child: &mut std::process::Child,
+    secs: u64,
+    what: &str,
+) -> std::process::ExitStatus {
+    send_signal(child.id(), "TERM");
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if t0.elapsed().as_secs() >= secs {
+            let _ = child.kill();
+            panic!("{what} ignored SIGTERM for {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -38,8 +38,17 @@ impl DiffusionEnvConfig {
         if self.steps < 2 {
             return Err(Invalid::new("env.steps", "must be at least 2"));
         }
-        if !(self.t_scale.is_finite() && self.t_scale > 0.0) {
-            return Err(Invalid::new("env.t_scale", "must be a positive number"));
+        // The noise scale is sqrt(t_scale * dt): far outside [1e-6, 1e6]
+        // the states leave f32's range or the noise vanishes below its
+        // precision, and the metrics are meaningless.
+        if !(self.t_scale.is_finite() && (1e-6..=1e6).contains(&self.t_scale)) {
+            return Err(Invalid::new(
+                "env.t_scale",
+                format!(
+                    "is {}: must be in [1e-6, 1e6] (the variance of the noise per unit time; the paper's 1)",
+                    self.t_scale
+                ),
+            ));
         }
         Ok(())
     }

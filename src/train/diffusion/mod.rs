@@ -14,7 +14,7 @@ mod process;
 
 use candle_core::{Device, Tensor};
 
-use super::family::{Counters, Family, Fresh};
+use super::family::{Counters, Family, Fresh, SampleTable};
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
 use crate::behaviour::teacher::Signals;
@@ -25,6 +25,7 @@ use crate::metrics::diffusion::{bounds, Bounds};
 use crate::metrics::{quantile, Metric};
 use crate::objective::balance::Balance;
 use crate::objective::tb::tb_residuals;
+use crate::output::fmt_f64;
 use crate::output::scatter;
 use crate::plan::diffusion::{BufferPlan, DiffusionPlan};
 use crate::plan::Plan;
@@ -87,6 +88,21 @@ pub struct DiffPacked {
 /// Terminal states x `[d]` with their log R, unkeyed, ranked by a priority
 /// fixed at insertion.
 type TerminalBuffer = ReplayBuffer<(), (Vec<f32>, f64)>;
+
+/// What a diffusion run changes while training (its checkpoint state).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DiffusionState {
+    buffer: Option<TerminalBuffer>,
+    tau: Option<f64>,
+    seeded: bool,
+    iteration: u64,
+    energy_calls: u64,
+    sampling_rng: Rng,
+    eval_rng: Rng,
+    buffer_rng: Rng,
+    ls_rng: Rng,
+    exact_rng: Rng,
+}
 
 /// The diffusion family of one run.
 pub struct DiffusionFamily {
@@ -361,6 +377,81 @@ impl Family for DiffusionFamily {
 
     fn start_step(&mut self, i: u64) {
         self.iteration = i;
+    }
+
+    /// Columns `x0..x{d-1}` (the terminal state), `log_reward` (log R(x) =
+    /// -E(x)), and `log_pf` (the trajectory's log P_F, Gaussian densities
+    /// of its steps).
+    fn draw_samples(
+        &self,
+        net: &DiffusionNet,
+        n: usize,
+        log_pf: bool,
+        rng: &mut Rng,
+    ) -> Result<SampleTable, RunError> {
+        let d = self.process.sde.dim;
+        let mut columns: Vec<String> = (0..d).map(|i| format!("x{i}")).collect();
+        columns.push("log_reward".into());
+        if log_pf {
+            columns.push("log_pf".into());
+        }
+        let mut rows = Vec::with_capacity(n);
+        while rows.len() < n {
+            let k = self.eval_chunk.min(n - rows.len());
+            let (paths, pf) = self.process.rollout(net, k, 0.0, rng)?;
+            let x = paths.terminal();
+            let log_r = self.process.log_rewards_of(x);
+            for j in 0..k {
+                let mut row: Vec<String> = x[j * d..(j + 1) * d]
+                    .iter()
+                    .map(|&v| fmt_f64(v as f64))
+                    .collect();
+                row.push(fmt_f64(log_r[j]));
+                if log_pf {
+                    row.push(fmt_f64(pf[j]));
+                }
+                rows.push(row);
+            }
+        }
+        Ok(SampleTable { columns, rows })
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>, RunError> {
+        super::checkpoint::encode(&DiffusionState {
+            buffer: self.buffer.as_ref().map(|(b, _)| b.clone()),
+            tau: self.tau,
+            seeded: self.seeded,
+            iteration: self.iteration,
+            energy_calls: self.energy_calls,
+            sampling_rng: self.sampling_rng.clone(),
+            eval_rng: self.eval_rng.clone(),
+            buffer_rng: self.buffer_rng.clone(),
+            ls_rng: self.ls_rng.clone(),
+            exact_rng: self.exact_rng.clone(),
+        })
+    }
+
+    fn load_state(&mut self, state: &[u8]) -> Result<(), RunError> {
+        let s: DiffusionState = super::checkpoint::decode(state)?;
+        match (&mut self.buffer, s.buffer) {
+            (Some((b, _)), Some(saved)) => *b = saved,
+            (None, None) => {}
+            _ => {
+                return Err(RunError::Checkpoint(
+                    "the checkpoint's replay buffer is not this run's".into(),
+                ))
+            }
+        }
+        self.tau = s.tau;
+        self.seeded = s.seeded;
+        self.iteration = s.iteration;
+        self.energy_calls = s.energy_calls;
+        self.sampling_rng = s.sampling_rng;
+        self.eval_rng = s.eval_rng;
+        self.buffer_rng = s.buffer_rng;
+        self.ls_rng = s.ls_rng;
+        self.exact_rng = s.exact_rng;
+        Ok(())
     }
 
     fn sample(
