@@ -156,6 +156,7 @@ fn killed_then_resumed_equals_uninterrupted() {
             metrics_without_wall(&run.join("metrics.csv")),
             "{file}"
         );
+        assert_tensorboard_matches_metrics(&run);
         // The final checkpoint is kept; at most `keep_checkpoints` (2) are.
         let kept = checkpoints(&run);
         assert!(!kept.is_empty() && kept.len() <= 2, "{kept:?}");
@@ -207,4 +208,112 @@ fn sigterm_checkpoints_and_a_changed_config_starts_again() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("resuming"), "{}", stderr(&o));
+}
+
+/// The TensorBoard file of a run holds the rows of its `metrics.csv`: one
+/// event per row at the row's step, one scalar per non-empty, non-NaN cell
+/// under the column's name, equal as f32 (`wall_s` to the CSV's
+/// milliseconds). After a resume it has each step once.
+fn assert_tensorboard_matches_metrics(run: &Path) {
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows = runner::output::tensorboard::read_dir(run).unwrap();
+    let csv: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), csv.len(), "{}", run.display());
+    for (event, cells) in rows.iter().zip(&csv) {
+        assert_eq!(event.step.to_string(), cells[0]);
+        let want: Vec<(String, f32)> = header[1..]
+            .iter()
+            .zip(&cells[1..])
+            .filter(|(_, c)| !c.is_empty() && **c != "nan")
+            .map(|(h, c)| (h.to_string(), c.parse::<f64>().unwrap() as f32))
+            .collect();
+        // wall_s: the CSV rounds it to milliseconds.
+        let split = |v: &[(String, f32)]| {
+            let (wall, rest): (Vec<_>, Vec<_>) =
+                v.iter().cloned().partition(|(t, _)| t == "wall_s");
+            (wall[0].1, rest)
+        };
+        let ((wall, got), (wall_csv, want)) = (split(&event.values), split(&want));
+        assert_eq!(got, want, "step {}", event.step);
+        assert!((wall - wall_csv).abs() <= 6e-4, "{wall} {wall_csv}");
+    }
+}
+
+/// `runner sample`: N rows of the family's columns from the latest
+/// checkpoint, the same for the same seed and different for another; a
+/// sequence sample's `reward` is what `runner score` says of its string;
+/// `log_pf` is a log-probability (at most 0 on the discrete families). A
+/// directory that is not a run, or a run without checkpoints, is an error
+/// saying so. The TensorBoard file of each run matches its metrics.
+#[test]
+fn samples_of_a_trained_run() {
+    let out = tempfile::tempdir().unwrap();
+    for (i, &(file, name, sets)) in CASES.iter().enumerate() {
+        if i == 1 {
+            continue; // GAFN: the grid's columns again
+        }
+        let o = command(file, out.path(), sets).output().unwrap();
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
+        let run = out.path().join(name).join("seed=0");
+        assert_tensorboard_matches_metrics(&run);
+        let sample = |seed: &str| {
+            let o = runner()
+                .arg("sample")
+                .arg(&run)
+                .args(["-n", "40", "--seed", seed, "--log-pf"])
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{file}: {}", stderr(&o));
+            String::from_utf8(o.stdout).unwrap()
+        };
+        let (a, b, c) = (sample("1"), sample("1"), sample("2"));
+        assert_eq!(a, b, "{file}: the same seed");
+        assert_ne!(a, c, "{file}: another seed");
+        let mut lines = a.lines();
+        let header = lines.next().unwrap();
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows.len(), 40);
+        let want = match name {
+            "grid_d4_h32_teacher_ls_per" => "x0,x1,reward,log_pf",
+            "tfbind8_teacher_prt" => "x,reward,log_reward,log_pf",
+            _ => "x0,x1,x2,x3,x4,x5,x6,x7,x8,x9,x10,x11,x12,x13,x14,x15,x16,x17,x18,x19,x20,x21,x22,x23,x24,x25,x26,x27,x28,x29,x30,x31,log_reward,log_pf",
+        };
+        assert_eq!(header, want, "{file}");
+        let last = rows[0].len() - 1;
+        for r in &rows {
+            let log_pf: f64 = r[last].parse().unwrap();
+            assert!(log_pf.is_finite(), "{file}: {r:?}");
+            if !name.starts_with("many_well") {
+                assert!(log_pf <= 0.0, "{file}: {r:?}");
+            }
+        }
+        if name == "tfbind8_teacher_prt" {
+            let strings: String = rows.iter().map(|r| format!("{}\n", r[0])).collect();
+            let list = out.path().join("strings.txt");
+            std::fs::write(&list, strings).unwrap();
+            let o = runner().args(["score", file]).arg(&list).output().unwrap();
+            let scored = String::from_utf8(o.stdout).unwrap();
+            let scored: Vec<&str> = scored.lines().skip(1).collect();
+            for (r, s) in rows.iter().zip(scored) {
+                assert_eq!(s, format!("{},{}", r[0], r[1]));
+            }
+        }
+    }
+    // Errors: not a run directory; a run without checkpoints.
+    let o = runner().arg("sample").arg(out.path()).output().unwrap();
+    assert!(
+        !o.status.success() && stderr(&o).contains("is not a run directory"),
+        "{}",
+        stderr(&o)
+    );
+    let run = out.path().join("grid_d4_h32_teacher_ls_per/seed=0");
+    std::fs::remove_dir_all(run.join("checkpoints")).unwrap();
+    let o = runner().arg("sample").arg(&run).output().unwrap();
+    assert!(
+        !o.status.success() && stderr(&o).contains("has no checkpoint"),
+        "{}",
+        stderr(&o)
+    );
 }
