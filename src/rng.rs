@@ -35,6 +35,32 @@ pub enum Stream {
     Export = 9,
 }
 
+/// The streams a family draws from while it trains and evaluates, kept
+/// together so that a checkpoint saves (and a resume restores) them whole.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Streams {
+    /// [`Stream::Sampling`].
+    pub sampling: Rng,
+    /// [`Stream::Eval`].
+    pub eval: Rng,
+    /// [`Stream::Buffer`].
+    pub buffer: Rng,
+    /// [`Stream::LocalSearch`].
+    pub local_search: Rng,
+}
+
+impl Streams {
+    /// The streams of the run seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            sampling: stream(seed, Stream::Sampling),
+            eval: stream(seed, Stream::Eval),
+            buffer: stream(seed, Stream::Buffer),
+            local_search: stream(seed, Stream::LocalSearch),
+        }
+    }
+}
+
 /// A generator for `stream` of the run seeded with `seed`.
 pub fn stream(seed: u64, stream: Stream) -> Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

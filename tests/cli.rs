@@ -814,6 +814,11 @@ fn absurd_rates_and_exponents_are_refused() {
             "`behaviour.rnd_lr`",
         ),
         (
+            "experiments/gmm25_on_policy.toml",
+            "env.t_scale=1e300",
+            "`env.t_scale`: is 1e300; must be in [1e-6, 1e6]",
+        ),
+        (
             "experiments/grid_d4_h32_teacher.toml",
             "behaviour.alpha=-1",
             "`behaviour.alpha`: is -1; must be >= 0",

@@ -92,6 +92,22 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, RunError>
         .map_err(|e| RunError::Checkpoint(format!("cannot decode the state: {e}")))
 }
 
+/// Put a family's saved replay buffer into its place: both present, or
+/// both absent (a run without a buffer); otherwise the checkpoint is not
+/// this run's.
+pub fn restore_buffer<T>(slot: Option<&mut T>, saved: Option<T>) -> Result<(), RunError> {
+    match (slot, saved) {
+        (Some(b), Some(saved)) => *b = saved,
+        (None, None) => {}
+        _ => {
+            return Err(RunError::Checkpoint(
+                "the checkpoint's replay buffer is not this run's".into(),
+            ))
+        }
+    }
+    Ok(())
+}
+
 /// The identity of a resolved config: the SHA-256 of its TOML with the
 /// settings that never change results cleared (checkpoint cadence, progress
 /// bar). A checkpoint resumes only a run of the same identity.

@@ -30,7 +30,7 @@ use crate::output::{fmt_f64, plot};
 use crate::plan::grid::{GridPlan, GridReplay};
 use crate::plan::Plan;
 use crate::policy::mlp::Mlp;
-use crate::rng::{self, Rng, Stream};
+use crate::rng::{self, Rng, Stream, Streams};
 use crate::search::grid::refine;
 use crate::search::GridSearch;
 
@@ -79,10 +79,7 @@ pub struct GridFamily {
     last_eval_l1: f64,
     /// The last fresh batch came from a rollout, not from local search.
     rolled_out: bool,
-    sampling_rng: Rng,
-    eval_rng: Rng,
-    buffer_rng: Rng,
-    ls_rng: Rng,
+    streams: Streams,
 }
 
 impl GridFamily {
@@ -133,10 +130,7 @@ impl GridFamily {
             plots,
             last_eval_l1: f64::NAN,
             rolled_out: true,
-            sampling_rng: rng::stream(plan.seed, Stream::Sampling),
-            eval_rng: rng::stream(plan.seed, Stream::Eval),
-            buffer_rng: rng::stream(plan.seed, Stream::Buffer),
-            ls_rng: rng::stream(plan.seed, Stream::LocalSearch),
+            streams: Streams::new(plan.seed),
         })
     }
 }
@@ -238,10 +232,7 @@ impl Family for GridFamily {
             transition,
             last_eval_l1: self.last_eval_l1,
             rolled_out: self.rolled_out,
-            sampling_rng: self.sampling_rng.clone(),
-            eval_rng: self.eval_rng.clone(),
-            buffer_rng: self.buffer_rng.clone(),
-            ls_rng: self.ls_rng.clone(),
+            streams: self.streams.clone(),
         })
     }
 
@@ -260,10 +251,7 @@ impl Family for GridFamily {
         self.discovery = s.discovery;
         self.last_eval_l1 = s.last_eval_l1;
         self.rolled_out = s.rolled_out;
-        self.sampling_rng = s.sampling_rng;
-        self.eval_rng = s.eval_rng;
-        self.buffer_rng = s.buffer_rng;
-        self.ls_rng = s.ls_rng;
+        self.streams = s.streams;
         Ok(())
     }
 
@@ -279,7 +267,7 @@ impl Family for GridFamily {
             net,
             self.batch_size,
             self.epsilon,
-            &mut self.sampling_rng,
+            &mut self.streams.sampling,
             &m.device,
         )?;
         let mut reward_calls = t.len() as u64;
@@ -294,8 +282,15 @@ impl Family for GridFamily {
                 let t = student.train_loss(&m.balance(&student.net, &packed)?, &log_rewards(c))?;
                 Ok(signals(&t.pieces, &t.delta.to_vec1()?, reward, &c.reward).per_entry)
             };
-            let (refined, calls) =
-                refine(ls, &m.grid, net, t, &mut score, &mut self.ls_rng, &m.device)?;
+            let (refined, calls) = refine(
+                ls,
+                &m.grid,
+                net,
+                t,
+                &mut score,
+                &mut self.streams.local_search,
+                &m.device,
+            )?;
             t = refined;
             reward_calls += calls;
         }
@@ -308,7 +303,7 @@ impl Family for GridFamily {
 
     fn replay(&mut self) -> Result<Option<Trajectories>, RunError> {
         Ok(match &self.replay {
-            Some(r) => r.sample(&self.model.grid, self.batch_size, &mut self.buffer_rng),
+            Some(r) => r.sample(&self.model.grid, self.batch_size, &mut self.streams.buffer),
             None => None,
         })
     }
@@ -378,16 +373,16 @@ impl Family for GridFamily {
                 let q = m
                     .grid
                     .terminal_distribution(&student.net, self.eval_chunk, &m.device)?;
-                let samples = sample_from(&q, self.eval_samples, &mut self.eval_rng);
+                let samples = sample_from(&q, self.eval_samples, &mut self.streams.eval);
                 (Some(l1_to_target(&m.grid, q.into_iter())), samples)
             }
             false => {
                 let mut terminals = Vec::with_capacity(self.eval_samples);
                 while terminals.len() < self.eval_samples {
                     let n = self.eval_chunk.min(self.eval_samples - terminals.len());
-                    let t = m
-                        .grid
-                        .rollout(&student.net, n, 0.0, &mut self.eval_rng, &m.device)?;
+                    let t =
+                        m.grid
+                            .rollout(&student.net, n, 0.0, &mut self.streams.eval, &m.device)?;
                     terminals
                         .extend((0..t.len()).filter_map(|b| m.grid.terminal_index(t.terminal(b))));
                 }
@@ -471,10 +466,7 @@ struct GridState {
     transition: Option<ReplayBuffer<(usize, usize), StoredTransition>>,
     last_eval_l1: f64,
     rolled_out: bool,
-    sampling_rng: Rng,
-    eval_rng: Rng,
-    buffer_rng: Rng,
-    ls_rng: Rng,
+    streams: Streams,
 }
 
 /// The grid's replay buffer.

@@ -198,7 +198,12 @@ pub struct RunOptions {
 /// failed and goes on with the others.
 pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, RunError> {
     let _graceful = crate::interrupt::Graceful::enter();
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_inner(plan, opts)))
+    catch_panics(|| run_inner(plan, opts))
+}
+
+/// `f`'s result, or [`RunError::Panicked`] with the message of its panic.
+fn catch_panics<T>(f: impl FnOnce() -> Result<T, RunError>) -> Result<T, RunError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
         .unwrap_or_else(|payload| Err(RunError::Panicked(panic_message(payload.as_ref()))))
 }
 
@@ -255,6 +260,22 @@ mod tests {
              DriverError(CUDA_ERROR_STUB_LIBRARY, \"x\")"
         );
         assert_eq!(cuda_cause("something else\nbt"), "something else");
+    }
+
+    /// A panic inside a run becomes its error, with the panic's message
+    /// (a `&str` or a formatted `String`), so that the run is recorded as
+    /// failed rather than ending its thread without a status.
+    #[test]
+    fn a_panic_is_a_run_error() {
+        let e = catch_panics::<()>(|| panic!("assign: cost {} is not finite", 1)).unwrap_err();
+        assert!(
+            matches!(&e, RunError::Panicked(m) if m == "assign: cost 1 is not finite"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("internal error"), "{e}");
+        let e = catch_panics::<()>(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert!(e.to_string().contains("a panic without a message"), "{e}");
+        assert_eq!(catch_panics(|| Ok(3)).unwrap(), 3);
     }
 
     /// A CPU build refuses CUDA with the way to build it.

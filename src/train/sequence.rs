@@ -27,7 +27,7 @@ use crate::output::fmt_f64;
 use crate::plan::sequence::{RecentPlan, SequencePlan};
 use crate::plan::Plan;
 use crate::policy::ssr::Ssr;
-use crate::rng::{self, Rng, Stream};
+use crate::rng::{self, Rng, Stream, Streams};
 use crate::search::{sequence as seq_search, SeqSearch};
 
 /// The columns of the sequence tasks' `metrics.csv` between `log_z` and `wall_s`.
@@ -115,10 +115,7 @@ pub struct SequenceFamily {
     modes_found: usize,
     eval_samples: usize,
     eval_chunk: usize,
-    sampling_rng: Rng,
-    eval_rng: Rng,
-    buffer_rng: Rng,
-    ls_rng: Rng,
+    streams: Streams,
 }
 
 impl SequenceFamily {
@@ -156,10 +153,7 @@ impl SequenceFamily {
             modes_found: 0,
             eval_samples: plan.eval.samples,
             eval_chunk: plan.eval.batch_size,
-            sampling_rng: rng::stream(plan.seed, Stream::Sampling),
-            eval_rng: rng::stream(plan.seed, Stream::Eval),
-            buffer_rng: rng::stream(plan.seed, Stream::Buffer),
-            ls_rng: rng::stream(plan.seed, Stream::LocalSearch),
+            streams: Streams::new(plan.seed),
         })
     }
 
@@ -181,10 +175,7 @@ struct SequenceState {
     buffer: Option<RecentDiscoveries<Vec<u8>>>,
     history: HashSet<Vec<u8>>,
     modes_found: usize,
-    sampling_rng: Rng,
-    eval_rng: Rng,
-    buffer_rng: Rng,
-    ls_rng: Rng,
+    streams: Streams,
 }
 
 impl Family for SequenceFamily {
@@ -244,30 +235,16 @@ impl Family for SequenceFamily {
             buffer: self.buffer.as_ref().map(|(b, _)| b.clone()),
             history: self.history.clone(),
             modes_found: self.modes_found,
-            sampling_rng: self.sampling_rng.clone(),
-            eval_rng: self.eval_rng.clone(),
-            buffer_rng: self.buffer_rng.clone(),
-            ls_rng: self.ls_rng.clone(),
+            streams: self.streams.clone(),
         })
     }
 
     fn load_state(&mut self, state: &[u8]) -> Result<(), RunError> {
         let s: SequenceState = super::checkpoint::decode(state)?;
-        match (&mut self.buffer, s.buffer) {
-            (Some((b, _)), Some(saved)) => *b = saved,
-            (None, None) => {}
-            _ => {
-                return Err(RunError::Checkpoint(
-                    "the checkpoint's replay buffer is not this run's".into(),
-                ))
-            }
-        }
+        super::checkpoint::restore_buffer(self.buffer.as_mut().map(|(b, _)| b), s.buffer)?;
         self.history = s.history;
         self.modes_found = s.modes_found;
-        self.sampling_rng = s.sampling_rng;
-        self.eval_rng = s.eval_rng;
-        self.buffer_rng = s.buffer_rng;
-        self.ls_rng = s.ls_rng;
+        self.streams = s.streams;
         Ok(())
     }
 
@@ -287,15 +264,15 @@ impl Family for SequenceFamily {
                 net,
                 self.batch_size,
                 self.epsilon,
-                &mut self.sampling_rng,
-                &mut self.ls_rng,
+                &mut self.streams.sampling,
+                &mut self.streams.local_search,
             )?,
             _ => rollout(
                 &self.env.mdp,
                 net,
                 self.batch_size,
                 self.epsilon,
-                &mut self.sampling_rng,
+                &mut self.streams.sampling,
             )?,
         };
         for t in &trajs {
@@ -313,15 +290,19 @@ impl Family for SequenceFamily {
         let Some((buf, cfg)) = &self.buffer else {
             return Ok(None);
         };
-        let Some(picked) = buf.select(cfg.batch, cfg.priority, cfg.min_size, &mut self.buffer_rng)
-        else {
+        let Some(picked) = buf.select(
+            cfg.batch,
+            cfg.priority,
+            cfg.min_size,
+            &mut self.streams.buffer,
+        ) else {
             return Ok(None);
         };
         let mdp = &self.env.mdp;
         let trajs = picked
             .into_iter()
             .map(|d| {
-                let states = mdp.sample_backward(&SeqEnv::terminal(&d.x), &mut self.buffer_rng);
+                let states = mdp.sample_backward(&SeqEnv::terminal(&d.x), &mut self.streams.buffer);
                 SeqTraj::from_states(mdp, states)
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
@@ -369,7 +350,7 @@ impl Family for SequenceFamily {
             self.eval_samples,
             self.eval_chunk,
             self.exact.as_ref(),
-            &mut self.eval_rng,
+            &mut self.streams.eval,
         )?;
         Ok(vec![
             Metric::new("num_modes_all", self.modes_found as f64),

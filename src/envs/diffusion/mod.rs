@@ -45,7 +45,7 @@ impl DiffusionEnvConfig {
             return Err(Invalid::new(
                 "env.t_scale",
                 format!(
-                    "is {}: must be in [1e-6, 1e6] (the variance of the noise per unit time; the paper's 1)",
+                    "is {:e}; must be in [1e-6, 1e6] (the variance of the noise per unit time; the paper's 1)",
                     self.t_scale
                 ),
             ));

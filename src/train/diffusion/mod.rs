@@ -30,7 +30,7 @@ use crate::output::scatter;
 use crate::plan::diffusion::{BufferPlan, DiffusionPlan};
 use crate::plan::Plan;
 use crate::policy::diffusion::{DiffusionNet, DiffusionNetConfig};
-use crate::rng::{self, Rng, Stream};
+use crate::rng::{self, Rng, Stream, Streams};
 use crate::search::mala::mala;
 use crate::search::MalaConfig;
 use process::{PathTensors, Process};
@@ -97,10 +97,7 @@ struct DiffusionState {
     seeded: bool,
     iteration: u64,
     energy_calls: u64,
-    sampling_rng: Rng,
-    eval_rng: Rng,
-    buffer_rng: Rng,
-    ls_rng: Rng,
+    streams: Streams,
     exact_rng: Rng,
 }
 
@@ -130,10 +127,7 @@ pub struct DiffusionFamily {
     final_samples: usize,
     total_steps: u64,
     plots: Option<PathBuf>,
-    sampling_rng: Rng,
-    eval_rng: Rng,
-    buffer_rng: Rng,
-    ls_rng: Rng,
+    streams: Streams,
     exact_rng: Rng,
 }
 
@@ -176,10 +170,7 @@ impl DiffusionFamily {
             final_samples: d.final_samples,
             total_steps: plan.steps,
             plots: (d.plot && !opts.train_only).then(|| opts.dir.join("plots")),
-            sampling_rng: rng::stream(plan.seed, Stream::Sampling),
-            eval_rng: rng::stream(plan.seed, Stream::Eval),
-            buffer_rng: rng::stream(plan.seed, Stream::Buffer),
-            ls_rng: rng::stream(plan.seed, Stream::LocalSearch),
+            streams: Streams::new(plan.seed),
             exact_rng,
         })
     }
@@ -194,7 +185,7 @@ impl DiffusionFamily {
         let mut out = Vec::with_capacity(x.len() / d);
         for chunk in x.chunks(self.eval_chunk * d) {
             let x32: Vec<f32> = chunk.iter().map(|&v| v as f32).collect();
-            let paths = self.process.sde.bridge(&x32, &mut self.eval_rng);
+            let paths = self.process.sde.bridge(&x32, &mut self.streams.eval);
             let pt = self.process.tensors(net.uses_langevin(), &paths)?;
             let log_r = self.process.energy.log_reward_batch(chunk);
             // log R + sum log P_B - sum log P_F = TB's delta without log Z.
@@ -212,7 +203,7 @@ impl DiffusionFamily {
         net: &DiffusionNet,
         n: usize,
     ) -> Result<(Vec<f64>, Vec<f64>), RunError> {
-        let mut rng = self.eval_rng.clone();
+        let mut rng = self.streams.eval.clone();
         let (mut xs, mut w) = (
             Vec::with_capacity(n * self.process.sde.dim),
             Vec::with_capacity(n),
@@ -227,18 +218,18 @@ impl DiffusionFamily {
             xs.extend(paths.terminal().iter().map(|&v| v as f64));
             left -= m;
         }
-        self.eval_rng = rng;
+        self.streams.eval = rng;
         Ok((xs, w))
     }
 
     /// tau: the 90th percentile (linear interpolation) of log R over one
     /// student batch.
     fn threshold(&mut self, student: &DiffusionNet) -> Result<f64, RunError> {
-        let mut rng = self.sampling_rng.clone();
+        let mut rng = self.streams.sampling.clone();
         let (paths, _) = self
             .process
             .rollout(student, self.batch_size, 0.0, &mut rng)?;
-        self.sampling_rng = rng;
+        self.streams.sampling = rng;
         self.energy_calls += self.batch_size as u64;
         Ok(quantile(
             &self.process.log_rewards_of(paths.terminal()),
@@ -258,7 +249,7 @@ impl DiffusionFamily {
             .iter()
             .flat_map(|&j| x[j * d..(j + 1) * d].iter().copied())
             .collect();
-        let paths = self.process.sde.bridge(&kept, &mut self.buffer_rng);
+        let paths = self.process.sde.bridge(&kept, &mut self.streams.buffer);
         Some((keep, paths))
     }
 
@@ -284,7 +275,7 @@ impl DiffusionFamily {
             return;
         }
         let start: Vec<f64> = buf
-            .sample(plan.batch, &mut self.buffer_rng)
+            .sample(plan.batch, &mut self.streams.buffer)
             .into_iter()
             .flat_map(|(x, _)| x.into_iter().map(|v| v as f64))
             .collect();
@@ -295,7 +286,7 @@ impl DiffusionFamily {
             |x| energy.log_reward(x),
             |x, g| energy.grad_log_reward(x, g),
             &cfg.settings(),
-            &mut self.ls_rng,
+            &mut self.streams.local_search,
         );
         self.energy_calls += out.energy_calls;
         let d = energy.dim();
@@ -423,33 +414,19 @@ impl Family for DiffusionFamily {
             seeded: self.seeded,
             iteration: self.iteration,
             energy_calls: self.energy_calls,
-            sampling_rng: self.sampling_rng.clone(),
-            eval_rng: self.eval_rng.clone(),
-            buffer_rng: self.buffer_rng.clone(),
-            ls_rng: self.ls_rng.clone(),
+            streams: self.streams.clone(),
             exact_rng: self.exact_rng.clone(),
         })
     }
 
     fn load_state(&mut self, state: &[u8]) -> Result<(), RunError> {
         let s: DiffusionState = super::checkpoint::decode(state)?;
-        match (&mut self.buffer, s.buffer) {
-            (Some((b, _)), Some(saved)) => *b = saved,
-            (None, None) => {}
-            _ => {
-                return Err(RunError::Checkpoint(
-                    "the checkpoint's replay buffer is not this run's".into(),
-                ))
-            }
-        }
+        super::checkpoint::restore_buffer(self.buffer.as_mut().map(|(b, _)| b), s.buffer)?;
         self.tau = s.tau;
         self.seeded = s.seeded;
         self.iteration = s.iteration;
         self.energy_calls = s.energy_calls;
-        self.sampling_rng = s.sampling_rng;
-        self.eval_rng = s.eval_rng;
-        self.buffer_rng = s.buffer_rng;
-        self.ls_rng = s.ls_rng;
+        self.streams = s.streams;
         self.exact_rng = s.exact_rng;
         Ok(())
     }
@@ -465,7 +442,7 @@ impl Family for DiffusionFamily {
             self.tau = Some(self.threshold(&student.net)?);
         }
         let n = self.batch_size;
-        let mut rng = self.sampling_rng.clone();
+        let mut rng = self.streams.sampling.clone();
         let result = if by_teacher && self.buffer.is_some() {
             // The teacher's samples (no exploration) above tau, as bridge
             // trajectories the student's signal is computed on.
@@ -474,7 +451,10 @@ impl Family for DiffusionFamily {
             let tau = self.tau.unwrap_or(f64::NEG_INFINITY);
             let keep: Vec<usize> = (0..n).filter(|&j| log_r[j] > tau).collect();
             let x = paths.select(&keep);
-            let bridge = self.process.sde.bridge(x.terminal(), &mut self.buffer_rng);
+            let bridge = self
+                .process
+                .sde
+                .bridge(x.terminal(), &mut self.streams.buffer);
             let log_r = keep.iter().map(|&j| log_r[j]).collect();
             (Origin::Teacher, bridge, log_r)
         } else {
@@ -483,7 +463,7 @@ impl Family for DiffusionFamily {
             let log_r = self.process.log_rewards_of(paths.terminal());
             (Origin::Fresh, paths, log_r)
         };
-        self.sampling_rng = rng;
+        self.streams.sampling = rng;
         self.energy_calls += n as u64;
         let (origin, paths, log_r) = result;
         Ok(Fresh {
@@ -499,10 +479,10 @@ impl Family for DiffusionFamily {
         if buf.is_empty() {
             return Ok(None);
         }
-        let picked = buf.sample(plan.batch, &mut self.buffer_rng);
+        let picked = buf.sample(plan.batch, &mut self.streams.buffer);
         let x: Vec<f32> = picked.iter().flat_map(|(x, _)| x.iter().copied()).collect();
         let log_r = picked.iter().map(|(_, lr)| *lr).collect();
-        let paths = self.process.sde.bridge(&x, &mut self.buffer_rng);
+        let paths = self.process.sde.bridge(&x, &mut self.streams.buffer);
         Ok(Some(self.batch(Origin::Replay, paths, log_r, false)))
     }
 
@@ -684,10 +664,7 @@ mod tests {
             final_samples: 0,
             total_steps: 1,
             plots: None,
-            sampling_rng: rng::stream(0, Stream::Sampling),
-            eval_rng: rng::stream(0, Stream::Eval),
-            buffer_rng: rng::stream(0, Stream::Buffer),
-            ls_rng: rng::stream(0, Stream::LocalSearch),
+            streams: Streams::new(0),
             exact_rng: rng::stream(0, Stream::ExactSamples),
         }
     }
