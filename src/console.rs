@@ -3,8 +3,8 @@
 //! `println!` panics when the write fails: `runner schema > /dev/full`
 //! (ENOSPC) or `runner validate ... | head -1` (EPIPE once `head` has
 //! exited; Rust ignores SIGPIPE, so the write returns the error). Every
-//! message of the runner goes through [`out`] and [`err`] instead (the
-//! [`outln!`](crate::outln) and [`errln!`](crate::errln) macros). A failed
+//! message of the runner goes through [`outln`] and [`errln`] (or
+//! [`write`]) instead. A failed
 //! write is remembered, never fatal where it happens: a training run whose
 //! terminal went away keeps running and writes its results. At the end,
 //! `main` asks [`exit_code`]:
@@ -64,30 +64,16 @@ pub fn write(stream: Stream, text: &str) {
     }
 }
 
-/// Write a formatted message to standard output.
-pub fn out(args: std::fmt::Arguments) {
-    write(Stream::Out, &args.to_string());
+/// Write a formatted message and a line break to standard output
+/// (`println!` that never panics: `outln(format_args!(...))`).
+pub fn outln(args: std::fmt::Arguments) {
+    write(Stream::Out, &format!("{args}\n"));
 }
 
-/// Write a formatted message to standard error.
-pub fn err(args: std::fmt::Arguments) {
-    write(Stream::Err, &args.to_string());
-}
-
-/// `println!` that never panics (see the module documentation).
-#[macro_export]
-macro_rules! outln {
-    ($($arg:tt)*) => {
-        $crate::console::out(format_args!("{}\n", format_args!($($arg)*)))
-    };
-}
-
-/// `eprintln!` that never panics (see the module documentation).
-#[macro_export]
-macro_rules! errln {
-    ($($arg:tt)*) => {
-        $crate::console::err(format_args!("{}\n", format_args!($($arg)*)))
-    };
+/// Write a formatted message and a line break to standard error
+/// (`eprintln!` that never panics).
+pub fn errln(args: std::fmt::Arguments) {
+    write(Stream::Err, &format!("{args}\n"));
 }
 
 /// What a failed write makes of the exit status `code` the command would

@@ -130,7 +130,7 @@ pub fn file(root: &Path, rel: &str) -> Result<PathBuf, DataError> {
     }
     if path.exists() {
         if let Some(warning) = check_sum(root, rel)? {
-            crate::errln!("warning: {warning}");
+            crate::console::errln(format_args!("warning: {warning}"));
         }
         return Ok(path);
     }

@@ -11,7 +11,16 @@ use runner::config::{self, ConfigError, ExperimentFile, SetArg};
 use runner::plan::{self, FamilyPlan};
 use runner::sweep::{self, SweepOptions};
 use runner::train::{self, RunOptions};
-use runner::{errln, outln};
+
+/// `println!` that never panics (src/console.rs).
+macro_rules! outln {
+    ($($arg:tt)*) => { runner::console::outln(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that never panics (src/console.rs).
+macro_rules! errln {
+    ($($arg:tt)*) => { runner::console::errln(format_args!($($arg)*)) };
+}
 
 /// Experiment runner for amortized samplers trained as GFlowNets.
 ///

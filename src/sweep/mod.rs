@@ -441,7 +441,7 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
         let complete = match tables::verified_status(&dir) {
             Ok(s) => s.is_some_and(|s| s.ok),
             Err(why) => {
-                crate::errln!("warning: rerunning {}: {why}", spec.id);
+                crate::console::errln(format_args!("warning: rerunning {}: {why}", spec.id));
                 false
             }
         };

@@ -222,13 +222,13 @@ impl<F: Family> Trainer<'_, F> {
         };
         self.batches = state.batches;
         self.watch = ParamWatch::from_state(state.watch);
-        crate::errln!(
+        crate::console::errln(format_args!(
             "{}: resuming from step {} of {} ({})",
             dir.display(),
             state.step,
             self.plan.steps,
             path.display()
-        );
+        ));
         Ok(Some(Resumed {
             step: state.step,
             metrics_csv: state.metrics_csv,
