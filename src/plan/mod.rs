@@ -439,7 +439,7 @@ fn fixed_bytes(family: &FamilyPlan, eval: &EvalPlan) -> Vec<(&'static str, f64, 
                 key,
                 f(n),
                 8.0 * f(n) * f(n),
-                format!("the exact W2 of {n} samples (an {n} x {n} f64 distance matrix)"),
+                format!("the exact W2 of {n} samples (a dense {n} x {n} f64 distance matrix)"),
             ));
         }
     }
