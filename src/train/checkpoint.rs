@@ -205,18 +205,16 @@ pub fn write(
     Ok(path)
 }
 
-/// Read the checkpoint at `path`: its tensors (on `device`) and its loop
-/// state. An error names the file.
-pub fn read(
-    path: &Path,
-    device: &Device,
-) -> Result<(HashMap<String, Tensor>, LoopState), RunError> {
+/// Read the checkpoint at `path`: its tensors (on the CPU; a restore moves
+/// each to its variable's device) and its loop state. An error names the
+/// file.
+pub fn read(path: &Path) -> Result<(HashMap<String, Tensor>, LoopState), RunError> {
     let named = |e: String| RunError::Checkpoint(format!("{}: {e}", path.display()));
     let bytes = std::fs::read(path).map_err(|cause| RunError::Io {
         path: path.to_path_buf(),
         cause,
     })?;
-    let mut tensors = candle_core::safetensors::load_buffer(&bytes, device)
+    let mut tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
         .map_err(|e| named(format!("not a safetensors file: {e}")))?;
     let state = tensors
         .remove(STATE_TENSOR)
@@ -270,7 +268,7 @@ mod tests {
         }
         let steps: Vec<u64> = list(dir.path()).iter().map(|(s, _)| *s).collect();
         assert_eq!(steps, vec![20, 30]);
-        let (tensors, back) = read(&latest(dir.path()).unwrap(), &Device::Cpu).unwrap();
+        let (tensors, back) = read(&latest(dir.path()).unwrap()).unwrap();
         assert_eq!(back.step, 30);
         assert_eq!(back.metrics_csv, "step,loss\n0,1.5\n");
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -288,7 +286,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.safetensors");
         std::fs::write(&p, b"garbage").unwrap();
-        let e = read(&p, &Device::Cpu).unwrap_err().to_string();
+        let e = read(&p).unwrap_err().to_string();
         assert!(
             e.contains("x.safetensors") && e.contains("not a safetensors"),
             "{e}"

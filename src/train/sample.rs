@@ -58,7 +58,7 @@ pub fn sample(req: &SampleRequest) -> anyhow::Result<(SampleTable, u64)> {
     }
     let plan = crate::plan::load_file(&ExperimentFile::read(&config)?, &[])?;
     let device = make_device(plan.device)?;
-    let (tensors, state) = checkpoint::read(&path, &device)?;
+    let (tensors, state) = checkpoint::read(&path)?;
     if state.config != checkpoint::config_identity(&plan.resolved) {
         anyhow::bail!(
             "{}: the checkpoint was written for another config than {}; \

@@ -96,7 +96,7 @@ pub(crate) fn train<F: Family>(
     };
     let resumed = match opts.train_only {
         true => None,
-        false => trainer.resume(device)?,
+        false => trainer.resume()?,
     };
     trainer.run(start, resumed)
 }
@@ -186,12 +186,12 @@ impl<F: Family> Trainer<'_, F> {
     /// Restore the latest checkpoint of the run directory. One written for
     /// another config (or format) is not resumed: every checkpoint of the
     /// directory is removed and the run starts again, as is done without one.
-    fn resume(&mut self, device: &Device) -> Result<Option<Resumed>, RunError> {
+    fn resume(&mut self) -> Result<Option<Resumed>, RunError> {
         let dir = &self.opts.dir;
         let Some(path) = checkpoint::latest(dir) else {
             return Ok(None);
         };
-        let (tensors, state) = checkpoint::read(&path, device).map_err(|e| {
+        let (tensors, state) = checkpoint::read(&path).map_err(|e| {
             RunError::Checkpoint(format!(
                 "{e}; remove {} to start the run again",
                 dir.join(checkpoint::DIR).display()
