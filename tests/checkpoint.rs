@@ -208,6 +208,15 @@ fn sigterm_checkpoints_and_a_changed_config_starts_again() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("resuming"), "{}", stderr(&o));
+    // The event file of the earlier start is gone: TensorBoard would merge
+    // its curves into this run's.
+    let events: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("tfevents"))
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_tensorboard_matches_metrics(&run);
 }
 
 /// The TensorBoard file of a run holds the rows of its `metrics.csv`: one

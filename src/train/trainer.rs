@@ -117,9 +117,13 @@ impl Sinks {
         let started_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
+        let tensorboard = tensorboard.then(|| TensorBoardSink::new(dir, started_unix));
+        if let Some(tb) = &tensorboard {
+            remove_other_event_files(dir, tb.path());
+        }
         Self {
             csv,
-            tensorboard: tensorboard.then(|| TensorBoardSink::new(dir, started_unix)),
+            tensorboard,
             started_unix,
         }
     }
@@ -138,9 +142,15 @@ impl Sinks {
             path: csv.path().to_path_buf(),
             cause,
         })?;
-        let mut rows = tensorboard::read_dir(dir).unwrap_or_default();
+        let tb = TensorBoardSink::new(dir, started_unix);
+        remove_other_event_files(dir, tb.path());
+        let mut rows = std::fs::read(tb.path())
+            .ok()
+            .and_then(|bytes| tensorboard::decode(&bytes).ok())
+            .map(|(_, rows)| rows)
+            .unwrap_or_default();
         rows.retain(|r| r.step <= step);
-        let tb = TensorBoardSink::new(dir, started_unix).with_rows(rows);
+        let tb = tb.with_rows(rows);
         tb.rewrite().map_err(|cause| RunError::Io {
             path: tb.path().to_path_buf(),
             cause,
@@ -167,6 +177,26 @@ impl Sinks {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Remove the TensorBoard event files of `dir` other than `keep`: those of
+/// an earlier start of the run (a run started again after a config change),
+/// which TensorBoard would otherwise merge into this run's curves. Errors
+/// are ignored (a stale file is only clutter).
+fn remove_other_event_files(dir: &std::path::Path, keep: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let is_events = e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("events.out.tfevents."));
+        if is_events && path != keep {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }
 
