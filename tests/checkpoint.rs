@@ -318,6 +318,17 @@ fn samples_of_a_trained_run() {
         stderr(&o)
     );
     let run = out.path().join("grid_d4_h32_teacher_ls_per/seed=0");
+    let o = runner()
+        .arg("sample")
+        .arg(&run)
+        .args(["-n", "1000000000"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && stderr(&o).contains("ask for 1 to 10000000 samples"),
+        "{}",
+        stderr(&o)
+    );
     std::fs::remove_dir_all(run.join("checkpoints")).unwrap();
     let o = runner().arg("sample").arg(&run).output().unwrap();
     assert!(

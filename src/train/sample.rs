@@ -19,6 +19,9 @@ use crate::config::ExperimentFile;
 use crate::plan::{FamilyPlan, Plan};
 use crate::rng::{self, Stream};
 
+/// The most samples one call draws (the table is held in memory).
+pub const MAX_SAMPLES: usize = 10_000_000;
+
 /// What `runner sample` asks for.
 pub struct SampleRequest {
     /// The run directory (`<out>/<name>/<run id>`).
@@ -53,8 +56,11 @@ pub fn sample(req: &SampleRequest) -> anyhow::Result<(SampleTable, u64)> {
             checkpoint::DIR
         );
     };
-    if req.n == 0 {
-        anyhow::bail!("-n 0: ask for at least one sample");
+    if req.n == 0 || req.n > MAX_SAMPLES {
+        anyhow::bail!(
+            "-n {}: ask for 1 to {MAX_SAMPLES} samples (call again with other seeds for more)",
+            req.n
+        );
     }
     let plan = crate::plan::load_file(&ExperimentFile::read(&config)?, &[])?;
     let device = make_device(plan.device)?;
