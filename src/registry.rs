@@ -18,6 +18,7 @@ use crate::behaviour::{GafnConfig, OnPolicyConfig, TeacherConfig};
 use crate::buffer::{RecentBufferConfig, TerminalBufferConfig, TransitionBufferConfig};
 use crate::envs::diffusion::DiffusionEnvConfig;
 use crate::envs::grid::GridConfig;
+use crate::envs::sequence::declared::DeclaredSeqConfig;
 use crate::envs::sequence::task::{RnaEnvConfig, SeqEnvConfig};
 use crate::objective::db::DbConfig;
 use crate::objective::subtb::SubTbConfig;
@@ -79,6 +80,9 @@ registry! {
         TfBind8(SeqEnvConfig) = "tfbind8",
         /// 14-nt RNA binding one of three targets (duplex free energy; L14_RNA1..3).
         Rna(RnaEnvConfig) = "rna",
+        /// A sequence task of your own: alphabet, length, and a reward from a
+        /// table or a program (docs/tasks.md).
+        Sequence(DeclaredSeqConfig) = "sequence",
         /// Diffusion sampler: mixture of 25 Gaussians in 2-d, log Z = 0 (docs/diffusion.md).
         Gmm25(DiffusionEnvConfig) = "gmm25",
         /// Diffusion sampler: 32-d Manywell, 16 double wells, log Z = 164.69567532.

@@ -16,7 +16,8 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 use crate::config::SetArg;
-use crate::envs::sequence::oracle::Task;
+use crate::envs::program::StderrTo;
+use crate::envs::sequence::oracle::{OracleSource, Task};
 use crate::envs::sequence::task::load_oracle;
 use crate::plan::FamilyPlan;
 use crate::sweep;
@@ -116,9 +117,12 @@ pub fn score(
         }
         xs.push((text.to_string(), x));
     }
-    let oracle = load_oracle(root, task)?;
+    let oracle = load_oracle(root, task, &StderrTo::Inherit)?;
     let refs: Vec<&[u8]> = xs.iter().map(|(_, x)| x.as_slice()).collect();
-    let (rewards, energies) = oracle.raw_and_energy_many(&refs);
+    let (rewards, energies) = match task.spec().oracle {
+        OracleSource::Command(_) => (oracle.try_raw_many(&refs)?, None),
+        _ => oracle.raw_and_energy_many(&refs),
+    };
     let mut w = std::io::BufWriter::new(&mut out);
     match &energies {
         Some(energies) => {
@@ -153,7 +157,7 @@ pub struct OracleSpeed {
 /// `min_secs`.
 pub fn oracle_speed(task: Task, root: &Path, min_secs: f64) -> anyhow::Result<OracleSpeed> {
     use rand::Rng as _;
-    let oracle = load_oracle(root, task)?;
+    let oracle = load_oracle(root, task, &StderrTo::Inherit)?;
     let mut rng = crate::rng::stream(0, crate::rng::Stream::Eval);
     let xs: Vec<Vec<u8>> = (0..1024)
         .map(|_| {

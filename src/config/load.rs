@@ -424,9 +424,14 @@ pub fn load_file(
     if !wrong.is_empty() {
         return Err(invalid(wrong));
     }
-    let exp: Experiment = fig
+    let mut exp: Experiment = fig
         .extract()
         .map_err(|errs| invalid(errs.into_iter().map(|e| describe(&fig, e)).collect()))?;
+    // A declared task's files and program are found from the experiment
+    // file's directory (recorded as an absolute `env.dir`).
+    if let crate::registry::EnvConfig::Sequence(c) = &mut exp.env {
+        c.set_base_dir(path.parent().unwrap_or(Path::new(".")));
+    }
     let sources = Sources {
         path: path.to_path_buf(),
         fig,

@@ -7,6 +7,7 @@
 
 pub mod diffusion;
 pub mod grid;
+pub mod program;
 pub mod sequence;
 
 /// A batch of complete trajectories, packed without padding.

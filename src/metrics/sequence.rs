@@ -12,7 +12,9 @@
 
 use std::collections::HashMap;
 
-use candle_core::Result;
+use crate::envs::sequence::task::SeqError;
+
+type Result<T> = std::result::Result<T, SeqError>;
 
 use super::{log_mean_exp, mean, pearson};
 use crate::envs::sequence::task::{log_raw, SeqEnv};
@@ -26,8 +28,9 @@ pub struct SeqEval {
     pub num_modes_onpolicy: usize,
     /// logsumexp(w) - log N over the samples.
     pub log_z_est: f64,
-    /// |log_z_est - log Z (scaled)|.
-    pub log_z_gap: f64,
+    /// |log_z_est - log Z (scaled)| (`None` when log Z is unknown: a
+    /// reward served by a program).
+    pub log_z_gap: Option<f64>,
     /// Mean w over the samples.
     pub elbo: f64,
     /// Mean w over the exact samples (`None` without exact samples: an empty cell).
@@ -35,8 +38,9 @@ pub struct SeqEval {
     /// Correlation of sum log P_F and ln max(r, 0.001) over the exact samples
     /// (`None` without).
     pub pearson: Option<f64>,
-    /// `|mean max(r, 0.001) - E_p[r]|` over the samples.
-    pub expected_reward_gap: f64,
+    /// `|mean max(r, 0.001) - E_p[r]|` over the samples (`None` when E_p[r]
+    /// is unknown).
+    pub expected_reward_gap: Option<f64>,
     /// Mean raw reward r(x) of the samples.
     pub mean_reward: f64,
     /// Mean raw reward of the 100 best distinct samples.
@@ -65,8 +69,8 @@ impl ExactSet {
                 let states = env.mdp.sample_backward(&SeqEnv::terminal(x), rng);
                 SeqTraj::from_states(&env.mdp, states)
             })
-            .collect::<Result<Vec<_>>>()?;
-        let raw = env.raw_many(xs.iter().map(Vec::as_slice));
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let raw = env.raw_many(xs.iter().map(Vec::as_slice))?;
         Ok(Some(Self { trajs, raw }))
     }
 }
@@ -102,13 +106,14 @@ pub fn evaluate(
         let m = chunk.max(1).min(n - samples.len());
         samples.extend(rollout(&env.mdp, net, m, 0.0, rng)?);
     }
-    let raw: Vec<f64> = env.raw_many(samples.iter().map(SeqTraj::x));
+    let raw: Vec<f64> = env.raw_many(samples.iter().map(SeqTraj::x))?;
     let w: Vec<f64> = samples
         .iter()
         .zip(&raw)
         .map(|(t, &r)| env.log_reward_of_raw(r) + t.log_pb(&env.mdp) - t.sampled_log_pf)
         .collect();
     let log_z_est = log_mean_exp(&w);
+    let exact_constants = env.has_exact_constants();
     // Each distinct string's value, taken from `raw` (no second oracle call).
     let distinct: HashMap<&[u8], f64> = samples
         .iter()
@@ -140,11 +145,12 @@ pub fn evaluate(
     Ok(SeqEval {
         num_modes_onpolicy: distinct.keys().filter(|x| env.is_mode(x)).count(),
         log_z_est,
-        log_z_gap: (log_z_est - env.constants.log_z_scaled).abs(),
+        log_z_gap: exact_constants.then(|| (log_z_est - env.constants.log_z_scaled).abs()),
         elbo: mean(&w),
         eubo,
         pearson: pearson_r,
-        expected_reward_gap: (mean(&floored) - env.constants.expected_reward).abs(),
+        expected_reward_gap: exact_constants
+            .then(|| (mean(&floored) - env.constants.expected_reward).abs()),
         mean_reward: mean(&raw),
         top100_reward: mean(&best),
         frac_unique: distinct.len() as f64 / samples.len().max(1) as f64,

@@ -242,6 +242,7 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
         EnvConfig::SehStr(c) => sequence::resolve(exp, Task::SehStr, c, &mut resolved)?,
         EnvConfig::TfBind8(c) => sequence::resolve(exp, Task::TfBind8, c, &mut resolved)?,
         EnvConfig::Rna(c) => sequence::resolve(exp, c.task()?, &c.sequence(), &mut resolved)?,
+        EnvConfig::Sequence(c) => sequence::resolve(exp, c.task(), &c.sequence(), &mut resolved)?,
         EnvConfig::Gmm25(c) => diffusion::resolve(exp, Energy::Gmm25, c, &mut resolved)?,
         EnvConfig::ManyWell(c) => diffusion::resolve(exp, Energy::ManyWell, c, &mut resolved)?,
     };
@@ -707,6 +708,7 @@ fn check_components(exp: &Experiment) -> Result<(), Invalid> {
         EnvConfig::Grid(g) => g.check()?,
         EnvConfig::Qm9Str(c) | EnvConfig::SehStr(c) | EnvConfig::TfBind8(c) => c.check()?,
         EnvConfig::Rna(c) => c.check()?,
+        EnvConfig::Sequence(c) => c.check()?,
         EnvConfig::Gmm25(c) | EnvConfig::ManyWell(c) => c.check()?,
     }
     match &exp.policy {

@@ -155,6 +155,7 @@ fn record(
             c.beta = Some(plan.beta)
         }
         EnvConfig::Rna(c) => c.beta = Some(plan.beta),
+        EnvConfig::Sequence(c) => c.beta = Some(plan.beta),
         _ => {}
     }
     if let (Some(BufferConfig::Recent(b)), Some(r)) = (&mut resolved.buffer, &plan.buffer) {

@@ -16,7 +16,9 @@
 //! Acceptance always compares the task reward, also for batches the teacher
 //! samples (the reference defines no other score on these tasks).
 
-use candle_core::Result;
+use crate::envs::sequence::task::SeqError;
+
+type Result<T> = std::result::Result<T, SeqError>;
 use rand::Rng as _;
 
 use super::{Acceptance, SeqSearch};
@@ -41,14 +43,15 @@ pub fn search(
     let n_steps = mdp.n_transitions();
     let k = cfg.k.min(n_steps);
     let b = (batch / (iterations + 1)).max(1);
-    let log_r = |ts: &[SeqTraj]| -> Vec<f64> {
-        env.raw_many(ts.iter().map(SeqTraj::x))
+    let log_r = |ts: &[SeqTraj]| -> Result<Vec<f64>> {
+        Ok(env
+            .raw_many(ts.iter().map(SeqTraj::x))?
             .into_iter()
             .map(|r| env.log_reward_of_raw(r))
-            .collect()
+            .collect())
     };
     let mut current = rollout(mdp, net, b, eps, sampling)?;
-    let mut current_log_r = log_r(&current);
+    let mut current_log_r = log_r(&current)?;
     let mut all = current.clone();
     for _ in 0..iterations {
         // Walk back k steps: the first L+2-k states of a backward trajectory.
@@ -59,7 +62,7 @@ pub fn search(
         let keep = n_steps + 1 - k;
         let prefixes = backs.iter().map(|p| p[..keep].to_vec()).collect();
         let proposals = rollout_from(mdp, net, prefixes, 0.0, ls)?;
-        let proposal_log_r = log_r(&proposals);
+        let proposal_log_r = log_r(&proposals)?;
         let accept: Vec<bool> = match cfg.acceptance {
             Acceptance::Deterministic => proposal_log_r
                 .iter()
@@ -71,7 +74,7 @@ pub fn search(
                 let old_suffixes = backs
                     .iter()
                     .map(|p| SeqTraj::from_states(mdp, p[keep - 1..].to_vec()))
-                    .collect::<Result<Vec<_>>>()?;
+                    .collect::<candle_core::Result<Vec<_>>>()?;
                 let old_log_pf: Vec<f32> = Transitions::new(mdp, &old_suffixes)?
                     .sum_log_pf(mdp, net)?
                     .detach()
@@ -126,6 +129,7 @@ mod tests {
             SeqMdpKind::PrependAppend,
             &root,
             &std::env::temp_dir(),
+            &crate::envs::program::StderrTo::Inherit,
             &mut stream(0, Stream::Eval),
         )
         .unwrap();

@@ -112,9 +112,24 @@ pub enum RunError {
     /// A checkpoint could not be read or does not fit the run.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// A declared task's reward program failed (crash, timeout, bad answer).
+    #[error(
+        "{0}; the last checkpoint is kept: fix the program and run the same command to resume"
+    )]
+    Program(#[from] crate::envs::program::ProgramError),
     /// The run panicked (a bug in the runner): the panic's message.
     #[error("the run stopped on an internal error (a bug; please report it with the config): {0}")]
     Panicked(String),
+}
+
+impl From<crate::envs::sequence::task::SeqError> for RunError {
+    fn from(e: crate::envs::sequence::task::SeqError) -> Self {
+        use crate::envs::sequence::task::SeqError;
+        match e {
+            SeqError::Candle(e) => RunError::Candle(e),
+            SeqError::Program(e) => RunError::Program(e),
+        }
+    }
 }
 
 /// The candle device for `kind`.

@@ -15,6 +15,7 @@ use super::sampler::Sampler;
 use super::{RunError, RunOptions};
 use crate::behaviour::teacher::Signals;
 use crate::buffer::recent::RecentDiscoveries;
+use crate::envs::program::StderrTo;
 use crate::envs::sequence::mdp::SeqMdp;
 use crate::envs::sequence::mdp::SeqState;
 use crate::envs::sequence::oracle::default_cache_dir;
@@ -46,6 +47,9 @@ pub const SEQ_METRICS: &[&str] = &[
     "n_discovered",
     "n_reward_calls",
 ];
+
+/// The file of a run's directory that receives a reward program's standard error.
+pub const ORACLE_STDERR: &str = "oracle_stderr.log";
 
 /// A batch: complete trajectories and log R of their strings.
 pub struct SeqBatch {
@@ -133,6 +137,7 @@ impl SequenceFamily {
             s.mdp,
             &opts.datasets,
             &default_cache_dir(),
+            &StderrTo::File(opts.dir.join(ORACLE_STDERR)),
             &mut exact_rng,
         )?;
         let exact = match opts.train_only {
@@ -158,14 +163,14 @@ impl SequenceFamily {
     }
 
     /// The batch of `trajs` with log R of their strings.
-    fn batch(&self, trajs: Vec<SeqTraj>) -> SeqBatch {
+    fn batch(&self, trajs: Vec<SeqTraj>) -> Result<SeqBatch, RunError> {
         let env = &self.env;
         let log_r = env
-            .raw_many(trajs.iter().map(SeqTraj::x))
+            .raw_many(trajs.iter().map(SeqTraj::x))?
             .into_iter()
             .map(|r| env.log_reward_of_raw(r))
             .collect();
-        SeqBatch { trajs, log_r }
+        Ok(SeqBatch { trajs, log_r })
     }
 }
 
@@ -173,6 +178,8 @@ impl SequenceFamily {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SequenceState {
     buffer: Option<RecentDiscoveries<Vec<u8>>>,
+    /// A reward program's answers (its cache), sorted by string.
+    oracle_answers: Option<Vec<(Vec<u8>, f64)>>,
     history: HashSet<Vec<u8>>,
     modes_found: usize,
     streams: Streams,
@@ -214,7 +221,7 @@ impl Family for SequenceFamily {
         while rows.len() < n {
             let k = self.eval_chunk.min(n - rows.len());
             let trajs = rollout(&env.mdp, net, k, 0.0, rng)?;
-            let raw = env.raw_many(trajs.iter().map(SeqTraj::x));
+            let raw = env.raw_many(trajs.iter().map(SeqTraj::x))?;
             for (t, r) in trajs.iter().zip(raw) {
                 let mut row = vec![
                     env.task.decode(t.x()),
@@ -233,6 +240,7 @@ impl Family for SequenceFamily {
     fn save_state(&self) -> Result<Vec<u8>, RunError> {
         super::checkpoint::encode(&SequenceState {
             buffer: self.buffer.as_ref().map(|(b, _)| b.clone()),
+            oracle_answers: self.env.oracle.saved_answers(),
             history: self.history.clone(),
             modes_found: self.modes_found,
             streams: self.streams.clone(),
@@ -242,6 +250,9 @@ impl Family for SequenceFamily {
     fn load_state(&mut self, state: &[u8]) -> Result<(), RunError> {
         let s: SequenceState = super::checkpoint::decode(state)?;
         super::checkpoint::restore_buffer(self.buffer.as_mut().map(|(b, _)| b), s.buffer)?;
+        if let Some(answers) = s.oracle_answers {
+            self.env.oracle.restore_answers(answers);
+        }
         self.history = s.history;
         self.modes_found = s.modes_found;
         self.streams = s.streams;
@@ -282,7 +293,7 @@ impl Family for SequenceFamily {
         }
         Ok(Fresh {
             reward_calls: trajs.len() as u64,
-            batch: self.batch(trajs),
+            batch: self.batch(trajs)?,
         })
     }
 
@@ -306,7 +317,7 @@ impl Family for SequenceFamily {
                 SeqTraj::from_states(mdp, states)
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(Some(self.batch(trajs)))
+        Ok(Some(self.batch(trajs)?))
     }
 
     fn pack(&self, batch: &SeqBatch) -> Result<SeqPacked, RunError> {
@@ -356,13 +367,14 @@ impl Family for SequenceFamily {
             Metric::new("num_modes_all", self.modes_found as f64),
             Metric::new("num_modes_onpolicy", e.num_modes_onpolicy as f64),
             Metric::new("log_z_est", e.log_z_est),
-            Metric::new("log_z_gap", e.log_z_gap),
+            // No data where log Z and E[r] are unknown (a reward program).
+            Metric::optional("log_z_gap", e.log_z_gap),
             Metric::new("elbo", e.elbo),
             // No data where the task has no exact samples (L14_RNA2/3, sEH
             // at another beta).
             Metric::optional("eubo", e.eubo),
             Metric::optional("pearson", e.pearson),
-            Metric::new("expected_reward_gap", e.expected_reward_gap),
+            Metric::optional("expected_reward_gap", e.expected_reward_gap),
             Metric::new("mean_reward", e.mean_reward),
             Metric::new("top100_reward", e.top100_reward),
             Metric::new("frac_unique", e.frac_unique),
@@ -376,8 +388,12 @@ impl Family for SequenceFamily {
     }
 
     fn headline(&self) -> String {
+        let program = match self.env.oracle.distinct_calls() {
+            Some(n) => format!(", {n} distinct strings scored by the reward program"),
+            None => String::new(),
+        };
         format!(
-            "modes found {}, distinct x {}",
+            "modes found {}, distinct x {}{program}",
             self.modes_found,
             self.history.len()
         )

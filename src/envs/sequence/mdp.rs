@@ -44,7 +44,8 @@ pub enum SeqMdpKind {
     PrependAppend,
     /// Insert one symbol at any position (`insert`).
     Insert,
-    /// Append one symbol (`autoregressive`).
+    /// Append one symbol (`autoregressive`; `append` is accepted too).
+    #[serde(alias = "append")]
     Autoregressive,
 }
 

@@ -36,27 +36,28 @@ pub const CACHE_MIN_STRINGS: u64 = 1_000_000;
 /// Version of the enumeration and of the cache file layout; part of the cache key.
 const CACHE_FORMAT: u32 = 1;
 
-/// A sequence task with an enumerable reward oracle. Everything that differs
-/// between tasks is one row of [`TASKS`] ([`Task::spec`]); the variant only
-/// names the row (and `TreeOracle` is sEH's own oracle).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Task {
-    /// QM9 molecules as strings of 11 blocks, length 5 (lookup table).
-    Qm9Str,
-    /// sEH binding proxy, 18 blocks, length 6 (gradient-boosted trees).
-    SehStr,
-    /// TF binding of 8-mers (SIX6), alphabet A,C,G,T as `0123` (lookup table).
-    TfBind8,
-    /// 14-nt RNA binding to target 1 (duplex free energy).
-    Rna1,
-    /// 14-nt RNA binding to target 2.
-    Rna2,
-    /// 14-nt RNA binding to target 3.
-    Rna3,
+/// A sequence task: a handle to its row of the task table ([`Task::spec`]).
+/// The built-in tasks are the rows of [`TASKS`] (`Task::Qm9Str`, ...); a task
+/// declared in an experiment file (`env.kind = "sequence"`) builds its own
+/// row once per run ([`Task::declare`]). Two handles are the same task when
+/// their rows are equal.
+#[derive(Clone, Copy)]
+pub struct Task(&'static TaskSpec);
+
+impl PartialEq for Task {
+    fn eq(&self, other: &Task) -> bool {
+        std::ptr::eq(self.0, other.0) || self.0 == other.0
+    }
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Task({})", self.0.name)
+    }
 }
 
 /// One row of the task table (docs/discovery.md "Tasks").
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TaskSpec {
     /// Name used in data paths, files and the `[env] kind`.
     pub name: &'static str,
@@ -68,10 +69,14 @@ pub struct TaskSpec {
     pub beta: f64,
     /// R_max: the largest training reward after scaling.
     pub r_max: f64,
+    /// A fixed scale of the training reward instead of the one from R_max
+    /// (a declared task's `env.scale`); `None` for the built-in tasks.
+    pub fixed_scale: Option<f64>,
     /// The reference's small floor on the training reward R.
     pub floor: RewardFloor,
-    /// The modes file of the paper, relative to the datasets root.
-    pub modes_file: &'static str,
+    /// The modes file of the paper, relative to the datasets root (a
+    /// declared task: any path, or none).
+    pub modes_file: Option<&'static str>,
     /// Where r(x) comes from.
     pub oracle: OracleSource,
     /// Where the exact constants of the target come from.
@@ -106,16 +111,27 @@ pub enum OracleSource {
     /// (`rna::DuplexOracle`): the
     /// target's key in `rna/targets.json`.
     Duplex(&'static str),
+    /// A declared task's table of every string's value, listed in any order
+    /// (`declared::load_table`): the file's path.
+    Table(&'static str),
+    /// A declared task's program (`declared::CommandOracle`).
+    Command(&'static crate::envs::program::ProgramSpec),
 }
 
 /// Where the exact constants of the target (log Z, E[r], scale) come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ConstantsSource {
     /// Enumerating every string ([`constants_cached`]).
     Enumerate,
     /// One row per reward exponent of an info file ([`read_info_constants`]),
     /// relative to the datasets root: for spaces too large to enumerate.
     Info(&'static str),
+    /// Unknown (a reward served by a program): only the scale is known, and
+    /// the metrics that need log Z or E[r] are left empty.
+    Unknown {
+        /// ln of the fixed scale of the training reward.
+        log_scale: f64,
+    },
 }
 
 /// Where exact samples of the target p(x) ~ max(r, 0.001)^beta come from.
@@ -149,8 +165,9 @@ const fn rna(
         length: 14,
         beta: 40.0,
         r_max: 10.0,
+        fixed_scale: None,
         floor: RewardFloor::Add(1e-12),
-        modes_file,
+        modes_file: Some(modes_file),
         oracle: OracleSource::Duplex(name),
         constants: ConstantsSource::Info(info),
         exact,
@@ -161,15 +178,16 @@ const fn rna(
 }
 
 /// The task table, in the order of [`Task`] (docs/discovery.md "Tasks").
-pub const TASKS: [TaskSpec; 6] = [
+pub static TASKS: [TaskSpec; 6] = [
     TaskSpec {
         name: "qm9str",
         alphabet: "0123456789a",
         length: 5,
         beta: 20.0,
         r_max: 100.0,
+        fixed_scale: None,
         floor: RewardFloor::Add(1e-12),
-        modes_file: "qm9str/modes.csv",
+        modes_file: Some("qm9str/modes.csv"),
         oracle: OracleSource::Lookup("qm9str/rewards.csv"),
         constants: ConstantsSource::Enumerate,
         exact: ExactSource::Enumerate,
@@ -183,8 +201,9 @@ pub const TASKS: [TaskSpec; 6] = [
         length: 6,
         beta: 6.0,
         r_max: 10.0,
+        fixed_scale: None,
         floor: RewardFloor::Max(1e-32),
-        modes_file: "sehstr/modes_tanimoto_div0.4_percentile_0.0001.csv",
+        modes_file: Some("sehstr/modes_tanimoto_div0.4_percentile_0.0001.csv"),
         oracle: OracleSource::Trees,
         constants: ConstantsSource::Enumerate,
         exact: ExactSource::File {
@@ -201,8 +220,9 @@ pub const TASKS: [TaskSpec; 6] = [
         length: 8,
         beta: 20.0,
         r_max: 10.0,
+        fixed_scale: None,
         floor: RewardFloor::Max(1e-20),
-        modes_file: "tfbind8/modes.csv",
+        modes_file: Some("tfbind8/modes.csv"),
         oracle: OracleSource::Lookup("tfbind8/all.csv"),
         constants: ConstantsSource::Enumerate,
         exact: ExactSource::Enumerate,
@@ -233,8 +253,22 @@ pub const TASKS: [TaskSpec; 6] = [
     ),
 ];
 
+#[allow(non_upper_case_globals)]
 impl Task {
-    /// All tasks.
+    /// QM9 molecules as strings of 11 blocks, length 5 (lookup table).
+    pub const Qm9Str: Task = Task(&TASKS[0]);
+    /// sEH binding proxy, 18 blocks, length 6 (gradient-boosted trees).
+    pub const SehStr: Task = Task(&TASKS[1]);
+    /// TF binding of 8-mers (SIX6), alphabet A,C,G,T as `0123` (lookup table).
+    pub const TfBind8: Task = Task(&TASKS[2]);
+    /// 14-nt RNA binding to target 1 (duplex free energy).
+    pub const Rna1: Task = Task(&TASKS[3]);
+    /// 14-nt RNA binding to target 2.
+    pub const Rna2: Task = Task(&TASKS[4]);
+    /// 14-nt RNA binding to target 3.
+    pub const Rna3: Task = Task(&TASKS[5]);
+
+    /// All built-in tasks.
     pub const ALL: [Task; 6] = [
         Task::Qm9Str,
         Task::SehStr,
@@ -243,6 +277,12 @@ impl Task {
         Task::Rna2,
         Task::Rna3,
     ];
+
+    /// A task of its own row (a task declared in an experiment file). The
+    /// row lives as long as the program: one small allocation per run built.
+    pub fn declare(spec: TaskSpec) -> Task {
+        Task(Box::leak(Box::new(spec)))
+    }
 
     /// The RNA binding task of target 1, 2 or 3 (`None` for another number).
     pub fn rna(target: u8) -> Option<Task> {
@@ -254,9 +294,9 @@ impl Task {
         }
     }
 
-    /// The task's row of [`TASKS`].
+    /// The task's row of the task table.
     pub fn spec(self) -> &'static TaskSpec {
-        &TASKS[self as usize]
+        self.0
     }
 
     /// Name used in data paths and files: `qm9str`, `sehstr`, `tfbind8`,
@@ -265,7 +305,7 @@ impl Task {
         self.spec().name
     }
 
-    /// The task called `name` (as written by [`Task::name`]).
+    /// The built-in task called `name` (as written by [`Task::name`]).
     pub fn from_name(name: &str) -> Option<Task> {
         Task::ALL.into_iter().find(|t| t.name() == name)
     }
@@ -405,6 +445,27 @@ pub trait Oracle: Send + Sync {
     fn raw_and_energy_many(&self, xs: &[&[u8]]) -> (Vec<f64>, Option<Vec<f64>>) {
         (self.raw_many(xs), None)
     }
+
+    /// [`Oracle::raw_many`] for an oracle that can fail (a program); the
+    /// built-in oracles cannot.
+    fn try_raw_many(&self, xs: &[&[u8]]) -> Result<Vec<f64>, crate::envs::program::ProgramError> {
+        Ok(self.raw_many(xs))
+    }
+
+    /// The answers an oracle remembers (a program's cache), sorted by
+    /// string, for a checkpoint; `None` for an oracle that remembers nothing.
+    fn saved_answers(&self) -> Option<Vec<(Vec<u8>, f64)>> {
+        None
+    }
+
+    /// Restore what [`Oracle::saved_answers`] gave (nothing by default).
+    fn restore_answers(&self, _answers: Vec<(Vec<u8>, f64)>) {}
+
+    /// Distinct strings the oracle has evaluated (a program's); `None` where
+    /// calls cost nothing worth counting.
+    fn distinct_calls(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// 64-bit FNV-1a hash, continued from `state` (start with [`FNV_OFFSET`]).
@@ -521,6 +582,18 @@ impl LookupOracle {
             values,
             fingerprint: 0,
         })
+    }
+
+    /// A table of every string's value in base-k index order (`values[i] =
+    /// r(string_at(i))`), with the checksum of its source.
+    pub fn from_values(task: Task, values: Vec<f32>, fingerprint: u64) -> Self {
+        LookupOracle {
+            task,
+            k: task.k(),
+            len: task.length(),
+            values,
+            fingerprint,
+        }
     }
 
     /// The table: `values()[task.index(x)] = r(x)`.
@@ -1012,7 +1085,9 @@ pub fn read_info_constants(
 /// A string listed twice is an error naming the file and both rows (a
 /// damaged or concatenated file would otherwise go unnoticed).
 pub fn load_modes(root: &Path, task: Task) -> Result<Vec<Vec<u8>>, DataError> {
-    let rel = task.spec().modes_file;
+    let Some(rel) = task.spec().modes_file else {
+        return Ok(Vec::new());
+    };
     let modes = read_strings(root, task, rel, None)?;
     let mut first: std::collections::HashMap<&[u8], usize> = Default::default();
     for (i, m) in modes.iter().enumerate() {

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::Invalid;
 use crate::datasets::DataError;
+use crate::envs::program::{ProgramError, StderrTo};
+use crate::envs::sequence::declared;
 use crate::envs::sequence::mdp::{SeqMdp, SeqMdpKind, SeqState};
 use crate::envs::sequence::oracle::{
     self, constants_cached, floored_log, load_modes, read_info_constants, read_strings,
@@ -103,6 +105,18 @@ impl RnaEnvConfig {
     }
 }
 
+/// What can fail while sampling or scoring a sequence task: a tensor
+/// operation, or a declared task's reward program.
+#[derive(Debug, thiserror::Error)]
+pub enum SeqError {
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// The reward program failed.
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+}
+
 /// Size of the exact-sample sets (docs/discovery.md "Evaluation").
 pub const N_EXACT: usize = 2048;
 
@@ -128,19 +142,33 @@ impl SeqEnv {
     /// the datasets `root`: oracle, constants (cached in `cache_dir` for large
     /// tasks), modes and exact samples (as the task's [`ExactSource`] says:
     /// drawn from `rng` by enumeration, or read from a file).
+    /// A program's standard error (a declared task's `command`) goes to `stderr`.
     pub fn load(
         task: Task,
         beta: f64,
         mdp: SeqMdpKind,
         root: &Path,
         cache_dir: &Path,
+        stderr: &StderrTo,
         rng: &mut Rng,
     ) -> Result<Self, DataError> {
-        let oracle = load_oracle(root, task)?;
-        let constants = match task.spec().constants {
+        let oracle = load_oracle(root, task, stderr)?;
+        let mut constants = match task.spec().constants {
             ConstantsSource::Enumerate => constants_cached(oracle.as_ref(), beta, cache_dir)?,
             ConstantsSource::Info(rel) => read_info_constants(root, task, rel, beta)?,
+            ConstantsSource::Unknown { log_scale } => TargetConstants {
+                beta,
+                log_z: f64::NAN,
+                expected_reward: f64::NAN,
+                log_z_scaled: f64::NAN,
+                log_scale,
+                max_raw: f64::NAN,
+            },
         };
+        if let Some(scale) = task.spec().fixed_scale {
+            constants.log_z_scaled += scale.ln() - constants.log_scale;
+            constants.log_scale = scale.ln();
+        }
         let modes = load_modes(root, task)?.into_iter().collect();
         let mdp = SeqMdp::new(mdp, task.k(), task.length()).map_err(|e| DataError::Invalid {
             path: root.to_path_buf(),
@@ -165,16 +193,20 @@ impl SeqEnv {
         })
     }
 
-    /// The raw oracle value r(x) of a terminal string.
-    pub fn raw(&self, x: &[u8]) -> f64 {
-        self.oracle.raw(x)
+    /// The raw oracle value r(x) of each of `xs`, in order (in parallel
+    /// where the oracle is expensive); an error where a program fails.
+    pub fn raw_many<'a>(
+        &self,
+        xs: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Vec<f64>, ProgramError> {
+        let xs: Vec<&[u8]> = xs.into_iter().collect();
+        self.oracle.try_raw_many(&xs)
     }
 
-    /// [`SeqEnv::raw`] of each of `xs`, in order (in parallel where the
-    /// oracle is expensive).
-    pub fn raw_many<'a>(&self, xs: impl IntoIterator<Item = &'a [u8]>) -> Vec<f64> {
-        let xs: Vec<&[u8]> = xs.into_iter().collect();
-        self.oracle.raw_many(&xs)
+    /// Whether the target's exact constants (log Z, E[r]) are known: not for
+    /// a reward served by a program.
+    pub fn has_exact_constants(&self) -> bool {
+        !matches!(self.task.spec().constants, ConstantsSource::Unknown { .. })
     }
 
     /// log R(x) of a raw value (floors, exponent and scale of the reference).
@@ -193,12 +225,23 @@ impl SeqEnv {
     }
 }
 
-/// Load the oracle of `task` from the datasets `root`.
-pub fn load_oracle(root: &Path, task: Task) -> Result<Box<dyn Oracle>, DataError> {
+/// Load the oracle of `task` from the datasets `root` (a declared task's
+/// from its own files; a program's standard error goes to `stderr`).
+pub fn load_oracle(
+    root: &Path,
+    task: Task,
+    stderr: &StderrTo,
+) -> Result<Box<dyn Oracle>, DataError> {
     Ok(match task.spec().oracle {
         OracleSource::Lookup(_) => Box::new(LookupOracle::load(root, task)?),
         OracleSource::Trees => Box::new(TreeOracle::load(root)?),
         OracleSource::Duplex(target) => Box::new(DuplexOracle::load(root, task, target)?),
+        OracleSource::Table(path) => Box::new(declared::load_table(Path::new(path), task)?),
+        OracleSource::Command(spec) => Box::new(declared::CommandOracle::new(
+            task,
+            spec.clone(),
+            stderr.clone(),
+        )),
     })
 }
 
@@ -255,7 +298,7 @@ mod tests {
     #[test]
     fn tfbind8_exact_samples_match_expected_reward() {
         let root = test_root();
-        let oracle = load_oracle(&root, Task::TfBind8).unwrap();
+        let oracle = load_oracle(&root, Task::TfBind8, &StderrTo::Inherit).unwrap();
         let xs = exact_by_enumeration(oracle.as_ref(), 20.0, 2048, &mut stream(0, Stream::Eval));
         let mean = xs.iter().map(|x| oracle.raw(x).max(0.001)).sum::<f64>() / xs.len() as f64;
         assert!((mean - 0.92241).abs() < 0.01, "mean {mean}");
@@ -266,7 +309,7 @@ mod tests {
     #[test]
     fn seh_exact_samples_match_expected_reward() {
         let root = test_root();
-        let oracle = load_oracle(&root, Task::SehStr).unwrap();
+        let oracle = load_oracle(&root, Task::SehStr, &StderrTo::Inherit).unwrap();
         let xs = read_exact(&root, Task::SehStr, "sehstr/true_samples_beta6.csv").unwrap();
         assert_eq!(xs.len(), 2048);
         let mean = xs.iter().map(|x| oracle.raw(x).max(0.001)).sum::<f64>() / xs.len() as f64;

@@ -225,7 +225,10 @@ mod tests {
         let (mut structures, mut ends) = (0, 0);
         for row in &rows {
             let task = Task::from_name(&row[0]).unwrap();
-            let oracle = &oracles[task as usize - Task::Rna1 as usize];
+            let oracle = &oracles[[Task::Rna1, Task::Rna2, Task::Rna3]
+                .iter()
+                .position(|&t| t == task)
+                .unwrap()];
             let x = task.encode(&row[1]).unwrap();
             let energy: f64 = row[2].parse().unwrap();
             let fitness: f64 = row[3].parse().unwrap();
