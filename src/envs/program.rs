@@ -35,6 +35,12 @@ use std::time::{Duration, Instant};
 /// How long a program has to exit after SIGTERM before it is killed.
 pub const GRACE: Duration = Duration::from_secs(2);
 
+/// How often a wait for answers looks for a stop request.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The message of a wait cut short by a stop request.
+const STOPPED: &str = "stopped waiting: the runner was asked to stop";
+
 /// The longest answer line read, in bytes (a point of a 10,000-d energy with
 /// its gradient fits); a longer one is an error.
 pub const MAX_ANSWER: usize = 1 << 20;
@@ -77,6 +83,9 @@ pub struct ProgramError {
     pub command: String,
     /// What went wrong, with the batch and line.
     pub message: String,
+    /// The wait was cut short by Ctrl-C or SIGTERM (the run stops as
+    /// interrupted, not failed).
+    pub interrupted: bool,
 }
 
 /// A running program.
@@ -108,6 +117,7 @@ impl Program {
         let fail = |message: String| ProgramError {
             command: spec.display(),
             message,
+            interrupted: false,
         };
         let Some((prog, args)) = spec.command.split_first() else {
             return Err(fail("the command is empty".into()));
@@ -219,6 +229,7 @@ impl Program {
                         self.batches,
                         chunk.len()
                     ),
+                    interrupted: message == STOPPED,
                 };
                 self.stop();
                 self.broken = Some(e.clone());
@@ -253,19 +264,28 @@ impl Program {
             let _ = wtx.send(r);
         });
         for (i, line) in chunk.iter().enumerate() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let answer = match self.answers.recv_timeout(left) {
-                Ok(Ok(a)) => a,
-                Ok(Err(why)) => return Err(self.ended(why, i)),
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(format!(
-                        "no answer within {} s (timeout_s) after {i} of {} lines",
-                        self.spec.timeout.as_secs_f64(),
-                        chunk.len()
-                    ))
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(self.ended("its output ended".into(), i))
+            let answer = loop {
+                // Wait in slices, so that Ctrl-C or SIGTERM stops the run
+                // without waiting for the timeout.
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.answers.recv_timeout(left.min(POLL)) {
+                    Ok(Ok(a)) => break a,
+                    Ok(Err(why)) => return Err(self.ended(why, i)),
+                    Err(RecvTimeoutError::Timeout) if left > POLL => {
+                        if crate::interrupt::requested() {
+                            return Err(STOPPED.into());
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        return Err(format!(
+                            "no answer within {} s (timeout_s) after {i} of {} lines",
+                            self.spec.timeout.as_secs_f64(),
+                            chunk.len()
+                        ))
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        return Err(self.ended("its output ended".into(), i))
+                    }
                 }
             };
             let value = parse(answer.trim()).map_err(|why| {
@@ -427,6 +447,7 @@ mod tests {
         // A broken program is not asked again.
         let again = p.ask(&["a".to_string()], parse_finite).unwrap_err();
         assert_eq!(again, e);
+        assert!(!e.interrupted);
     }
 
     #[test]

@@ -140,6 +140,16 @@ impl SequenceFamily {
             &StderrTo::File(opts.dir.join(ORACLE_STDERR)),
             &mut exact_rng,
         )?;
+        if !env.has_exact_constants() {
+            static NOTE: std::sync::Once = std::sync::Once::new();
+            NOTE.call_once(|| {
+                crate::console::errln(format_args!(
+                    "note: {}: the reward comes from a program, so the metrics that need the whole \
+                     space (log_z_gap, expected_reward_gap, eubo, pearson) are left empty",
+                    env.task.name()
+                ))
+            });
+        }
         let exact = match opts.train_only {
             true => None,
             false => ExactSet::new(&env, &mut exact_rng)?,

@@ -344,7 +344,8 @@ impl<F: Family> Trainer<'_, F> {
         // A resumed run's wall time goes on from the checkpoint's.
         let wall = || wall_before + start.elapsed().as_secs_f64();
         if !opts.train_only && first == 0 {
-            self.evaluate(0, &mut sinks, wall())?;
+            self.evaluate(0, &mut sinks, wall())
+                .map_err(|e| interrupted_at(e, 0))?;
         }
         let bar = progress_bar(
             plan.steps,
@@ -371,7 +372,8 @@ impl<F: Family> Trainer<'_, F> {
             self.family.start_step(i);
             let step = &plan.schedule[i as usize % plan.schedule.len()];
             for &source in step.sources() {
-                self.batches += u64::from(self.batch(source, i)?);
+                let trained = self.batch(source, i).map_err(|e| interrupted_at(e, i))?;
+                self.batches += u64::from(trained);
             }
             bar.inc(1);
             let done = i + 1;
@@ -380,7 +382,8 @@ impl<F: Family> Trainer<'_, F> {
             }
             if done % plan.eval.every == 0 || done == plan.steps {
                 bar.set_message(self.family.progress());
-                self.evaluate(done, &mut sinks, wall())?;
+                self.evaluate(done, &mut sinks, wall())
+                    .map_err(|e| interrupted_at(e, done))?;
             }
             let every = plan.checkpoint_every;
             if done == plan.steps || (every > 0 && done % every == 0) {
@@ -529,5 +532,14 @@ fn finite(
             step,
             advice: divergence_advice(plan, which, updated),
         })
+    }
+}
+
+/// A reward program's wait cut short by Ctrl-C or SIGTERM is an interrupted
+/// run (left incomplete, resumed from its last checkpoint), not a failed one.
+fn interrupted_at(e: RunError, step: u64) -> RunError {
+    match e {
+        RunError::Program(p) if p.interrupted => RunError::Interrupted { step },
+        e => e,
     }
 }

@@ -266,6 +266,10 @@ impl DeclaredSeqConfig {
     /// Make `dir` absolute, starting from `file_dir` (the experiment
     /// file's directory).
     pub fn set_base_dir(&mut self, file_dir: &Path) {
+        let file_dir = match file_dir.as_os_str().is_empty() {
+            true => Path::new("."),
+            false => file_dir,
+        };
         let file_dir = std::path::absolute(file_dir).unwrap_or_else(|_| file_dir.to_path_buf());
         self.dir = Some(match &self.dir {
             Some(d) => program::resolve(&file_dir, d),
