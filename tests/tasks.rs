@@ -310,3 +310,31 @@ fn score_works_for_declared_tasks() {
         );
     }
 }
+
+/// The example with a computed reward runs end to end; its modes file is read.
+#[test]
+fn the_motif_example_runs_end_to_end() {
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = runner();
+    cmd.arg("examples/motif_command.toml")
+        .arg("--out")
+        .arg(out.path());
+    for s in GOLDEN_SEQ {
+        cmd.args(["--set", s]);
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("are left empty"), "{}", stderr(&o));
+    let run = out.path().join("motif_command/seed=0");
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(text.lines().count(), 5, "{text}");
+    // The motifs' own rewards: r = exp(0) = 1 at a motif, exp(-1) one letter off.
+    let o = runner()
+        .args(["score", "examples/motif_command.toml"])
+        .arg(common::write(out.path(), "x.txt", "ACGTACGT\nACGTACGA\n"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = format!("x,reward\nACGTACGT,1\nACGTACGA,{}\n", (-1f64).exp());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want);
+}
