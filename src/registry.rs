@@ -11,11 +11,18 @@
 //! deserializes the selected variant's struct on its own; `config::load` uses
 //! it to report `env.horizon`-precise errors.
 
+use std::sync::Arc;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::behaviour::{GafnConfig, OnPolicyConfig, TeacherConfig};
 use crate::buffer::{RecentBufferConfig, TerminalBufferConfig, TransitionBufferConfig};
+use crate::envs::diffusion::funnel::Funnel;
+use crate::envs::diffusion::gmm25::Gmm25;
+use crate::envs::diffusion::gmm40::Gmm40;
+use crate::envs::diffusion::many_well::ManyWell;
+use crate::envs::diffusion::target::Target;
 use crate::envs::diffusion::DiffusionEnvConfig;
 use crate::envs::grid::GridConfig;
 use crate::envs::sequence::task::{RnaEnvConfig, SeqEnvConfig};
@@ -83,6 +90,30 @@ registry! {
         Gmm25(DiffusionEnvConfig) = "gmm25",
         /// Diffusion sampler: 32-d Manywell, 16 double wells, log Z = 164.69567532.
         ManyWell(DiffusionEnvConfig) = "many_well",
+        /// Diffusion sampler: 10-d Neal's funnel, x0 ~ N(0, 9), x1..x9 ~ N(0, e^x0), log Z = 0.
+        Funnel(DiffusionEnvConfig) = "funnel",
+        /// Diffusion sampler: 2-d mixture of 40 Gaussians in [-40, 40]^2 (FAB's), log Z = 0.
+        Gmm40(DiffusionEnvConfig) = "gmm40",
+    }
+}
+
+impl EnvConfig {
+    /// The continuous target of a diffusion energy and its sampler settings;
+    /// `None` for the discrete environments. A new energy is one file in
+    /// `src/envs/diffusion/` (a [`Target`]), its variant above and its line here.
+    pub fn diffusion(&self) -> Option<(Arc<dyn Target>, &DiffusionEnvConfig)> {
+        let (target, c): (Arc<dyn Target>, _) = match self {
+            EnvConfig::Gmm25(c) => (Arc::new(Gmm25), c),
+            EnvConfig::ManyWell(c) => (Arc::new(ManyWell), c),
+            EnvConfig::Funnel(c) => (Arc::new(Funnel), c),
+            EnvConfig::Gmm40(c) => (Arc::new(Gmm40), c),
+            EnvConfig::Grid(_)
+            | EnvConfig::Qm9Str(_)
+            | EnvConfig::SehStr(_)
+            | EnvConfig::TfBind8(_)
+            | EnvConfig::Rna(_) => return None,
+        };
+        Some((target, c))
     }
 }
 
@@ -153,5 +184,29 @@ registry! {
         BackAndForth(BackAndForthConfig) = "back_and_forth",
         /// Metropolis-adjusted Langevin on buffer samples (diffusion energies).
         Mala(MalaConfig) = "mala",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every diffusion kind's target carries its `kind` as its name; the
+    /// discrete environments have none.
+    #[test]
+    fn diffusion_targets_are_named_by_their_kind() {
+        let mut names = Vec::new();
+        for kind in EnvConfig::KINDS {
+            let Ok(env) = toml::from_str::<EnvConfig>(&format!("kind = \"{kind}\"")) else {
+                continue;
+            };
+            if let Some((target, _)) = env.diffusion() {
+                assert_eq!(target.name(), *kind);
+                names.push(target.name().to_string());
+            }
+        }
+        assert_eq!(names, ["gmm25", "many_well", "funnel", "gmm40"]);
+        let grid: EnvConfig = toml::from_str("kind = \"grid\"\nndim = 2\nhorizon = 8").unwrap();
+        assert!(grid.diffusion().is_none());
     }
 }

@@ -22,7 +22,6 @@ use crate::behaviour::teacher::{RewardForm, TeacherReward};
 use crate::behaviour::{Source, Step, TeacherConfig};
 use crate::check::{self, Invalid};
 use crate::config::{self, ConfigError, DeviceKind, Experiment, SetArg};
-use crate::envs::diffusion::energy::Energy;
 use crate::envs::sequence::oracle::Task;
 use crate::objective::ObjectiveKind;
 use crate::optim::ClipScope;
@@ -215,7 +214,7 @@ pub const WIDE_SSR: usize = 512;
 /// multithreaded gemm to pay). Decided on the experiment as written, before
 /// it is resolved (and before any thread starts).
 pub fn large_products(exp: &Experiment) -> bool {
-    matches!(exp.env, EnvConfig::Gmm25(_) | EnvConfig::ManyWell(_))
+    exp.env.diffusion().is_some()
         || matches!(&exp.policy, PolicyConfig::Ssr(p) if p.hidden >= WIDE_SSR)
 }
 
@@ -242,8 +241,12 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
         EnvConfig::SehStr(c) => sequence::resolve(exp, Task::SehStr, c, &mut resolved)?,
         EnvConfig::TfBind8(c) => sequence::resolve(exp, Task::TfBind8, c, &mut resolved)?,
         EnvConfig::Rna(c) => sequence::resolve(exp, c.task()?, &c.sequence(), &mut resolved)?,
-        EnvConfig::Gmm25(c) => diffusion::resolve(exp, Energy::Gmm25, c, &mut resolved)?,
-        EnvConfig::ManyWell(c) => diffusion::resolve(exp, Energy::ManyWell, c, &mut resolved)?,
+        // The diffusion energies: `EnvConfig::diffusion` (the registry) names
+        // every other kind's target.
+        other => match other.diffusion() {
+            Some((target, c)) => diffusion::resolve(exp, target, c, &mut resolved)?,
+            None => unreachable!("`EnvConfig::diffusion` covers every other kind"),
+        },
     };
     check_schedule(exp, &defaults.schedule)?;
     if exp.eval.method.is_some() && !matches!(family, FamilyPlan::Grid(_)) {
@@ -707,7 +710,11 @@ fn check_components(exp: &Experiment) -> Result<(), Invalid> {
         EnvConfig::Grid(g) => g.check()?,
         EnvConfig::Qm9Str(c) | EnvConfig::SehStr(c) | EnvConfig::TfBind8(c) => c.check()?,
         EnvConfig::Rna(c) => c.check()?,
-        EnvConfig::Gmm25(c) | EnvConfig::ManyWell(c) => c.check()?,
+        other => {
+            if let Some((_, c)) = other.diffusion() {
+                c.check()?
+            }
+        }
     }
     match &exp.policy {
         PolicyConfig::Mlp(p) => p.check()?,
@@ -791,7 +798,7 @@ pub(crate) fn back_and_forth(exp: &Experiment) -> Result<Option<&BackAndForthCon
         Some(LocalSearchConfig::BackAndForth(l)) => Ok(Some(l)),
         Some(LocalSearchConfig::Mala(_)) => Err(Invalid::new(
             "local_search.kind",
-            "this environment uses `back_and_forth` (`mala` is for the diffusion energies `gmm25`, `many_well`)",
+            "this environment uses `back_and_forth` (`mala` is for the diffusion energies)",
         )),
         None => Ok(None),
     }
