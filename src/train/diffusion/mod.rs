@@ -365,19 +365,20 @@ impl DiffusionFamily {
                     .iter()
                     .map(|&(i, j)| (format!("x{i}"), format!("x{j}")))
                     .collect();
-                let data: Vec<(Vec<[f64; 2]>, Vec<[f64; 2]>)> = coords
+                // (model, exact) points of each panel.
+                let data: Vec<[Vec<[f64; 2]>; 2]> = coords
                     .iter()
                     .map(|&(i, j)| {
-                        (
+                        [
                             pairs(samples, i, j),
                             exact.map_or_else(Vec::new, |e| pairs(e, i, j)),
-                        )
+                        ]
                     })
                     .collect();
                 let panels: Vec<scatter::MarginalPanel> = labels
                     .iter()
                     .zip(&data)
-                    .map(|((xl, yl), (model, exact))| scatter::MarginalPanel {
+                    .map(|((xl, yl), [model, exact])| scatter::MarginalPanel {
                         x_label: xl,
                         y_label: yl,
                         model,
