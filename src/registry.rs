@@ -11,14 +11,23 @@
 //! deserializes the selected variant's struct on its own; `config::load` uses
 //! it to report `env.horizon`-precise errors.
 
+use std::sync::Arc;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::behaviour::{GafnConfig, OnPolicyConfig, TeacherConfig};
 use crate::buffer::{RecentBufferConfig, TerminalBufferConfig, TransitionBufferConfig};
+use crate::check::Invalid;
+use crate::envs::diffusion::funnel::Funnel;
+use crate::envs::diffusion::gmm25::Gmm25;
+use crate::envs::diffusion::gmm40::Gmm40;
+use crate::envs::diffusion::many_well::ManyWell;
+use crate::envs::diffusion::target::Target;
 use crate::envs::diffusion::DiffusionEnvConfig;
 use crate::envs::grid::GridConfig;
 use crate::envs::sequence::declared::DeclaredSeqConfig;
+use crate::envs::sequence::oracle::Task;
 use crate::envs::sequence::task::{RnaEnvConfig, SeqEnvConfig};
 use crate::objective::db::DbConfig;
 use crate::objective::subtb::SubTbConfig;
@@ -87,6 +96,66 @@ registry! {
         Gmm25(DiffusionEnvConfig) = "gmm25",
         /// Diffusion sampler: 32-d Manywell, 16 double wells, log Z = 164.69567532.
         ManyWell(DiffusionEnvConfig) = "many_well",
+        /// Diffusion sampler: 10-d Neal's funnel, x0 ~ N(0, 9), x1..x9 ~ N(0, e^x0), log Z = 0.
+        Funnel(DiffusionEnvConfig) = "funnel",
+        /// Diffusion sampler: 2-d mixture of 40 Gaussians in [-40, 40]^2 (FAB's), log Z = 0.
+        Gmm40(DiffusionEnvConfig) = "gmm40",
+    }
+}
+
+/// What an environment is, as the plan sees it: one arm per family, so the
+/// plan's match on it is exhaustive without naming every kind.
+pub enum EnvFamily<'a> {
+    /// The gridworld.
+    Grid(&'a GridConfig),
+    /// A sequence task: its row of the task table and the settings every
+    /// sequence task shares.
+    Sequence(Task, SeqEnvConfig),
+    /// A diffusion energy: its target and the sampler's settings.
+    Diffusion(Arc<dyn Target>, &'a DiffusionEnvConfig),
+}
+
+impl EnvConfig {
+    /// Range checks of the table, naming the key.
+    pub fn check(&self) -> Result<(), Invalid> {
+        match self {
+            EnvConfig::Grid(g) => g.check(),
+            EnvConfig::Qm9Str(c) | EnvConfig::SehStr(c) | EnvConfig::TfBind8(c) => c.check(),
+            EnvConfig::Rna(c) => c.check(),
+            EnvConfig::Sequence(c) => c.check(),
+            EnvConfig::Gmm25(c)
+            | EnvConfig::ManyWell(c)
+            | EnvConfig::Funnel(c)
+            | EnvConfig::Gmm40(c) => c.check(),
+        }
+    }
+
+    /// The family of the environment and what it needs (checked table). A
+    /// new energy is one file in `src/envs/diffusion/` (a [`Target`]), its
+    /// variant above and its lines here; a new sequence task, its row.
+    pub fn family(&self) -> Result<EnvFamily<'_>, Invalid> {
+        let diffusion = |t: Arc<dyn Target>, c| Ok(EnvFamily::Diffusion(t, c));
+        match self {
+            EnvConfig::Grid(g) => Ok(EnvFamily::Grid(g)),
+            EnvConfig::Qm9Str(c) => Ok(EnvFamily::Sequence(Task::Qm9Str, c.clone())),
+            EnvConfig::SehStr(c) => Ok(EnvFamily::Sequence(Task::SehStr, c.clone())),
+            EnvConfig::TfBind8(c) => Ok(EnvFamily::Sequence(Task::TfBind8, c.clone())),
+            EnvConfig::Rna(c) => Ok(EnvFamily::Sequence(c.task()?, c.sequence())),
+            EnvConfig::Sequence(c) => Ok(EnvFamily::Sequence(c.task(), c.sequence())),
+            EnvConfig::Gmm25(c) => diffusion(Arc::new(Gmm25), c),
+            EnvConfig::ManyWell(c) => diffusion(Arc::new(ManyWell), c),
+            EnvConfig::Funnel(c) => diffusion(Arc::new(Funnel), c),
+            EnvConfig::Gmm40(c) => diffusion(Arc::new(Gmm40), c),
+        }
+    }
+
+    /// The continuous target of a diffusion energy and its sampler settings;
+    /// `None` for the discrete environments.
+    pub fn diffusion(&self) -> Option<(Arc<dyn Target>, &DiffusionEnvConfig)> {
+        match self.family() {
+            Ok(EnvFamily::Diffusion(t, c)) => Some((t, c)),
+            _ => None,
+        }
     }
 }
 
@@ -157,5 +226,29 @@ registry! {
         BackAndForth(BackAndForthConfig) = "back_and_forth",
         /// Metropolis-adjusted Langevin on buffer samples (diffusion energies).
         Mala(MalaConfig) = "mala",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every diffusion kind's target carries its `kind` as its name; the
+    /// discrete environments have none.
+    #[test]
+    fn diffusion_targets_are_named_by_their_kind() {
+        let mut names = Vec::new();
+        for kind in EnvConfig::KINDS {
+            let Ok(env) = toml::from_str::<EnvConfig>(&format!("kind = \"{kind}\"")) else {
+                continue;
+            };
+            if let Some((target, _)) = env.diffusion() {
+                assert_eq!(target.name(), *kind);
+                names.push(target.name().to_string());
+            }
+        }
+        assert_eq!(names, ["gmm25", "many_well", "funnel", "gmm40"]);
+        let grid: EnvConfig = toml::from_str("kind = \"grid\"\nndim = 2\nhorizon = 8").unwrap();
+        assert!(grid.diffusion().is_none());
     }
 }

@@ -363,7 +363,9 @@ fn every_experiment_file_runs_a_few_steps() {
     // The diffusion files run in tests/diffusion.rs.
     let diffusion = |p: &Path| {
         let n = p.file_name().unwrap().to_string_lossy().to_string();
-        n.starts_with("gmm25_") || n.starts_with("many_well_") || n.starts_with("diffusion_")
+        ["gmm25_", "gmm40_", "funnel_", "many_well_", "diffusion_"]
+            .iter()
+            .any(|prefix| n.starts_with(prefix))
     };
     for file in experiment_files().into_iter().filter(|f| !diffusion(f)) {
         let grid = file

@@ -17,9 +17,9 @@ fn diffusion_files() -> Vec<PathBuf> {
         .filter(|p| {
             let n = p.file_name().unwrap().to_string_lossy().to_string();
             n.ends_with(".toml")
-                && (n.starts_with("gmm25_")
-                    || n.starts_with("many_well_")
-                    || n.starts_with("diffusion_"))
+                && ["gmm25_", "gmm40_", "funnel_", "many_well_", "diffusion_"]
+                    .iter()
+                    .any(|prefix| n.starts_with(prefix))
         })
         .collect();
     files.sort();
@@ -55,7 +55,7 @@ fn run(file: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
 fn every_diffusion_file_runs_three_iterations() {
     let out = tempfile::tempdir().unwrap();
     let files = diffusion_files();
-    assert_eq!(files.len(), 11, "{files:?}");
+    assert_eq!(files.len(), 15, "{files:?}");
     for file in &files {
         let o = run(file, out.path(), &[]);
         assert!(o.status.success(), "{}: {}", file.display(), stderr(&o));
@@ -96,6 +96,43 @@ fn every_diffusion_file_runs_three_iterations() {
     }
     // The sweep wrote its comparison table.
     assert!(out.path().join("diffusion_compare/summary.csv").exists());
+}
+
+/// The funnel (on-policy, with the Langevin policy, which evaluates the
+/// target's gradient) and the 40GMM (the Teacher) run end to end at a tiny
+/// size: every metric is a finite number (both have exact samples and
+/// log Z = 0, so `delta_log_z` is exactly -`log_z_is`), and each evaluation
+/// draws its picture (the funnel's marginal panels, the 40GMM's density).
+#[test]
+fn funnel_and_gmm40_run_end_to_end() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    for (file, extra, run_dir) in [
+        (
+            "funnel_on_policy.toml",
+            &["policy.langevin=true"][..],
+            "funnel_on_policy/seed=0",
+        ),
+        ("gmm40_teacher.toml", &[][..], "gmm40_teacher/seed=0"),
+    ] {
+        let o = run(&dir.join(file), out.path(), extra);
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
+        let text = std::fs::read_to_string(out.path().join(run_dir).join("metrics.csv")).unwrap();
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+        let col = |name: &str| rows[0].iter().position(|c| *c == name).unwrap();
+        assert_eq!(rows.len(), 4, "{text}");
+        for r in &rows[1..] {
+            let v = |name: &str| -> f64 { r[col(name)].parse().unwrap() };
+            for name in ["log_z_is", "delta_log_z", "elbo", "eubo", "w2"] {
+                assert!(v(name).is_finite(), "{file}: {name} = {}", r[col(name)]);
+            }
+            assert_eq!(v("delta_log_z"), -v("log_z_is"), "{file}");
+        }
+        for pic in ["samples_000000.png", "samples_000003.png"] {
+            let path = out.path().join(run_dir).join("plots").join(pic);
+            assert!(path.exists(), "{}", path.display());
+        }
+    }
 }
 
 /// The options off in the paper's runs work end to end: learned variance,

@@ -1,6 +1,8 @@
 //! The diffusion energies' part of the plan: their composition rules and
 //! the paper's defaults (docs/diffusion.md "Sampler", "Behaviour policies").
 
+use std::sync::Arc;
+
 use super::{
     explicit_schedule, objective_kind, scaled_steps, EvalPlan, FamilyDefaults, FamilyPlan,
     ShortBuffer,
@@ -10,8 +12,8 @@ use crate::behaviour::{Source, Step};
 use crate::buffer::Priority;
 use crate::check::Invalid;
 use crate::config::Experiment;
-use crate::envs::diffusion::energy::Energy;
 use crate::envs::diffusion::sde::Sde;
+use crate::envs::diffusion::target::Target;
 use crate::envs::diffusion::DiffusionEnvConfig;
 use crate::optim::ClipScope;
 use crate::policy::diffusion::DiffusionNetConfig;
@@ -37,7 +39,7 @@ pub const DIFFUSION_EVAL_CHUNK: usize = 500;
 #[derive(Debug, Clone)]
 pub struct DiffusionPlan {
     /// The target.
-    pub energy: Energy,
+    pub energy: Arc<dyn Target>,
     /// The time grid and noise scale.
     pub sde: Sde,
     /// The policy network and its exploration.
@@ -69,7 +71,7 @@ pub struct BufferPlan {
 /// Check a diffusion energy's composition and fill its defaults into `resolved`.
 pub(crate) fn resolve(
     exp: &Experiment,
-    energy: Energy,
+    energy: Arc<dyn Target>,
     env: &DiffusionEnvConfig,
     resolved: &mut Experiment,
 ) -> Result<(FamilyPlan, FamilyDefaults), Invalid> {
@@ -77,9 +79,18 @@ pub(crate) fn resolve(
     let PolicyConfig::Diffusion(net) = &exp.policy else {
         return err(
             "policy.kind",
-            "the diffusion energies (`gmm25`, `many_well`) use the `diffusion` policy",
+            "the diffusion energies use the `diffusion` policy",
         );
     };
+    if net.langevin && !energy.has_gradient() {
+        return Err(Invalid::new(
+            "policy.langevin",
+            format!(
+                "the Langevin policy needs the gradient of log R, and the target `{}` has none: set `langevin = false`",
+                energy.name()
+            ),
+        ));
+    }
     let (teacher, epsilon) = match &exp.behaviour {
         BehaviourConfig::OnPolicy(b) => (false, b.epsilon),
         BehaviourConfig::Teacher(t) => (true, t.epsilon),
@@ -131,6 +142,15 @@ pub(crate) fn resolve(
     }
     let local_search = match &exp.local_search {
         None => None,
+        Some(LocalSearchConfig::Mala(_)) if !energy.has_gradient() => {
+            return Err(Invalid::new(
+                "local_search.kind",
+                format!(
+                    "MALA needs the gradient of log R, and the target `{}` has none: remove the `[local_search]` table",
+                    energy.name()
+                ),
+            ))
+        }
         Some(LocalSearchConfig::Mala(m)) if buffer.is_some() => Some(m.clone()),
         Some(LocalSearchConfig::Mala(_)) => {
             return err(
@@ -160,12 +180,12 @@ pub(crate) fn resolve(
         batch_size: exp.eval.batch_size.unwrap_or(DIFFUSION_EVAL_CHUNK),
     };
     let plan = DiffusionPlan {
-        energy,
         sde: Sde {
             steps: env.steps,
             dim: energy.dim(),
             t_scale: env.t_scale,
         },
+        energy,
         net: net.clone(),
         flow_head: objective_kind(exp).needs_flow(),
         buffer,
@@ -263,5 +283,49 @@ mod tests {
             .filter(|&i| t[i] == Step::One(Source::StudentLs))
             .collect();
         assert_eq!(ls, vec![0, 50]);
+    }
+
+    /// A target without a gradient of log R: MALA and the Langevin policy
+    /// are refused, each naming its key and the target; plain TB resolves.
+    #[test]
+    fn gradient_uses_are_refused_for_a_target_without_gradient() {
+        use crate::envs::diffusion::target::{rows, TargetError};
+
+        #[derive(Debug)]
+        struct NoGrad;
+        impl Target for NoGrad {
+            fn name(&self) -> &str {
+                "no_grad"
+            }
+            fn dim(&self) -> usize {
+                2
+            }
+            fn log_reward_batch(&self, xs: &[f64]) -> Result<Vec<f64>, TargetError> {
+                Ok(rows(2, xs, |x| -x[0] * x[0] - x[1] * x[1]))
+            }
+        }
+        let exp = |extra: &str| -> Experiment {
+            toml::from_str(&format!(
+                "name = \"t\"\n[env]\nkind = \"gmm25\"\n[policy]\nkind = \"diffusion\"\n\
+                 [objective]\nkind = \"tb\"\n[behaviour]\nkind = \"on_policy\"\n{extra}"
+            ))
+            .unwrap()
+        };
+        let run = |e: &Experiment| {
+            let env = DiffusionEnvConfig::default();
+            resolve(e, Arc::new(NoGrad), &env, &mut e.clone())
+        };
+        assert!(run(&exp("")).is_ok());
+        let mala = exp("[buffer]\nkind = \"terminal\"\n[local_search]\nkind = \"mala\"");
+        let e = run(&mala).err().unwrap();
+        assert_eq!(e.key, "local_search.kind", "{e}");
+        assert!(e.message.contains("`no_grad` has none"), "{e}");
+        let mut lgv = exp("");
+        if let PolicyConfig::Diffusion(n) = &mut lgv.policy {
+            n.langevin = true;
+        }
+        let e = run(&lgv).err().unwrap();
+        assert_eq!(e.key, "policy.langevin", "{e}");
+        assert!(e.message.contains("`no_grad` has none"), "{e}");
     }
 }

@@ -22,12 +22,10 @@ use crate::behaviour::teacher::{RewardForm, TeacherReward};
 use crate::behaviour::{Source, Step, TeacherConfig};
 use crate::check::{self, Invalid};
 use crate::config::{self, ConfigError, DeviceKind, Experiment, SetArg};
-use crate::envs::diffusion::energy::Energy;
-use crate::envs::sequence::oracle::Task;
 use crate::objective::ObjectiveKind;
 use crate::optim::ClipScope;
 use crate::registry::{
-    BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
+    BehaviourConfig, BufferConfig, EnvFamily, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
 };
 use crate::search::BackAndForthConfig;
 
@@ -215,7 +213,7 @@ pub const WIDE_SSR: usize = 512;
 /// multithreaded gemm to pay). Decided on the experiment as written, before
 /// it is resolved (and before any thread starts).
 pub fn large_products(exp: &Experiment) -> bool {
-    matches!(exp.env, EnvConfig::Gmm25(_) | EnvConfig::ManyWell(_))
+    exp.env.diffusion().is_some()
         || matches!(&exp.policy, PolicyConfig::Ssr(p) if p.hidden >= WIDE_SSR)
 }
 
@@ -236,15 +234,10 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
     check_settings(exp)?;
     let mut resolved = exp.clone();
     // The one place where the environment kind selects a family.
-    let (family, defaults) = match &exp.env {
-        EnvConfig::Grid(g) => grid::resolve(exp, g, &mut resolved)?,
-        EnvConfig::Qm9Str(c) => sequence::resolve(exp, Task::Qm9Str, c, &mut resolved)?,
-        EnvConfig::SehStr(c) => sequence::resolve(exp, Task::SehStr, c, &mut resolved)?,
-        EnvConfig::TfBind8(c) => sequence::resolve(exp, Task::TfBind8, c, &mut resolved)?,
-        EnvConfig::Rna(c) => sequence::resolve(exp, c.task()?, &c.sequence(), &mut resolved)?,
-        EnvConfig::Sequence(c) => sequence::resolve(exp, c.task(), &c.sequence(), &mut resolved)?,
-        EnvConfig::Gmm25(c) => diffusion::resolve(exp, Energy::Gmm25, c, &mut resolved)?,
-        EnvConfig::ManyWell(c) => diffusion::resolve(exp, Energy::ManyWell, c, &mut resolved)?,
+    let (family, defaults) = match exp.env.family()? {
+        EnvFamily::Grid(g) => grid::resolve(exp, g, &mut resolved)?,
+        EnvFamily::Sequence(task, c) => sequence::resolve(exp, task, &c, &mut resolved)?,
+        EnvFamily::Diffusion(target, c) => diffusion::resolve(exp, target, c, &mut resolved)?,
     };
     check_schedule(exp, &defaults.schedule)?;
     if exp.eval.method.is_some() && !matches!(family, FamilyPlan::Grid(_)) {
@@ -704,13 +697,7 @@ fn check_components(exp: &Experiment) -> Result<(), Invalid> {
     if let Some(slurm) = &exp.slurm {
         slurm.check()?;
     }
-    match &exp.env {
-        EnvConfig::Grid(g) => g.check()?,
-        EnvConfig::Qm9Str(c) | EnvConfig::SehStr(c) | EnvConfig::TfBind8(c) => c.check()?,
-        EnvConfig::Rna(c) => c.check()?,
-        EnvConfig::Sequence(c) => c.check()?,
-        EnvConfig::Gmm25(c) | EnvConfig::ManyWell(c) => c.check()?,
-    }
+    exp.env.check()?;
     match &exp.policy {
         PolicyConfig::Mlp(p) => p.check()?,
         PolicyConfig::Ssr(p) => p.check()?,
@@ -793,7 +780,7 @@ pub(crate) fn back_and_forth(exp: &Experiment) -> Result<Option<&BackAndForthCon
         Some(LocalSearchConfig::BackAndForth(l)) => Ok(Some(l)),
         Some(LocalSearchConfig::Mala(_)) => Err(Invalid::new(
             "local_search.kind",
-            "this environment uses `back_and_forth` (`mala` is for the diffusion energies `gmm25`, `many_well`)",
+            "this environment uses `back_and_forth` (`mala` is for the diffusion energies)",
         )),
         None => Ok(None),
     }

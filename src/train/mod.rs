@@ -89,6 +89,9 @@ pub enum RunError {
     /// A dataset of a sequence task is missing or malformed.
     #[error(transparent)]
     Data(#[from] crate::datasets::DataError),
+    /// A diffusion target's log reward (or its gradient) could not be evaluated.
+    #[error(transparent)]
+    Target(#[from] crate::envs::diffusion::target::TargetError),
     /// A picture could not be written.
     #[error(transparent)]
     Plot(#[from] crate::output::plot::PlotError),

@@ -1,19 +1,25 @@
 //! The diffusion samplers' environments (docs/diffusion.md): a continuous
-//! target energy ([`energy`]) reached by T Gaussian steps from the origin,
-//! and the fixed process around the learned forward policy ([`sde`]): the
+//! target ([`target::Target`], one file per energy: [`gmm25`], [`many_well`],
+//! [`funnel`], [`gmm40`]) reached by T Gaussian steps from the origin, and
+//! the fixed process around the learned forward policy ([`sde`]): the
 //! Brownian-bridge backward process, backward trajectories from given
 //! terminal states and their log P_B.
 
-pub mod energy;
+pub mod funnel;
+pub mod gmm25;
+pub mod gmm40;
+pub mod many_well;
 pub mod sde;
+pub mod target;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::check::Invalid;
 
-/// A diffusion-sampler target (`gmm25`: 2-d, `many_well`: 32-d) and the
-/// time discretisation of its sampler (docs/diffusion.md "Sampler").
+/// The sampler settings of a diffusion-sampler target (`gmm25`, `gmm40`:
+/// 2-d; `funnel`: 10-d; `many_well`: 32-d): the time discretisation and
+/// noise scale (docs/diffusion.md "Sampler").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiffusionEnvConfig {

@@ -8,7 +8,9 @@
 //! at insertion, and MALA local search refines buffer samples.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 mod process;
 
@@ -19,8 +21,8 @@ use super::sampler::Sampler;
 use super::{RunError, RunOptions};
 use crate::behaviour::teacher::Signals;
 use crate::buffer::{Priority, ReplayBuffer};
-use crate::envs::diffusion::energy::Energy;
 use crate::envs::diffusion::sde::Paths;
+use crate::envs::diffusion::target::{Picture, TargetError};
 use crate::metrics::diffusion::{bounds, Bounds};
 use crate::metrics::{quantile, Metric};
 use crate::objective::balance::Balance;
@@ -120,8 +122,12 @@ pub struct DiffusionFamily {
     iteration: u64,
     /// Energy calls for training (tau batch, fresh batches, MALA).
     energy_calls: u64,
-    /// Exact samples for EUBO and W2 `[n, d]`, drawn once before training.
-    eval_data: Vec<f64>,
+    /// Exact samples for EUBO and W2 `[n, d]`, drawn once before training
+    /// (`None` when the target has no exact sampler, or for a training-only run).
+    eval_data: Option<Vec<f64>>,
+    /// A failure of the target during MALA (which runs where no error can
+    /// be returned): the next batch or evaluation returns it.
+    failure: Option<TargetError>,
     eval_samples: usize,
     eval_chunk: usize,
     final_samples: usize,
@@ -141,7 +147,7 @@ impl DiffusionFamily {
     ) -> Result<Self, RunError> {
         let mut exact_rng = rng::stream(plan.seed, Stream::ExactSamples);
         let eval_data = match opts.train_only {
-            true => Vec::new(),
+            true => None,
             false => d.energy.sample(plan.eval.samples, &mut exact_rng),
         };
         let buffer = d.buffer.map(|b| {
@@ -150,7 +156,7 @@ impl DiffusionFamily {
         });
         Ok(Self {
             process: Process {
-                energy: d.energy,
+                energy: Arc::clone(&d.energy),
                 sde: d.sde,
                 device: device.clone(),
             },
@@ -165,6 +171,7 @@ impl DiffusionFamily {
             iteration: 0,
             energy_calls: 0,
             eval_data,
+            failure: None,
             eval_samples: plan.eval.samples,
             eval_chunk: plan.eval.batch_size,
             final_samples: d.final_samples,
@@ -187,7 +194,7 @@ impl DiffusionFamily {
             let x32: Vec<f32> = chunk.iter().map(|&v| v as f32).collect();
             let paths = self.process.sde.bridge(&x32, &mut self.streams.eval);
             let pt = self.process.tensors(net.uses_langevin(), &paths)?;
-            let log_r = self.process.energy.log_reward_batch(chunk);
+            let log_r = self.process.energy.log_reward_batch(chunk)?;
             // log R + sum log P_B - sum log P_F = TB's delta without log Z.
             let balance = self.process.balance(net, &pt)?;
             let delta: Vec<f32> = tb_residuals(&balance, &log_r, None)?.to_vec1()?;
@@ -213,7 +220,7 @@ impl DiffusionFamily {
             let m = left.min(self.eval_chunk);
             let (paths, log_pf) = self.process.rollout(net, m, 0.0, &mut rng)?;
             let log_pb = self.process.sde.log_pb(&paths);
-            let log_r = self.process.log_rewards_of(paths.terminal());
+            let log_r = self.process.log_rewards_of(paths.terminal())?;
             w.extend((0..m).map(|j| log_r[j] + log_pb[j] - log_pf[j]));
             xs.extend(paths.terminal().iter().map(|&v| v as f64));
             left -= m;
@@ -232,7 +239,7 @@ impl DiffusionFamily {
         self.streams.sampling = rng;
         self.energy_calls += self.batch_size as u64;
         Ok(quantile(
-            &self.process.log_rewards_of(paths.terminal()),
+            &self.process.log_rewards_of(paths.terminal())?,
             0.9,
         ))
     }
@@ -279,69 +286,138 @@ impl DiffusionFamily {
             .into_iter()
             .flat_map(|(x, _)| x.into_iter().map(|v| v as f64))
             .collect();
-        let energy = self.process.energy;
+        let energy = &self.process.energy;
+        // The built-in energies never fail; a failing target's first error
+        // is kept (its proposals are rejected: NaN log R) and returned by
+        // the next batch or evaluation.
+        let failure: RefCell<Option<TargetError>> = RefCell::new(None);
+        let fail = |e: TargetError| {
+            failure.borrow_mut().get_or_insert(e);
+        };
         let out = mala(
             energy.dim(),
             &start,
-            |x| energy.log_reward(x),
-            |x, g| energy.grad_log_reward(x, g),
+            |x| {
+                energy.log_reward(x).unwrap_or_else(|e| {
+                    fail(e);
+                    f64::NAN
+                })
+            },
+            |x, g| {
+                if let Err(e) = energy.grad_log_reward(x, g) {
+                    fail(TargetError::new(energy.name(), e.to_string()));
+                    g.fill(0.0);
+                }
+            },
             &cfg.settings(),
             &mut self.streams.local_search,
         );
         self.energy_calls += out.energy_calls;
+        if let Some(e) = failure.into_inner() {
+            self.failure.get_or_insert(e);
+            return;
+        }
         let d = energy.dim();
         for (x, &lr) in out.samples.chunks(d).zip(&out.log_r) {
             buf.push((x.iter().map(|&v| v as f32).collect(), lr), lr);
         }
     }
 
-    /// Pictures of `samples` `[n, d]` after `step` steps.
-    fn plot(&self, step: u64, samples: &[f64], exact: &[f64]) -> Result<(), RunError> {
+    /// The target failure kept by [`Self::local_search`], if any.
+    fn check_failure(&mut self) -> Result<(), RunError> {
+        match self.failure.take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Pictures of `samples` `[n, d]` after `step` steps, as the target's
+    /// [`crate::envs::diffusion::target::Target::picture`] says (`exact` `[m, d]`, when the target has them,
+    /// under the model's samples of marginal panels).
+    fn plot(&self, step: u64, samples: &[f64], exact: Option<&[f64]>) -> Result<(), RunError> {
         let Some(dir) = &self.plots else {
             return Ok(());
         };
         let d = self.process.sde.dim;
-        let pairs =
-            |x: &[f64], j: usize| -> Vec<[f64; 2]> { x.chunks(d).map(|r| [r[0], r[j]]).collect() };
+        let pairs = |x: &[f64], i: usize, j: usize| -> Vec<[f64; 2]> {
+            x.chunks(d).map(|r| [r[i], r[j]]).collect()
+        };
         let path = dir.join(format!("samples_{step:06}.png"));
-        let title = format!("{} samples, step {step}", self.process.energy.name());
-        match self.process.energy {
-            Energy::Gmm25 => {
-                let e = self.process.energy;
-                scatter::samples_over_density(
-                    &path,
-                    &title,
-                    (-15.0, 15.0),
-                    &|x, y| e.log_reward(&[x, y]),
-                    &pairs(samples, 1),
-                )?
-            }
-            Energy::ManyWell => {
-                let (m1, e1, m2, e2) = (
-                    pairs(samples, 1),
-                    pairs(exact, 1),
-                    pairs(samples, 2),
-                    pairs(exact, 2),
-                );
-                let panels = [
-                    scatter::MarginalPanel {
-                        x_label: "x0",
-                        y_label: "x1",
-                        model: &m1,
-                        exact: &e1,
-                    },
-                    scatter::MarginalPanel {
-                        x_label: "x0",
-                        y_label: "x2",
-                        model: &m2,
-                        exact: &e2,
-                    },
-                ];
-                scatter::marginals(&path, &title, (-3.0, 3.0), &panels)?
+        let energy = &self.process.energy;
+        let title = format!("{} samples, step {step}", energy.name());
+        match energy.picture() {
+            Picture::Density { range } => scatter::samples_over_density(
+                &path,
+                &title,
+                range,
+                &|x, y| energy.log_reward(&[x, y]).unwrap_or(f64::NAN),
+                &pairs(samples, 0, 1),
+            )?,
+            Picture::Marginals {
+                range,
+                pairs: coords,
+            } => {
+                let coords: Vec<(usize, usize)> = coords
+                    .into_iter()
+                    .filter(|&(i, j)| i < d && j < d)
+                    .collect();
+                let labels: Vec<(String, String)> = coords
+                    .iter()
+                    .map(|&(i, j)| (format!("x{i}"), format!("x{j}")))
+                    .collect();
+                // (model, exact) points of each panel.
+                let data: Vec<[Vec<[f64; 2]>; 2]> = coords
+                    .iter()
+                    .map(|&(i, j)| {
+                        [
+                            pairs(samples, i, j),
+                            exact.map_or_else(Vec::new, |e| pairs(e, i, j)),
+                        ]
+                    })
+                    .collect();
+                let panels: Vec<scatter::MarginalPanel> = labels
+                    .iter()
+                    .zip(&data)
+                    .map(|((xl, yl), [model, exact])| scatter::MarginalPanel {
+                        x_label: xl,
+                        y_label: yl,
+                        model,
+                        exact,
+                    })
+                    .collect();
+                scatter::marginals(&path, &title, range, &panels)?
             }
         }
         Ok(())
     }
+}
+
+/// The diffusion metrics of one evaluation ([`DIFFUSION_METRICS`]) from the
+/// forward log-weights `fwd` of the model's samples and the backward ones
+/// `bwd` of exact samples: what needs exact samples (`eubo`, `w2`) or the
+/// true log Z (`delta_log_z`) is an empty cell when the target lacks it.
+fn diffusion_metrics(
+    fwd: &[f64],
+    bwd: Option<&[f64]>,
+    log_z: Option<f64>,
+    w2: Option<f64>,
+    buffer_size: usize,
+    energy_calls: u64,
+) -> Vec<Metric> {
+    let Bounds {
+        log_z_is,
+        elbo,
+        eubo,
+    } = bounds(fwd, bwd.unwrap_or(&[]));
+    vec![
+        Metric::new("log_z_is", log_z_is),
+        Metric::optional("delta_log_z", log_z.map(|z| z - log_z_is)),
+        Metric::new("elbo", elbo),
+        Metric::optional("eubo", bwd.map(|_| eubo)),
+        Metric::optional("w2", w2),
+        Metric::new("buffer_size", buffer_size as f64),
+        Metric::new("n_energy_calls", energy_calls as f64),
+    ]
 }
 
 impl Family for DiffusionFamily {
@@ -391,7 +467,7 @@ impl Family for DiffusionFamily {
             let k = self.eval_chunk.min(n - rows.len());
             let (paths, pf) = self.process.rollout(net, k, 0.0, rng)?;
             let x = paths.terminal();
-            let log_r = self.process.log_rewards_of(x);
+            let log_r = self.process.log_rewards_of(x)?;
             for j in 0..k {
                 let mut row: Vec<String> = x[j * d..(j + 1) * d]
                     .iter()
@@ -438,6 +514,7 @@ impl Family for DiffusionFamily {
         by_teacher: bool,
         student: &Sampler<DiffusionNet>,
     ) -> Result<Fresh<DiffBatch>, RunError> {
+        self.check_failure()?;
         if self.tau.is_none() {
             self.tau = Some(self.threshold(&student.net)?);
         }
@@ -447,7 +524,7 @@ impl Family for DiffusionFamily {
             // The teacher's samples (no exploration) above tau, as bridge
             // trajectories the student's signal is computed on.
             let (paths, _) = self.process.rollout(net, n, 0.0, &mut rng)?;
-            let log_r = self.process.log_rewards_of(paths.terminal());
+            let log_r = self.process.log_rewards_of(paths.terminal())?;
             let tau = self.tau.unwrap_or(f64::NEG_INFINITY);
             let keep: Vec<usize> = (0..n).filter(|&j| log_r[j] > tau).collect();
             let x = paths.select(&keep);
@@ -460,7 +537,7 @@ impl Family for DiffusionFamily {
         } else {
             let expl = self.net_cfg.exploration_at(self.iteration);
             let (paths, _) = self.process.rollout(net, n, expl, &mut rng)?;
-            let log_r = self.process.log_rewards_of(paths.terminal());
+            let log_r = self.process.log_rewards_of(paths.terminal())?;
             (Origin::Fresh, paths, log_r)
         };
         self.streams.sampling = rng;
@@ -473,6 +550,7 @@ impl Family for DiffusionFamily {
     }
 
     fn replay(&mut self) -> Result<Option<DiffBatch>, RunError> {
+        self.check_failure()?;
         let Some((buf, plan)) = &self.buffer else {
             return Ok(None);
         };
@@ -587,31 +665,29 @@ impl Family for DiffusionFamily {
         } else {
             self.eval_samples
         };
+        self.check_failure()?;
         let exact = match last {
             true => self.process.energy.sample(n, &mut self.exact_rng),
             false => self.eval_data.clone(),
         };
         let (samples, fwd) = self.forward_weights(&student.net, n)?;
-        let bwd = self.log_weights_backward(&student.net, &exact)?;
-        let Bounds {
-            log_z_is,
-            elbo,
-            eubo,
-        } = bounds(&fwd, &bwd);
-        let w2 = crate::metrics::assignment::w2(&samples, &exact, self.process.sde.dim);
-        self.plot(step, &samples, &exact)?;
-        Ok(vec![
-            Metric::new("log_z_is", log_z_is),
-            Metric::new("delta_log_z", self.process.energy.true_log_z() - log_z_is),
-            Metric::new("elbo", elbo),
-            Metric::new("eubo", eubo),
-            Metric::new("w2", w2),
-            Metric::new(
-                "buffer_size",
-                self.buffer.as_ref().map_or(0, |(b, _)| b.len()) as f64,
-            ),
-            Metric::new("n_energy_calls", self.energy_calls as f64),
-        ])
+        let bwd = match &exact {
+            Some(x) => Some(self.log_weights_backward(&student.net, x)?),
+            None => None,
+        };
+        let d = self.process.sde.dim;
+        let w2 = exact
+            .as_ref()
+            .map(|x| crate::metrics::assignment::w2(&samples, x, d));
+        self.plot(step, &samples, exact.as_deref())?;
+        Ok(diffusion_metrics(
+            &fwd,
+            bwd.as_deref(),
+            self.process.energy.log_z(),
+            w2,
+            self.buffer.as_ref().map_or(0, |(b, _)| b.len()),
+            self.energy_calls,
+        ))
     }
 
     fn progress(&self) -> String {
@@ -631,18 +707,19 @@ mod tests {
     use super::*;
     use crate::behaviour::teacher::RewardForm;
     use crate::behaviour::TeacherConfig;
+    use crate::envs::diffusion::target::Target;
     use crate::train::family::Family;
 
-    fn family(steps: usize, dim_energy: Energy) -> DiffusionFamily {
+    fn family(steps: usize, energy: Arc<dyn Target>) -> DiffusionFamily {
         DiffusionFamily {
             process: Process {
-                energy: dim_energy,
                 sde: crate::envs::diffusion::sde::Sde {
                     steps,
-                    dim: dim_energy.dim(),
+                    dim: energy.dim(),
                     t_scale: 1.0,
                 },
                 device: Device::Cpu,
+                energy,
             },
             net_cfg: DiffusionNetConfig {
                 hidden: 8,
@@ -658,7 +735,8 @@ mod tests {
             seeded: false,
             iteration: 0,
             energy_calls: 0,
-            eval_data: Vec::new(),
+            eval_data: None,
+            failure: None,
             eval_samples: 4,
             eval_chunk: 4,
             final_samples: 0,
@@ -675,7 +753,7 @@ mod tests {
     /// (docs/diffusion.md "Loss and teacher reward").
     #[test]
     fn teacher_signal_and_tau_gate() {
-        let mut f = family(2, Energy::Gmm25);
+        let mut f = family(2, Arc::new(crate::envs::diffusion::gmm25::Gmm25));
         f.tau = Some(-4.0);
         let reward = TeacherConfig {
             alpha: 0.5,
@@ -707,5 +785,27 @@ mod tests {
         }
         let t = f.teacher_target(&reward, &s, &batch);
         assert!((t[0] - (want[0].ln() - 0.5)).abs() < 1e-12);
+    }
+
+    /// Without exact samples the EUBO and W2 are empty cells, without a true
+    /// log Z `delta_log_z` is; with both, every value is there (the forward
+    /// log-weights ln 1 and ln 3 give log Z_IS = ln 2).
+    #[test]
+    fn metrics_a_target_lacks_are_empty_cells() {
+        let fwd = [0.0, 3f64.ln()];
+        let bare = diffusion_metrics(&fwd, None, None, None, 7, 11);
+        let names: Vec<&str> = bare.iter().map(|m| m.name).collect();
+        assert_eq!(names, DIFFUSION_METRICS);
+        let value = |row: &[Metric], name: &str| row.iter().find(|m| m.name == name).unwrap().value;
+        for name in ["delta_log_z", "eubo", "w2"] {
+            assert_eq!(value(&bare, name), None, "{name}");
+        }
+        assert!((value(&bare, "log_z_is").unwrap() - 2f64.ln()).abs() < 1e-12);
+        assert_eq!(value(&bare, "buffer_size"), Some(7.0));
+        assert_eq!(value(&bare, "n_energy_calls"), Some(11.0));
+        let full = diffusion_metrics(&fwd, Some(&[1.0, 2.0]), Some(1.0), Some(0.5), 0, 0);
+        assert!((value(&full, "delta_log_z").unwrap() - (1.0 - 2f64.ln())).abs() < 1e-12);
+        assert_eq!(value(&full, "eubo"), Some(1.5));
+        assert_eq!(value(&full, "w2"), Some(0.5));
     }
 }

@@ -5,11 +5,13 @@
 //! states (`[T * B, d]` rows; the states themselves are sampled without a
 //! graph, as the reference's detached sampling).
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor};
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::envs::diffusion::energy::Energy;
 use crate::envs::diffusion::sde::{Paths, Sde, LN_2PI};
+use crate::envs::diffusion::target::{Target, TargetError};
 use crate::objective::balance::{Balance, Layout};
 use crate::policy::diffusion::DiffusionNet;
 use crate::rng::Rng;
@@ -34,7 +36,7 @@ pub struct PathTensors {
 /// The target, the time grid and the device of a run.
 pub struct Process {
     /// The target energy.
-    pub energy: Energy,
+    pub energy: Arc<dyn Target>,
     /// The time grid and noise scale.
     pub sde: Sde,
     /// Where tensors live.
@@ -43,9 +45,9 @@ pub struct Process {
 
 impl Process {
     /// log R of the rows of `x` `[B, d]`.
-    pub fn log_rewards_of(&self, x: &[f32]) -> Vec<f64> {
+    pub fn log_rewards_of(&self, x: &[f32]) -> Result<Vec<f64>, RunError> {
         let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-        self.energy.log_reward_batch(&x64)
+        Ok(self.energy.log_reward_batch(&x64)?)
     }
 
     /// grad log R at every row of `x` `[n, d]` as a tensor (Langevin only).
@@ -57,7 +59,9 @@ impl Process {
             for (a, &b) in xi.iter_mut().zip(src) {
                 *a = b as f64;
             }
-            self.energy.grad_log_reward(&xi, &mut gi);
+            self.energy
+                .grad_log_reward(&xi, &mut gi)
+                .map_err(|e| TargetError::new(self.energy.name(), e.to_string()))?;
             for (a, &b) in dst.iter_mut().zip(&gi) {
                 *a = b as f32;
             }
@@ -202,7 +206,7 @@ mod tests {
     /// The 2-d 25GMM process with `steps` steps, sigma^2 = 1.
     fn process(steps: usize) -> Process {
         Process {
-            energy: Energy::Gmm25,
+            energy: Arc::new(crate::envs::diffusion::gmm25::Gmm25),
             sde: Sde {
                 steps,
                 dim: 2,
