@@ -23,6 +23,7 @@ use crate::envs::diffusion::funnel::Funnel;
 use crate::envs::diffusion::gmm25::Gmm25;
 use crate::envs::diffusion::gmm40::Gmm40;
 use crate::envs::diffusion::many_well::ManyWell;
+use crate::envs::diffusion::program::ProgramEnergyConfig;
 use crate::envs::diffusion::target::Target;
 use crate::envs::diffusion::DiffusionEnvConfig;
 use crate::envs::grid::GridConfig;
@@ -100,6 +101,8 @@ registry! {
         Funnel(DiffusionEnvConfig) = "funnel",
         /// Diffusion sampler: 2-d mixture of 40 Gaussians in [-40, 40]^2 (FAB's), log Z = 0.
         Gmm40(DiffusionEnvConfig) = "gmm40",
+        /// A target of your own: the log density from a program (docs/tasks.md).
+        Energy(ProgramEnergyConfig) = "energy",
     }
 }
 
@@ -112,7 +115,7 @@ pub enum EnvFamily<'a> {
     /// sequence task shares.
     Sequence(Task, SeqEnvConfig),
     /// A diffusion energy: its target and the sampler's settings.
-    Diffusion(Arc<dyn Target>, &'a DiffusionEnvConfig),
+    Diffusion(Arc<dyn Target>, DiffusionEnvConfig),
 }
 
 impl EnvConfig {
@@ -127,6 +130,7 @@ impl EnvConfig {
             | EnvConfig::ManyWell(c)
             | EnvConfig::Funnel(c)
             | EnvConfig::Gmm40(c) => c.check(),
+            EnvConfig::Energy(c) => c.check(),
         }
     }
 
@@ -134,7 +138,8 @@ impl EnvConfig {
     /// new energy is one file in `src/envs/diffusion/` (a [`Target`]), its
     /// variant above and its lines here; a new sequence task, its row.
     pub fn family(&self) -> Result<EnvFamily<'_>, Invalid> {
-        let diffusion = |t: Arc<dyn Target>, c| Ok(EnvFamily::Diffusion(t, c));
+        let diffusion =
+            |t: Arc<dyn Target>, c: &DiffusionEnvConfig| Ok(EnvFamily::Diffusion(t, c.clone()));
         match self {
             EnvConfig::Grid(g) => Ok(EnvFamily::Grid(g)),
             EnvConfig::Qm9Str(c) => Ok(EnvFamily::Sequence(Task::Qm9Str, c.clone())),
@@ -146,12 +151,13 @@ impl EnvConfig {
             EnvConfig::ManyWell(c) => diffusion(Arc::new(ManyWell), c),
             EnvConfig::Funnel(c) => diffusion(Arc::new(Funnel), c),
             EnvConfig::Gmm40(c) => diffusion(Arc::new(Gmm40), c),
+            EnvConfig::Energy(c) => diffusion(Arc::new(c.target()), &c.sampler()),
         }
     }
 
     /// The continuous target of a diffusion energy and its sampler settings;
     /// `None` for the discrete environments.
-    pub fn diffusion(&self) -> Option<(Arc<dyn Target>, &DiffusionEnvConfig)> {
+    pub fn diffusion(&self) -> Option<(Arc<dyn Target>, DiffusionEnvConfig)> {
         match self.family() {
             Ok(EnvFamily::Diffusion(t, c)) => Some((t, c)),
             _ => None,

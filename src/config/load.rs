@@ -429,8 +429,11 @@ pub fn load_file(
         .map_err(|errs| invalid(errs.into_iter().map(|e| describe(&fig, e)).collect()))?;
     // A declared task's files and program are found from the experiment
     // file's directory (recorded as an absolute `env.dir`).
-    if let crate::registry::EnvConfig::Sequence(c) = &mut exp.env {
-        c.set_base_dir(path.parent().unwrap_or(Path::new(".")));
+    let file_dir = path.parent().unwrap_or(Path::new("."));
+    match &mut exp.env {
+        crate::registry::EnvConfig::Sequence(c) => c.set_base_dir(file_dir),
+        crate::registry::EnvConfig::Energy(c) => c.set_base_dir(file_dir),
+        _ => {}
     }
     let sources = Sources {
         path: path.to_path_buf(),

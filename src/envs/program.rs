@@ -35,6 +35,15 @@ use std::time::{Duration, Instant};
 /// How long a program has to exit after SIGTERM before it is killed.
 pub const GRACE: Duration = Duration::from_secs(2);
 
+/// Default candidates per batch.
+pub const DEFAULT_BATCH: usize = 256;
+
+/// Default wait for one batch, in seconds.
+pub const DEFAULT_TIMEOUT_S: f64 = 60.0;
+
+/// The file of a run's directory that receives a program's standard error.
+pub const STDERR_FILE: &str = "oracle_stderr.log";
+
 /// How often a wait for answers looks for a stop request.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -362,6 +371,21 @@ pub fn parse_finite(s: &str) -> Result<f64, String> {
         return Err("not a finite number".into());
     }
     Ok(v)
+}
+
+/// The absolute directory a declared task's paths start from: `dir` (the
+/// config's `dir` key) against `file_dir` (the experiment file's
+/// directory), or `file_dir` itself.
+pub fn base_dir(file_dir: &Path, dir: Option<&Path>) -> PathBuf {
+    let file_dir = match file_dir.as_os_str().is_empty() {
+        true => Path::new("."),
+        false => file_dir,
+    };
+    let file_dir = std::path::absolute(file_dir).unwrap_or_else(|_| file_dir.to_path_buf());
+    match dir {
+        Some(d) => resolve(&file_dir, d),
+        None => file_dir,
+    }
 }
 
 /// `path` resolved against `dir` when relative.

@@ -237,7 +237,7 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
     let (family, defaults) = match exp.env.family()? {
         EnvFamily::Grid(g) => grid::resolve(exp, g, &mut resolved)?,
         EnvFamily::Sequence(task, c) => sequence::resolve(exp, task, &c, &mut resolved)?,
-        EnvFamily::Diffusion(target, c) => diffusion::resolve(exp, target, c, &mut resolved)?,
+        EnvFamily::Diffusion(target, c) => diffusion::resolve(exp, target, &c, &mut resolved)?,
     };
     check_schedule(exp, &defaults.schedule)?;
     if exp.eval.method.is_some() && !matches!(family, FamilyPlan::Grid(_)) {

@@ -48,9 +48,6 @@ pub const SEQ_METRICS: &[&str] = &[
     "n_reward_calls",
 ];
 
-/// The file of a run's directory that receives a reward program's standard error.
-pub const ORACLE_STDERR: &str = "oracle_stderr.log";
-
 /// A batch: complete trajectories and log R of their strings.
 pub struct SeqBatch {
     trajs: Vec<SeqTraj>,
@@ -137,7 +134,7 @@ impl SequenceFamily {
             s.mdp,
             &opts.datasets,
             &default_cache_dir(),
-            &StderrTo::File(opts.dir.join(ORACLE_STDERR)),
+            &StderrTo::File(opts.dir.join(crate::envs::program::STDERR_FILE)),
             &mut exact_rng,
         )?;
         if !env.has_exact_constants() {

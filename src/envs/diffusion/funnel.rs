@@ -18,7 +18,7 @@
 use rand::Rng as _;
 use rand_distr::StandardNormal;
 
-use super::target::{rows, NoGradient, Picture, Target, TargetError};
+use super::target::{rows, Picture, Target, TargetError};
 use crate::rng::Rng;
 
 /// Dimension of the funnel: x₀ and 9 coordinates whose variance it sets.
@@ -78,7 +78,7 @@ impl Target for Funnel {
         true
     }
 
-    fn grad_log_reward(&self, x: &[f64], out: &mut [f64]) -> Result<(), NoGradient> {
+    fn grad_log_reward(&self, x: &[f64], out: &mut [f64]) -> Result<(), TargetError> {
         assert_eq!(x.len(), FUNNEL_DIM, "point has the wrong dimension");
         assert_eq!(
             out.len(),

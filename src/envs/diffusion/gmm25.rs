@@ -15,7 +15,7 @@
 use rand::Rng as _;
 use rand_distr::StandardNormal;
 
-use super::target::{rows, NoGradient, Picture, Target, TargetError};
+use super::target::{rows, Picture, Target, TargetError};
 use crate::rng::Rng;
 
 /// Per-coordinate positions of the 25GMM mode grid.
@@ -58,7 +58,7 @@ impl Target for Gmm25 {
         true
     }
 
-    fn grad_log_reward(&self, x: &[f64], out: &mut [f64]) -> Result<(), NoGradient> {
+    fn grad_log_reward(&self, x: &[f64], out: &mut [f64]) -> Result<(), TargetError> {
         assert_eq!(x.len(), 2, "point has the wrong dimension");
         assert_eq!(out.len(), 2, "gradient buffer has the wrong dimension");
         for (o, &xd) in out.iter_mut().zip(x) {

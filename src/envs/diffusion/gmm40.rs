@@ -27,7 +27,7 @@
 use rand::Rng as _;
 use rand_distr::StandardNormal;
 
-use super::target::{rows, NoGradient, Picture, Target, TargetError};
+use super::target::{rows, Picture, Target, TargetError};
 use crate::rng::Rng;
 
 /// The standard deviation s = softplus(1) = ln(1 + e) of every component
@@ -129,7 +129,7 @@ impl Target for Gmm40 {
         true
     }
 
-    fn grad_log_reward(&self, x: &[f64], out: &mut [f64]) -> Result<(), NoGradient> {
+    fn grad_log_reward(&self, x: &[f64], out: &mut [f64]) -> Result<(), TargetError> {
         assert_eq!(out.len(), 2, "gradient buffer has the wrong dimension");
         let (e, max) = exponents(x);
         let (mut sum, mut g0, mut g1) = (0.0, 0.0, 0.0);

@@ -17,7 +17,7 @@
 use rand::Rng as _;
 use rand_distr::StandardNormal;
 
-use super::target::{rows, NoGradient, Picture, Target, TargetError};
+use super::target::{rows, Picture, Target, TargetError};
 use crate::rng::Rng;
 
 /// Z₁ = ∫ exp(-a⁴ + 6a² + a/2) da, the normaliser of one Manywell double-well
@@ -76,7 +76,7 @@ impl Target for ManyWell {
         true
     }
 
-    fn grad_log_reward(&self, x: &[f64], out: &mut [f64]) -> Result<(), NoGradient> {
+    fn grad_log_reward(&self, x: &[f64], out: &mut [f64]) -> Result<(), TargetError> {
         assert_eq!(x.len(), self.dim(), "point has the wrong dimension");
         assert_eq!(
             out.len(),

@@ -9,6 +9,7 @@ pub mod funnel;
 pub mod gmm25;
 pub mod gmm40;
 pub mod many_well;
+pub mod program;
 pub mod sde;
 pub mod target;
 

@@ -100,11 +100,29 @@ pub trait Target: Send + Sync + fmt::Debug {
         false
     }
 
-    /// Writes ∇ log R(x) into `out` (both of length `dim`), or [`NoGradient`]
-    /// (the default) when the target has none.
-    fn grad_log_reward(&self, x: &[f64], out: &mut [f64]) -> Result<(), NoGradient> {
+    /// Writes ∇ log R(x) into `out` (both of length `dim`); an error (the
+    /// default: [`NoGradient`]) when the target has none or its evaluation
+    /// failed.
+    fn grad_log_reward(&self, x: &[f64], out: &mut [f64]) -> Result<(), TargetError> {
         let _ = (x, out);
-        Err(NoGradient)
+        Err(TargetError::new(self.name(), NoGradient.to_string()))
+    }
+
+    /// ∇ log R at every row of `xs` (`[n, dim]`) into `out` (`[n, dim]`): by
+    /// default one [`Target::grad_log_reward`] per row; a target evaluated
+    /// elsewhere answers the batch at once.
+    fn grad_log_reward_batch(&self, xs: &[f64], out: &mut [f64]) -> Result<(), TargetError> {
+        let d = self.dim();
+        for (x, g) in xs.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            self.grad_log_reward(x, g)?;
+        }
+        Ok(())
+    }
+
+    /// The run directory, given before the first evaluation (a program
+    /// target writes its standard error there); nothing by default.
+    fn set_run_dir(&self, dir: &std::path::Path) {
+        let _ = dir;
     }
 
     /// `n` independent exact samples of the normalised target (`[n, dim]`,

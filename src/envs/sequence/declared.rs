@@ -115,11 +115,6 @@ pub struct RewardSourceConfig {
     pub timeout_s: Option<f64>,
 }
 
-/// Default candidates per program batch.
-pub const DEFAULT_BATCH: usize = 256;
-/// Default wait for one batch, in seconds.
-pub const DEFAULT_TIMEOUT_S: f64 = 60.0;
-
 /// Where a declared task's r(x) comes from, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RewardSource {
@@ -266,15 +261,7 @@ impl DeclaredSeqConfig {
     /// Make `dir` absolute, starting from `file_dir` (the experiment
     /// file's directory).
     pub fn set_base_dir(&mut self, file_dir: &Path) {
-        let file_dir = match file_dir.as_os_str().is_empty() {
-            true => Path::new("."),
-            false => file_dir,
-        };
-        let file_dir = std::path::absolute(file_dir).unwrap_or_else(|_| file_dir.to_path_buf());
-        self.dir = Some(match &self.dir {
-            Some(d) => program::resolve(&file_dir, d),
-            None => file_dir,
-        });
+        self.dir = Some(program::base_dir(file_dir, self.dir.as_deref()));
     }
 
     /// The directory relative paths start from.
@@ -296,9 +283,9 @@ impl DeclaredSeqConfig {
             (Some(t), _) => RewardSource::Table(program::resolve(&self.base_dir(), t)),
             (None, cmd) => RewardSource::Command(ProgramSpec {
                 command: cmd.clone().unwrap_or_default(),
-                batch: self.reward.batch.unwrap_or(DEFAULT_BATCH),
+                batch: self.reward.batch.unwrap_or(program::DEFAULT_BATCH),
                 timeout: Duration::from_secs_f64(
-                    self.reward.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S),
+                    self.reward.timeout_s.unwrap_or(program::DEFAULT_TIMEOUT_S),
                 ),
                 dir: self.base_dir(),
             }),

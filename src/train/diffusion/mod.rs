@@ -145,6 +145,7 @@ impl DiffusionFamily {
         opts: &RunOptions,
         device: &Device,
     ) -> Result<Self, RunError> {
+        d.energy.set_run_dir(&opts.dir);
         let mut exact_rng = rng::stream(plan.seed, Stream::ExactSamples);
         let eval_data = match opts.train_only {
             true => None,
@@ -305,7 +306,7 @@ impl DiffusionFamily {
             },
             |x, g| {
                 if let Err(e) = energy.grad_log_reward(x, g) {
-                    fail(TargetError::new(energy.name(), e.to_string()));
+                    fail(e);
                     g.fill(0.0);
                 }
             },

@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::envs::diffusion::sde::{Paths, Sde, LN_2PI};
-use crate::envs::diffusion::target::{Target, TargetError};
+use crate::envs::diffusion::target::Target;
 use crate::objective::balance::{Balance, Layout};
 use crate::policy::diffusion::DiffusionNet;
 use crate::rng::Rng;
@@ -53,19 +53,10 @@ impl Process {
     /// grad log R at every row of `x` `[n, d]` as a tensor (Langevin only).
     fn grad_tensor(&self, x: &[f32], rows: usize) -> Result<Tensor, RunError> {
         let d = self.sde.dim;
-        let mut out = vec![0f32; x.len()];
-        let (mut xi, mut gi) = (vec![0f64; d], vec![0f64; d]);
-        for (src, dst) in x.chunks(d).zip(out.chunks_mut(d)) {
-            for (a, &b) in xi.iter_mut().zip(src) {
-                *a = b as f64;
-            }
-            self.energy
-                .grad_log_reward(&xi, &mut gi)
-                .map_err(|e| TargetError::new(self.energy.name(), e.to_string()))?;
-            for (a, &b) in dst.iter_mut().zip(&gi) {
-                *a = b as f32;
-            }
-        }
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let mut g = vec![0f64; x.len()];
+        self.energy.grad_log_reward_batch(&x64, &mut g)?;
+        let out: Vec<f32> = g.iter().map(|&v| v as f32).collect();
         Ok(Tensor::from_vec(out, (rows, d), &self.device)?)
     }
 
