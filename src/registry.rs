@@ -80,7 +80,8 @@ macro_rules! registry {
 registry! {
     /// The environment (reward and state space) to sample from.
     EnvConfig {
-        /// Deceptive gridworld (docs/grid.md).
+        /// Gridworld (docs/grid.md): the paper's deceptive reward, or the
+        /// original hypergrid reward with `reward = "original"`.
         Grid(GridConfig) = "grid",
         /// QM9 molecules as strings of 11 blocks, length 5 (lookup oracle; docs/discovery.md).
         Qm9Str(SeqEnvConfig) = "qm9str",

@@ -1,5 +1,6 @@
 //! `runner score`: score a researcher's own candidate strings with the reward
-//! oracle of an experiment's sequence task (qm9str, sehstr, tfbind8, rna).
+//! oracle of an experiment's sequence task (qm9str, sehstr, tfbind8, rna), or
+//! grid states with a grid experiment's reward ([`score_grid`]).
 //!
 //! Input: one string per line over the task's alphabet (blank lines and
 //! surrounding spaces are ignored). Output: CSV on the writer, in input order,
@@ -15,7 +16,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
+use crate::check::excerpt;
 use crate::config::SetArg;
+use crate::envs::grid::GridConfig;
 use crate::envs::program::StderrTo;
 use crate::envs::sequence::oracle::{OracleSource, Task};
 use crate::envs::sequence::task::load_oracle;
@@ -31,7 +34,7 @@ pub fn task_of(file: &Path, sets: &[SetArg]) -> anyhow::Result<Task> {
         let FamilyPlan::Sequence(s) = &spec.plan.family else {
             bail!(
                 "{}: env.kind = {:?} has no string oracle; `runner score` works for the \
-                 sequence tasks (qm9str, sehstr, tfbind8, rna)",
+                 sequence tasks (qm9str, sehstr, tfbind8, rna) and the grid",
                 file.display(),
                 spec.plan.resolved.env.kind()
             );
@@ -48,6 +51,28 @@ pub fn task_of(file: &Path, sets: &[SetArg]) -> anyhow::Result<Task> {
         }
     }
     task.with_context(|| format!("{}: the sweep expands to no run", file.display()))
+}
+
+/// The grid of experiment `file` (with `sets` applied, the reward family's
+/// defaults filled in), or `None` when it is not a grid experiment. A sweep
+/// must keep one grid across its runs.
+pub fn grid_of(file: &Path, sets: &[SetArg]) -> anyhow::Result<Option<GridConfig>> {
+    let specs = sweep::expand(file, sets)?;
+    let mut grid: Option<GridConfig> = None;
+    for spec in &specs {
+        let FamilyPlan::Grid(g) = &spec.plan.family else {
+            return Ok(None);
+        };
+        match &grid {
+            Some(first) if *first != g.grid => bail!(
+                "{}: its sweep varies the grid or its reward; score with a file of one grid, \
+                 e.g. --set env.horizon=16",
+                file.display()
+            ),
+            _ => grid = Some(g.grid.clone()),
+        }
+    }
+    Ok(grid)
 }
 
 /// The longest line `score` reads, in bytes (a string of every task is at
@@ -140,6 +165,82 @@ pub fn score(
     }
     w.flush()?;
     Ok(xs.len())
+}
+
+/// Score the grid states read from `input` (named `source` in errors), one
+/// a line as comma-separated coordinates (`0,0,31,5`; spaces around them,
+/// blank lines ignored), with the reward of `grid`; write the CSV to `out`:
+/// `x,reward,log_reward`, `x` the state in double quotes (its commas), then
+/// R(s) before the exponent `beta` (as the sequence tasks' raw oracle value)
+/// and its natural log. Every line is checked before anything is written: a
+/// wrong number of coordinates, a coordinate that is not an integer or is
+/// outside 0..=H-1 fails the call with its line and no partial output.
+/// Returns the number of states scored.
+pub fn score_grid(
+    grid: &GridConfig,
+    input: impl BufRead,
+    source: &str,
+    mut out: impl Write,
+) -> anyhow::Result<usize> {
+    let reward = grid.build_reward()?;
+    let (d, h) = (grid.ndim, grid.horizon);
+    let mut states: Vec<u16> = Vec::new();
+    let mut input = input;
+    let mut buf = Vec::new();
+    let mut n = 0usize;
+    for i in 0.. {
+        let at = format!("{source}:{}", i + 1);
+        if !read_line(&mut input, &mut buf).with_context(|| format!("{at}: cannot read"))? {
+            break;
+        }
+        if buf.len() > MAX_LINE {
+            bail!("{at}: the line is longer than {MAX_LINE} bytes; give one state a line");
+        }
+        let line = std::str::from_utf8(&buf).with_context(|| format!("{at}: not UTF-8 text"))?;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+        if parts.len() != d {
+            bail!(
+                "{at}: `{}` has {} coordinates; this grid has env.ndim = {d} \
+                 (one state a line, coordinates separated by commas)",
+                excerpt(text),
+                parts.len()
+            );
+        }
+        if n == MAX_STRINGS {
+            bail!("{source}: more than {MAX_STRINGS} states; split the input into smaller files");
+        }
+        for (k, p) in parts.iter().enumerate() {
+            let c: i64 = p.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "{at}: coordinate {} `{}` is not an integer",
+                    k + 1,
+                    excerpt(p)
+                )
+            })?;
+            if c < 0 || c >= h as i64 {
+                bail!(
+                    "{at}: coordinate {} is {c}, outside 0..={} (env.horizon = {h})",
+                    k + 1,
+                    h - 1
+                );
+            }
+            states.push(c as u16);
+        }
+        n += 1;
+    }
+    let mut w = std::io::BufWriter::new(&mut out);
+    writeln!(w, "x,reward,log_reward")?;
+    for s in states.chunks_exact(d.max(1)) {
+        let r = reward.reward(s, h);
+        let x: Vec<String> = s.iter().map(u16::to_string).collect();
+        writeln!(w, "\"{}\",{r},{}", x.join(","), r.ln())?;
+    }
+    w.flush()?;
+    Ok(n)
 }
 
 /// Throughput of a task's oracle, measured by [`oracle_speed`].

@@ -1281,3 +1281,162 @@ fn sigterm_ends_long_commands_at_once() {
     let err = stderr(&runner().arg("validate").arg(&over).output().unwrap());
     assert!(err.contains("100001 runs, more than 100000"), "{err}");
 }
+
+/// A tiny run of the original hypergrid reward (d=2, H=8, 8 steps): it
+/// trains, evaluates (4 goals, the exact L1 finite) and records the reward
+/// family and its constants in the resolved config.
+#[test]
+fn grid_original_reward_runs_end_to_end() {
+    let out = tempfile::tempdir().unwrap();
+    let o = runner()
+        .arg("experiments/grid_d4_h32_original_tb.toml")
+        .arg("--out")
+        .arg(out.path())
+        .args(["--set", "env.ndim=2", "--set", "env.horizon=8"])
+        .args(["--set", "train.steps=8", "--set", "train.n_evals=1"])
+        .args(["--set", "eval.samples=200", "--set", "policy.hidden=16"])
+        .args(["--set", "train.progress=false", "--set", "eval.plot=false"])
+        .args(["--set", "env.r2=3.0"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = out.path().join("grid_d4_h32_original_tb/seed=0");
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    for want in ["reward = \"original\"", "r0 = 0.1", "r1 = 0.5", "r2 = 3.0"] {
+        assert!(config.contains(want), "{want}:\n{config}");
+    }
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    let col = |name: &str| rows[0].iter().position(|c| *c == name).unwrap();
+    assert_eq!(rows.len(), 3, "{csv}");
+    for r in &rows[1..] {
+        let l1: f64 = r[col("eval_exact_l1")].parse().unwrap();
+        assert!(l1.is_finite() && l1 > 0.0, "{csv}");
+        let found: usize = r[col("n_goals_found")].parse().unwrap();
+        assert!(found <= 4, "{csv}");
+    }
+}
+
+/// The reward keys' errors name the key: an unknown family lists the
+/// allowed ones, a key of `original` is refused under the deceptive
+/// reward, an unknown key lists the allowed keys, and R0 must be > 0.
+#[test]
+fn grid_reward_config_errors() {
+    let validate = |file: &str, set: &str| {
+        let o = runner()
+            .args(["validate", file, "--set", set])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{set}");
+        stderr(&o)
+    };
+    let tb = "experiments/grid_d4_h32_tb.toml";
+    let original = "experiments/grid_d4_h32_original_tb.toml";
+    let e = validate(tb, "env.reward=hyper");
+    assert!(
+        e.contains("unknown value `hyper` for `env.reward`; allowed: `deceptive`, `original`"),
+        "{e}"
+    );
+    let e = validate(tb, "env.r0=0.2");
+    assert!(
+        e.contains("`env.r0`: is a key of `reward = \"original\"` only"),
+        "{e}"
+    );
+    let e = validate(original, "env.r3=1.0");
+    assert!(
+        e.contains("unknown key `env.r3`") && e.contains("`r2`"),
+        "{e}"
+    );
+    for bad in ["0", "-0.5"] {
+        let e = validate(original, &format!("env.r0={bad}"));
+        assert!(
+            e.contains("`env.r0`: must be a finite number > 0"),
+            "{bad}: {e}"
+        );
+    }
+    // Non-finite numbers are refused by the loader's check of every
+    // number, naming the key (the family's own check is a unit test).
+    let e = validate(original, "env.r0=nan");
+    assert!(e.contains("`env.r0`: is NaN"), "{e}");
+    let e = validate(original, "env.r0=inf");
+    assert!(e.contains("`env.r0`: is inf"), "{e}");
+    let e = validate(original, "env.r1=-1");
+    assert!(e.contains("`env.r1`: must be a finite number >= 0"), "{e}");
+    let o = runner().args(["validate", original]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// `runner score` on grid experiments: states as coordinates, one a line,
+/// from a file or stdin; `x,reward,log_reward` with R before beta; every
+/// bad line is an error naming `file:line`, with no partial output.
+#[test]
+fn score_grid_states_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let score = |file: &str, input: &str| {
+        let path = write(dir.path(), "states.txt", input);
+        let o = runner().args(["score", file]).arg(&path).output().unwrap();
+        (o, path.display().to_string())
+    };
+    let original = "experiments/grid_d4_h32_original_tb.toml";
+    let (o, _) = score(original, "0,0,31,5\n\n 5, 5,26 ,4 \n15,15,15,15\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let row = |x: &str, r: f64| format!("\"{x}\",{r},{}\n", r.ln());
+    let want = format!(
+        "x,reward,log_reward\n{}{}{}",
+        row("0,0,31,5", 0.1 + 0.5),
+        row("5,5,26,4", 0.1 + 0.5 + 2.0),
+        row("15,15,15,15", 0.1)
+    );
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), want);
+    assert!(want.contains("\"0,0,31,5\",0.6,"), "{want}");
+    // The deceptive reward, on stdin; beta does not enter.
+    let mut child = runner()
+        .args([
+            "score",
+            "experiments/grid_d4_h32_tb.toml",
+            "--set",
+            "env.beta=3",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"4,4,4,4\n0,0,0,0\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[1].starts_with("\"4,4,4,4\",2.00001"), "{out}");
+    assert!(lines[2].starts_with("\"0,0,0,0\",0.0000"), "{out}");
+    // Errors, each naming the file and the line.
+    for (input, want) in [
+        (
+            "0,0,31\n",
+            ":1: `0,0,31` has 3 coordinates; this grid has env.ndim = 4",
+        ),
+        (
+            "0,0,0,0\n0,0,32,0\n",
+            ":2: coordinate 3 is 32, outside 0..=31 (env.horizon = 32)",
+        ),
+        ("0,-1,0,0\n", ":1: coordinate 2 is -1, outside 0..=31"),
+        ("0,a,0,0\n", ":1: coordinate 2 `a` is not an integer"),
+        ("0,0,1.5,0\n", ":1: coordinate 3 `1.5` is not an integer"),
+        ("0,0,,0\n", ":1: coordinate 3 `` is not an integer"),
+    ] {
+        let (o, path) = score(original, input);
+        let e = stderr(&o);
+        assert!(
+            !o.status.success() && e.contains(&format!("{path}{want}")),
+            "{input:?}: {e}"
+        );
+        assert!(o.stdout.is_empty(), "no partial output: {input:?}");
+    }
+}

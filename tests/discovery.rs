@@ -291,9 +291,12 @@ fn score_other_tasks_and_errors() {
         !o.status.success() && e.contains("<stdin>:1") && e.contains("'T'"),
         "{e}"
     );
-    let o = score("experiments/grid_d2_h32_tb.toml", &[], "");
+    let o = score("experiments/gmm25_db.toml", &[], "");
     let e = stderr(&o);
-    assert!(!o.status.success() && e.contains("sequence tasks"), "{e}");
+    assert!(
+        !o.status.success() && e.contains("sequence tasks") && e.contains("and the grid"),
+        "{e}"
+    );
     let o = score("experiments/rna_compare.toml", &[], "");
     let e = stderr(&o);
     assert!(!o.status.success() && e.contains("varies the task"), "{e}");

@@ -114,12 +114,7 @@ mod tests {
     /// (u = 1, 0, 1: the outer term cancels the 0.1 at both ends).
     #[test]
     fn l1_hand_case() {
-        let g = Grid::new(&GridConfig {
-            ndim: 1,
-            horizon: 3,
-            beta: 1.0,
-            reference_edge_pb: false,
-        });
+        let g = Grid::new(&GridConfig::new(1, 3));
         let z: f64 = 0.10001 + 2e-5;
         let p: [f64; 3] = [1e-5 / z, 0.10001 / z, 1e-5 / z];
         // Samples: two of state 0, two of state 1 -> p_hat = (0.5, 0.5, 0).
@@ -136,12 +131,7 @@ mod tests {
     /// entry never, a mass of 0.75 about 3/4 of the time).
     #[test]
     fn exact_l1_and_draws() {
-        let g = Grid::new(&GridConfig {
-            ndim: 1,
-            horizon: 3,
-            beta: 1.0,
-            reference_edge_pb: false,
-        });
+        let g = Grid::new(&GridConfig::new(1, 3));
         let q = [0.5, 0.5, 0.0];
         assert_eq!(
             l1_to_target(&g, q.into_iter()),
@@ -163,12 +153,7 @@ mod tests {
 
     #[test]
     fn discovery_counts_distinct_goals_and_windows() {
-        let g = Grid::new(&GridConfig {
-            ndim: 2,
-            horizon: 32,
-            beta: 1.0,
-            reference_edge_pb: false,
-        });
+        let g = Grid::new(&GridConfig::new(2, 32));
         let mut d = GridDiscovery::new(&g, 2);
         let mut t = Trajectories {
             state_dim: 2,

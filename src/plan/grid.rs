@@ -14,7 +14,7 @@ use crate::envs::grid::GridConfig;
 use crate::objective::ObjectiveKind;
 use crate::optim::ClipScope;
 use crate::policy::mlp::MlpConfig;
-use crate::registry::{BehaviourConfig, BufferConfig, LocalSearchConfig, PolicyConfig};
+use crate::registry::{BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, PolicyConfig};
 use crate::search::GridSearch;
 
 /// A gridworld run.
@@ -123,8 +123,11 @@ pub(crate) fn resolve(
     let replay = replay(exp, g, db, batch_size)?;
     let samples = exp.eval.samples.unwrap_or(100_000);
     let exact_eval = exact_eval(exp.eval.method, g, samples);
+    // The reward family's defaults (`r0`.. of `original`), recorded.
+    let mut grid = g.clone();
+    grid.fill_reward_defaults();
     let plan = GridPlan {
-        grid: g.clone(),
+        grid,
         net: net.clone(),
         flow_head: objective.needs_flow() || gafn.is_some(),
         gafn,
@@ -213,6 +216,9 @@ fn record(
     plan: &GridPlan,
     eval: &EvalPlan,
 ) {
+    if let EnvConfig::Grid(g) = &mut resolved.env {
+        *g = plan.grid.clone();
+    }
     resolved.train.steps = Some(steps);
     resolved.eval.window = Some(plan.window);
     resolved.train.batch_size = Some(batch_size);

@@ -79,12 +79,7 @@ mod tests {
     #[test]
     fn keeps_the_better_trajectory() {
         let dev = Device::Cpu;
-        let g = Grid::new(&GridConfig {
-            ndim: 2,
-            horizon: 8,
-            beta: 1.0,
-            reference_edge_pb: false,
-        });
+        let g = Grid::new(&GridConfig::new(2, 8));
         let net = Mlp::new(&[16, 8, 5], &dev, &mut stream(0, Stream::InitStudent)).unwrap();
         let mut rng = stream(0, Stream::LocalSearch);
         let batch = g.rollout(&net, 6, 0.0, &mut rng, &dev).unwrap();
@@ -124,12 +119,7 @@ mod tests {
     /// A backward trajectory runs from 0 to x through valid parents.
     #[test]
     fn backward_trajectories_are_valid() {
-        let g = Grid::new(&GridConfig {
-            ndim: 3,
-            horizon: 6,
-            beta: 1.0,
-            reference_edge_pb: false,
-        });
+        let g = Grid::new(&GridConfig::new(3, 6));
         let mut rng = stream(1, Stream::Buffer);
         for x in [[2u16, 0, 3], [5, 1, 1], [0, 0, 0]] {
             let p = g.sample_backward(&x, &mut rng);

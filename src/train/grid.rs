@@ -595,12 +595,7 @@ mod tests {
     /// state 2.00001. A batch refined by local search keeps batch order.
     #[test]
     fn pre_fix_pairing_swaps_rewards_in_finish_order() {
-        let grid = Grid::new(&GridConfig {
-            ndim: 2,
-            horizon: 8,
-            beta: 1.0,
-            reference_edge_pb: false,
-        });
+        let grid = Grid::new(&GridConfig::new(2, 8));
         let mut t = Trajectories {
             state_dim: 2,
             ..Default::default()

@@ -1,8 +1,15 @@
-//! The deceptive gridworld (docs/grid.md "Environment `grid`").
+//! The gridworld (docs/grid.md "Environment `grid`").
 //!
 //! States are integer vectors s in {0..H-1}^d starting at 0. Action i < d
 //! increments coordinate i, action d stops. An episode ends at the stop action
 //! or as soon as a coordinate reaches H-1.
+//!
+//! The reward is a family chosen by `env.reward` ([`GridRewardKind`]): the
+//! paper's deceptive reward ([`deceptive`], the default) or the hypergrid
+//! reward of Bengio et al. 2021 ([`original`]). A family is one file
+//! implementing [`GridRewardFamily`] plus its line in the [`grid_rewards!`]
+//! registry below (and, when it has keys of its own, their `Option` fields
+//! in [`GridConfig`]: flat `[env]` keys keep serde's key paths precise).
 
 use candle_core::{Device, Tensor};
 use rand::Rng as _;
@@ -29,8 +36,9 @@ pub trait GridPolicy {
 /// Largest grid (H^d states) whose terminal set we enumerate for the exact metrics.
 pub const MAX_STATES: usize = 1 << 26;
 
-/// Deceptive gridworld: reward high in a ring of small cells near every corner,
-/// a deceptive plateau in the middle (docs/grid.md).
+/// Gridworld: d coordinates in 0..H-1, a reward family (`reward`; default
+/// the deceptive one: reward high in a ring of small cells near every
+/// corner, a deceptive plateau in the middle; docs/grid.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GridConfig {
@@ -41,6 +49,23 @@ pub struct GridConfig {
     /// Reward exponent beta: the reward is R(s)^beta.
     #[serde(default = "default_beta")]
     pub beta: f64,
+    /// The reward family R(s): `deceptive` (default; the paper's deceptive
+    /// gridworld, fixed constants) or `original` (the hypergrid reward of
+    /// Bengio et al. 2021 with `r0`, `r1`, `r2`); docs/grid.md "Reward".
+    #[serde(default, skip_serializing_if = "GridRewardKind::is_default")]
+    pub reward: GridRewardKind,
+    /// `reward = "original"` only: R0, the reward of every state (default
+    /// 0.1; finite and > 0). Refused with the deceptive reward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r0: Option<f64>,
+    /// `reward = "original"` only: R1, added where every coordinate has
+    /// |s_i/(H-1) - 0.5| > 0.25 (default 0.5; finite and >= 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r1: Option<f64>,
+    /// `reward = "original"` only: R2, added where every coordinate has
+    /// 0.3 < |s_i/(H-1) - 0.5| < 0.4 (default 2.0; finite and >= 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r2: Option<f64>,
     /// Reproduce the official code's training loss at the edge: the backward
     /// policy of a terminal state with a coordinate at H-1 is uniform over
     /// every coordinate > 0, as if each were a parent, instead of the single
@@ -58,7 +83,169 @@ fn default_beta() -> f64 {
     1.0
 }
 
+/// A reward family of the grid: R(s) before the exponent beta.
+pub trait GridReward: Send + Sync + std::fmt::Debug {
+    /// R(s) of the state `s` of a grid of side `horizon`: finite and > 0.
+    fn reward(&self, s: &[u16], horizon: usize) -> f64;
+}
+
+/// How a reward family is configured: its own `[env]` keys and its
+/// constructor. Registered in [`grid_rewards!`].
+pub trait GridRewardFamily: GridReward + Sized + 'static {
+    /// The family's own `[env]` keys (fields of [`GridConfig`]); the other
+    /// families refuse them.
+    const KEYS: &'static [&'static str];
+
+    /// The reward of `cfg`, its keys range-checked (errors name `env.<key>`).
+    fn from_config(cfg: &GridConfig) -> Result<Self, Invalid>;
+
+    /// Write the family's defaults of unset keys into `cfg` (so that the
+    /// resolved `config.toml` records the values used).
+    fn fill_defaults(_cfg: &mut GridConfig) {}
+}
+
+/// The registry of reward families: `Variant(Type) = "name"`, the first
+/// one the default. Generates [`GridRewardKind`], the value of `env.reward`.
+macro_rules! grid_rewards {
+    (
+        $( $(#[$vmeta:meta])* $variant:ident($ty:ty) = $name:literal ),+ $(,)?
+    ) => {
+        /// The reward family of the grid (`env.reward`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        pub enum GridRewardKind {
+            $( $(#[$vmeta])* #[serde(rename = $name)] $variant, )+
+        }
+
+        impl GridRewardKind {
+            /// Every accepted value of `env.reward`, the default first.
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+            const ALL: &'static [GridRewardKind] = &[$(GridRewardKind::$variant),+];
+
+            /// The name of this family, as `env.reward` spells it.
+            pub fn name(self) -> &'static str {
+                match self { $( Self::$variant => $name, )+ }
+            }
+
+            /// The family's own `[env]` keys.
+            pub fn keys(self) -> &'static [&'static str] {
+                match self { $( Self::$variant => <$ty as GridRewardFamily>::KEYS, )+ }
+            }
+
+            /// The reward of `cfg` (its keys checked).
+            pub fn build(self, cfg: &GridConfig) -> Result<Box<dyn GridReward>, Invalid> {
+                match self {
+                    $( Self::$variant => Ok(Box::new(<$ty as GridRewardFamily>::from_config(cfg)?)), )+
+                }
+            }
+
+            fn fill_defaults(self, cfg: &mut GridConfig) {
+                match self { $( Self::$variant => <$ty as GridRewardFamily>::fill_defaults(cfg), )+ }
+            }
+        }
+
+        impl Default for GridRewardKind {
+            fn default() -> Self {
+                Self::ALL[0]
+            }
+        }
+    };
+}
+
+pub mod deceptive;
+pub mod original;
+
+grid_rewards! {
+    /// The paper's deceptive gridworld (docs/grid.md "Reward"); no keys.
+    Deceptive(deceptive::Deceptive) = "deceptive",
+    /// The hypergrid reward of Bengio et al. 2021: R0 + R1 [outer] + R2 [band]
+    /// (keys `r0`, `r1`, `r2`).
+    Original(original::Original) = "original",
+}
+
+impl GridRewardKind {
+    /// Whether this is the default family (not written to `config.toml`).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The keys of [`GridConfig`] that every reward family has.
+const COMMON_KEYS: &[&str] = &["ndim", "horizon", "beta", "reward", "reference_edge_pb"];
+
 impl GridConfig {
+    /// The grid of `ndim` x `horizon` with every other key at its default
+    /// (the deceptive reward, beta 1).
+    pub fn new(ndim: usize, horizon: usize) -> Self {
+        GridConfig {
+            ndim,
+            horizon,
+            beta: default_beta(),
+            reward: GridRewardKind::default(),
+            r0: None,
+            r1: None,
+            r2: None,
+            reference_edge_pb: false,
+        }
+    }
+
+    /// The reward-family keys that are set (read from the serialised
+    /// config: an unset key is not written), in the order of the fields.
+    fn family_keys_set(&self) -> Vec<String> {
+        let Ok(toml::Value::Table(t)) = toml::Value::try_from(self) else {
+            return Vec::new();
+        };
+        t.keys()
+            .filter(|k| !COMMON_KEYS.contains(&k.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// The reward family of this config, built (after [`GridConfig::check`]).
+    pub fn build_reward(&self) -> Result<Box<dyn GridReward>, Invalid> {
+        self.reward.build(self)
+    }
+
+    /// Fill the reward family's defaults of its unset keys (the resolved config).
+    pub fn fill_reward_defaults(&mut self) {
+        let kind = self.reward;
+        kind.fill_defaults(self);
+    }
+
+    /// The reward keys: every family key that is set belongs to the chosen
+    /// family, and the family accepts their values.
+    fn check_reward(&self) -> Result<(), Invalid> {
+        let chosen = self.reward;
+        for key in self.family_keys_set() {
+            if chosen.keys().contains(&key.as_str()) {
+                continue;
+            }
+            let owners: Vec<String> = GridRewardKind::ALL
+                .iter()
+                .filter(|f| f.keys().contains(&key.as_str()))
+                .map(|f| format!("`reward = \"{}\"`", f.name()))
+                .collect();
+            return Err(Invalid::new(
+                format!("env.{key}"),
+                format!(
+                    "is a key of {} only; the `{}` reward has {} (docs/grid.md \"Reward\")",
+                    owners.join(", "),
+                    chosen.name(),
+                    match chosen.keys() {
+                        [] => "no keys of its own".to_string(),
+                        ks => format!(
+                            "the keys {}",
+                            ks.iter()
+                                .map(|k| format!("`env.{k}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    }
+                ),
+            ));
+        }
+        self.build_reward().map(|_| ())
+    }
+
     /// Range checks.
     pub fn check(&self) -> Result<(), Invalid> {
         let err = |k: &str, m: String| Err(Invalid::new(k, m));
@@ -81,7 +268,7 @@ impl GridConfig {
         if !self.beta.is_finite() || self.beta <= 0.0 {
             return err("env.beta", "must be a positive number".into());
         }
-        Ok(())
+        self.check_reward()
     }
 
     /// The paper's training budget before the x1.5 (no local search) and x2
@@ -120,13 +307,16 @@ pub struct Grid {
     pub horizon: usize,
     /// Reward exponent.
     pub beta: f64,
+    /// The reward family: R(s) before the exponent.
+    family: Box<dyn GridReward>,
     /// Dense state index -> index in the terminal set (`u32::MAX`: not terminal-reachable).
     terminal_index: Vec<u32>,
     /// Unnormalised reward R(x) of every state of the terminal set.
     pub terminal_reward: Vec<f64>,
     /// p(x) = R(x) / sum R over the terminal set.
     pub true_density: Vec<f64>,
-    /// Dense state index -> is a goal (reward at its maximum).
+    /// Dense state index -> is a goal (a terminal state whose reward is the
+    /// maximum over the terminal set).
     is_goal: Vec<bool>,
     /// Number of goals.
     pub n_goals: usize,
@@ -136,14 +326,19 @@ pub struct Grid {
 
 impl Grid {
     /// Build the grid and enumerate its terminal set (all states with at most
-    /// one coordinate at H-1).
+    /// one coordinate at H-1). `cfg` must have passed [`GridConfig::check`]
+    /// (a reward key it refuses panics here).
     pub fn new(cfg: &GridConfig) -> Self {
         let (d, h) = (cfg.ndim, cfg.horizon);
         let n = h.pow(d as u32);
+        let family = cfg
+            .build_reward()
+            .unwrap_or_else(|e| panic!("an unchecked grid config: {e}"));
         let mut grid = Grid {
             ndim: d,
             horizon: h,
             beta: cfg.beta,
+            family,
             terminal_index: vec![u32::MAX; n],
             terminal_reward: Vec::new(),
             true_density: Vec::new(),
@@ -152,24 +347,31 @@ impl Grid {
             reference_edge_pb: cfg.reference_edge_pb,
         };
         let mut s = vec![0u16; d];
-        let mut rewards = Vec::with_capacity(n);
         for idx in 0..n {
             let mut rest = idx;
             for c in s.iter_mut() {
                 *c = (rest % h) as u16;
                 rest /= h;
             }
-            rewards.push(grid.reward(&s));
             let at_edge = s.iter().filter(|&&c| c as usize == h - 1).count();
             if at_edge < 2 {
                 grid.terminal_index[idx] = grid.terminal_reward.len() as u32;
-                grid.terminal_reward.push(rewards[idx]);
+                grid.terminal_reward.push(grid.reward(&s));
             }
         }
-        // Goals: reward at its maximum over all states (as the reference).
-        let max = rewards.iter().cloned().fold(f64::MIN, f64::max);
-        for (g, r) in grid.is_goal.iter_mut().zip(&rewards) {
-            *g = *r >= max;
+        // Goals: the terminal states whose reward is the maximum over the
+        // terminal set (docs/grid.md "Reward": the same states as the maximum
+        // over all states whenever a goal has no coordinate at H-1, as the
+        // deceptive ring and the original band never do).
+        let max = grid
+            .terminal_reward
+            .iter()
+            .cloned()
+            .fold(f64::MIN, f64::max);
+        for (idx, &t) in grid.terminal_index.iter().enumerate() {
+            if t != u32::MAX && grid.terminal_reward[t as usize] >= max {
+                grid.is_goal[idx] = true;
+            }
         }
         grid.n_goals = grid.is_goal.iter().filter(|&&g| g).count();
         let z: f64 = grid.terminal_reward.iter().sum();
@@ -177,17 +379,9 @@ impl Grid {
         grid
     }
 
-    /// R(s) = (-0.1 prod[u_i > 0.2] + 2 prod[0.6 < u_i < 0.8] + 0.1 + 1e-5)^beta,
-    /// u_i = |2 s_i / (H-1) - 1|.
+    /// The reward R(s)^beta of the configured family (docs/grid.md "Reward").
     pub fn reward(&self, s: &[u16]) -> f64 {
-        let (mut outer, mut ring) = (true, true);
-        for &c in s {
-            let u = (c as f64 / (self.horizon - 1) as f64 * 2.0 - 1.0).abs();
-            outer &= u > 0.2;
-            ring &= u > 0.6 && u < 0.8;
-        }
-        let r = -0.1 * (outer as u8 as f64) + 2.0 * (ring as u8 as f64) + 0.1 + 1e-5;
-        r.powf(self.beta)
+        self.family.reward(s, self.horizon).powf(self.beta)
     }
 
     /// Size of the observation: d one-hot vectors of length H.
@@ -607,12 +801,7 @@ pub(crate) mod fixtures {
 
     /// The d=2, H=4 grid.
     pub fn grid_2x4() -> Grid {
-        Grid::new(&GridConfig {
-            ndim: 2,
-            horizon: 4,
-            beta: 1.0,
-            reference_edge_pb: false,
-        })
+        Grid::new(&GridConfig::new(2, 4))
     }
 
     /// A batch of the given trajectories `(states, actions)` on `grid_2x4`.
@@ -666,24 +855,14 @@ mod tests {
     }
 
     fn grid(d: usize, h: usize) -> Grid {
-        Grid::new(&GridConfig {
-            ndim: d,
-            horizon: h,
-            beta: 1.0,
-            reference_edge_pb: false,
-        })
+        Grid::new(&GridConfig::new(d, h))
     }
 
     /// A dimension that would wrap in a 32-bit cast (2^32 + 1 -> 1) is
     /// still measured as H^d = 2^(2^32 + 1) states and refused.
     #[test]
     fn huge_ndim_does_not_wrap() {
-        let c = GridConfig {
-            ndim: 4_294_967_297,
-            horizon: 2,
-            beta: 1.0,
-            reference_edge_pb: false,
-        };
+        let c = GridConfig::new(4_294_967_297, 2);
         let e = c.check().unwrap_err();
         assert!(e.to_string().contains("too large"), "{e}");
     }
@@ -717,12 +896,63 @@ mod tests {
         assert!((g.reward(&[4, 15]) - 0.10001).abs() < 1e-12);
         // beta = 2 squares it.
         let g2 = Grid::new(&GridConfig {
-            ndim: 2,
-            horizon: 32,
             beta: 2.0,
-            reference_edge_pb: false,
+            ..GridConfig::new(2, 32)
         });
         assert!((g2.reward(&[4, 4]) - 2.00001f64.powi(2)).abs() < 1e-9);
+    }
+
+    /// The reward keys: the deceptive reward refuses `r0`..`r2` naming the
+    /// key and its family; the original one checks their ranges; the
+    /// resolved config records the original's defaults and nothing for
+    /// the deceptive reward.
+    #[test]
+    fn reward_keys_are_checked() {
+        let key_of = |c: GridConfig| c.check().unwrap_err();
+        let e = key_of(GridConfig {
+            r1: Some(0.5),
+            ..GridConfig::new(2, 8)
+        });
+        assert_eq!(e.key, "env.r1");
+        assert!(
+            e.message.contains("`reward = \"original\"`")
+                && e.message.contains("`deceptive` reward has no keys"),
+            "{e}"
+        );
+        let original = |r0, r1, r2| GridConfig {
+            reward: GridRewardKind::Original,
+            r0,
+            r1,
+            r2,
+            ..GridConfig::new(2, 8)
+        };
+        assert!(original(None, None, None).check().is_ok());
+        assert!(original(Some(1e-9), Some(0.0), Some(0.0)).check().is_ok());
+        for (c, key) in [
+            (original(Some(0.0), None, None), "env.r0"),
+            (original(Some(-0.1), None, None), "env.r0"),
+            (original(Some(f64::NAN), None, None), "env.r0"),
+            (original(Some(f64::INFINITY), None, None), "env.r0"),
+            (original(None, Some(-1.0), None), "env.r1"),
+            (original(None, None, Some(f64::INFINITY)), "env.r2"),
+        ] {
+            assert_eq!(key_of(c).key, key);
+        }
+        let mut c = original(Some(0.3), None, None);
+        c.fill_reward_defaults();
+        assert_eq!((c.r0, c.r1, c.r2), (Some(0.3), Some(0.5), Some(2.0)));
+        let mut d = GridConfig::new(2, 8);
+        d.fill_reward_defaults();
+        assert_eq!(d, GridConfig::new(2, 8));
+        // The default family is not written out; `original` is.
+        let text = toml::to_string(&d).unwrap();
+        assert!(!text.contains("reward") && !text.contains("r0"), "{text}");
+        let text = toml::to_string(&c).unwrap();
+        assert!(
+            text.contains("reward = \"original\"") && text.contains("r0 = 0.3"),
+            "{text}"
+        );
+        assert_eq!(GridRewardKind::NAMES, &["deceptive", "original"]);
     }
 
     /// Probability of every complete path from `s` (carrying `p`) by brute
@@ -827,10 +1057,8 @@ mod tests {
     fn reference_edge_pb_changes_only_the_edge_factor() {
         let log_pb = |reference: bool| -> Vec<f32> {
             let g = Grid::new(&GridConfig {
-                ndim: 2,
-                horizon: 4,
-                beta: 1.0,
                 reference_edge_pb: reference,
+                ..GridConfig::new(2, 4)
             });
             let t = fixtures::batch(&g, &[fixtures::EDGE, fixtures::STOPPED]);
             let p = g.pack(&t, false, &Device::Cpu).unwrap();
