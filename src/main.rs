@@ -130,14 +130,15 @@ enum Command {
         #[arg(long)]
         concurrency: Option<usize>,
     },
-    /// Score strings with the reward oracle of FILE's sequence task: CSV
-    /// `x,reward` (RNA: `x,reward,energy`) on stdout, in input order; for a
-    /// grid experiment, states as comma-separated coordinates (`0,0,31,5`):
-    /// CSV `x,reward,log_reward` (R before beta).
+    /// Score your own candidates with the reward of FILE's environment, CSV
+    /// on stdout in input order: strings of a sequence task (`x,reward`; RNA:
+    /// `x,reward,energy`), grid states as comma-separated coordinates
+    /// (`0,0,31,5`: `x,reward,log_reward`, R before beta), points of a
+    /// diffusion energy as numbers (`4 4`: `x,log_reward`).
     Score {
-        /// Experiment file (its env selects the task: qm9str, sehstr, tfbind8, rna, or grid).
+        /// Experiment file (its env selects the task, built-in or declared).
         file: PathBuf,
-        /// Strings (grid: states), one per line [default: standard input].
+        /// Candidates, one per line [default: standard input].
         strings: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
@@ -526,10 +527,7 @@ fn report(path: &Path, metrics: Option<Vec<String>>, common: &Common) -> anyhow:
 
 fn score(file: &Path, strings: Option<&Path>, common: &Common) -> anyhow::Result<()> {
     let sets = parse_sets(&common.sets)?;
-    if let Some(grid) = runner::score::grid_of(file, &sets)? {
-        return score_grid(&grid, strings);
-    }
-    let task = runner::score::task_of(file, &sets)?;
+    let scorer = runner::score::scorer_of(file, &sets)?;
     let root = runner::datasets::resolve_root(common.datasets.as_deref());
     let stdout = std::io::stdout().lock();
     match strings {
@@ -537,29 +535,11 @@ fn score(file: &Path, strings: Option<&Path>, common: &Common) -> anyhow::Result
             let f =
                 std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
             let name = p.display().to_string();
-            runner::score::score(task, &root, std::io::BufReader::new(f), &name, stdout)?;
+            runner::score::score_with(&scorer, &root, std::io::BufReader::new(f), &name, stdout)?;
         }
         None => {
             let stdin = std::io::stdin().lock();
-            runner::score::score(task, &root, stdin, "<stdin>", stdout)?;
-        }
-    }
-    Ok(())
-}
-
-/// `runner score` on a grid experiment: states, one a line.
-fn score_grid(grid: &runner::envs::grid::GridConfig, states: Option<&Path>) -> anyhow::Result<()> {
-    let stdout = std::io::stdout().lock();
-    match states {
-        Some(p) => {
-            let f =
-                std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
-            let name = p.display().to_string();
-            runner::score::score_grid(grid, std::io::BufReader::new(f), &name, stdout)?;
-        }
-        None => {
-            let stdin = std::io::stdin().lock();
-            runner::score::score_grid(grid, stdin, "<stdin>", stdout)?;
+            runner::score::score_with(&scorer, &root, stdin, "<stdin>", stdout)?;
         }
     }
     Ok(())

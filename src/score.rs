@@ -1,15 +1,17 @@
-//! `runner score`: score a researcher's own candidate strings with the reward
-//! oracle of an experiment's sequence task (qm9str, sehstr, tfbind8, rna), or
-//! grid states with a grid experiment's reward ([`score_grid`]).
+//! `runner score`: score a researcher's own candidates with the reward of
+//! an experiment's environment, built-in or declared:
 //!
-//! Input: one string per line over the task's alphabet (blank lines and
-//! surrounding spaces are ignored). Output: CSV on the writer, in input order,
-//! `x,reward` with the raw oracle value r(x) (the value of the datasets'
-//! `reward` columns and of the RNA fitness, before floor, exponent and scale),
-//! and for RNA a third column `energy`, the duplex free energy in kcal/mol.
-//! Every line is checked before anything is written, so an invalid string
-//! (wrong length or symbol) fails the whole call with its line number and no
-//! partial output.
+//! * a sequence task's strings, one a line over the task's alphabet: `x,reward`
+//!   with the raw oracle value r(x) (the value of the datasets' `reward`
+//!   columns, of the RNA fitness, of a declared table or program), and for
+//!   RNA a third column `energy`, the duplex free energy in kcal/mol;
+//! * grid states as comma-separated coordinates ([`score_grid`]);
+//! * points of a diffusion energy as numbers separated by spaces or commas
+//!   ([`score_points`]): `x,log_reward`, log R(x) the target's log density.
+//!
+//! Blank lines and surrounding spaces are ignored. Every line is checked
+//! before anything is scored, so an invalid candidate fails the whole call
+//! with its line number and no partial output.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -18,6 +20,9 @@ use anyhow::{bail, Context};
 
 use crate::check::excerpt;
 use crate::config::SetArg;
+use std::sync::Arc;
+
+use crate::envs::diffusion::target::Target;
 use crate::envs::grid::GridConfig;
 use crate::envs::program::StderrTo;
 use crate::envs::sequence::oracle::{OracleSource, Task};
@@ -25,54 +30,105 @@ use crate::envs::sequence::task::load_oracle;
 use crate::plan::FamilyPlan;
 use crate::sweep;
 
-/// The sequence task of experiment `file` (with `sets` applied). A sweep must
-/// keep one task across its runs.
-pub fn task_of(file: &Path, sets: &[SetArg]) -> anyhow::Result<Task> {
-    let specs = sweep::expand(file, sets)?;
-    let mut task: Option<Task> = None;
-    for spec in &specs {
-        let FamilyPlan::Sequence(s) = &spec.plan.family else {
-            bail!(
-                "{}: env.kind = {:?} has no string oracle; `runner score` works for the \
-                 sequence tasks (qm9str, sehstr, tfbind8, rna) and the grid",
-                file.display(),
-                spec.plan.resolved.env.kind()
-            );
-        };
-        match task {
-            Some(t) if t != s.task => bail!(
-                "{}: its sweep varies the task ({} and {}); score with a file of one task, \
-                 e.g. experiments/rna1_tb.toml --set env.target=2",
-                file.display(),
-                t.name(),
-                s.task.name()
-            ),
-            _ => task = Some(s.task),
-        }
-    }
-    task.with_context(|| format!("{}: the sweep expands to no run", file.display()))
+/// What an experiment file scores: its environment's reward.
+pub enum Scorer {
+    /// A sequence task's strings.
+    Sequence(Task),
+    /// Grid states.
+    Grid(GridConfig),
+    /// Points of a diffusion energy.
+    Energy(Arc<dyn Target>),
 }
 
-/// The grid of experiment `file` (with `sets` applied, the reward family's
-/// defaults filled in), or `None` when it is not a grid experiment. A sweep
-/// must keep one grid across its runs.
-pub fn grid_of(file: &Path, sets: &[SetArg]) -> anyhow::Result<Option<GridConfig>> {
+/// What experiment `file` (with `sets` applied) scores. A sweep must keep
+/// one environment across its runs (the reward exponent may vary: the raw
+/// reward does not depend on it).
+pub fn scorer_of(file: &Path, sets: &[SetArg]) -> anyhow::Result<Scorer> {
     let specs = sweep::expand(file, sets)?;
-    let mut grid: Option<GridConfig> = None;
+    let varies = |what: &str, hint: &str| {
+        anyhow::anyhow!(
+            "{}: its sweep varies the {what}; score with a file of one, e.g. {hint}",
+            file.display()
+        )
+    };
+    let mut scorer: Option<Scorer> = None;
     for spec in &specs {
-        let FamilyPlan::Grid(g) = &spec.plan.family else {
-            return Ok(None);
+        let this = match &spec.plan.family {
+            FamilyPlan::Sequence(s) => Scorer::Sequence(s.task),
+            FamilyPlan::Grid(g) => Scorer::Grid(g.grid.clone()),
+            FamilyPlan::Diffusion(d) => Scorer::Energy(Arc::clone(&d.energy)),
         };
-        match &grid {
-            Some(first) if *first != g.grid => bail!(
-                "{}: its sweep varies the grid or its reward; score with a file of one grid, \
-                 e.g. --set env.horizon=16",
-                file.display()
-            ),
-            _ => grid = Some(g.grid.clone()),
+        match (&scorer, &this) {
+            (None, _) => scorer = Some(this),
+            (Some(Scorer::Sequence(a)), Scorer::Sequence(b)) if a == b => {}
+            (Some(Scorer::Grid(a)), Scorer::Grid(b)) if a == b => {}
+            (Some(Scorer::Energy(a)), Scorer::Energy(b))
+                if a.name() == b.name() && a.dim() == b.dim() => {}
+            (Some(Scorer::Grid(_)), _) => {
+                return Err(varies("grid or its reward", "--set env.horizon=16"))
+            }
+            (Some(Scorer::Energy(_)), _) => return Err(varies("energy", "--set env.kind=gmm25")),
+            (Some(Scorer::Sequence(t)), _) => {
+                return Err(varies(
+                    &format!("task ({} and another)", t.name()),
+                    "experiments/rna1_tb.toml --set env.target=2",
+                ))
+            }
         }
     }
-    Ok(grid)
+    scorer.with_context(|| format!("{}: the sweep expands to no run", file.display()))
+}
+
+/// Score the candidates read from `input` (named `source` in errors) with
+/// `scorer` (a sequence task's oracle loaded from the datasets `root`);
+/// write the CSV to `out`. Returns the number of candidates scored.
+pub fn score_with(
+    scorer: &Scorer,
+    root: &Path,
+    input: impl BufRead,
+    source: &str,
+    out: impl Write,
+) -> anyhow::Result<usize> {
+    match scorer {
+        Scorer::Sequence(task) => score(*task, root, input, source, out),
+        Scorer::Grid(grid) => score_grid(grid, input, source, out),
+        Scorer::Energy(target) => score_points(target.as_ref(), input, source, out),
+    }
+}
+
+/// The non-blank lines of `input` (named `source` in errors), each parsed
+/// by `parse` (its error names what is wrong; the caller's `what` says what
+/// a line holds, e.g. "one string a line").
+fn read_candidates<T>(
+    mut input: impl BufRead,
+    source: &str,
+    what: &str,
+    mut parse: impl FnMut(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<(String, T)>> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for i in 0.. {
+        let at = format!("{source}:{}", i + 1);
+        if !read_line(&mut input, &mut buf).with_context(|| format!("{at}: cannot read"))? {
+            break;
+        }
+        if buf.len() > MAX_LINE {
+            bail!("{at}: the line is longer than {MAX_LINE} bytes; give {what}");
+        }
+        let line = std::str::from_utf8(&buf).with_context(|| format!("{at}: not UTF-8 text"))?;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if out.len() == MAX_STRINGS {
+            bail!(
+                "{source}: more than {MAX_STRINGS} candidates; split the input into smaller files"
+            );
+        }
+        let v = parse(text).with_context(|| at.clone())?;
+        out.push((text.to_string(), v));
+    }
+    Ok(out)
 }
 
 /// The longest line `score` reads, in bytes (a string of every task is at
@@ -110,38 +166,15 @@ pub fn score(
     source: &str,
     mut out: impl Write,
 ) -> anyhow::Result<usize> {
-    let mut xs = Vec::new();
-    let mut input = input;
-    let mut buf = Vec::new();
-    for i in 0.. {
-        if !read_line(&mut input, &mut buf)
-            .with_context(|| format!("{source}: cannot read line {}", i + 1))?
-        {
-            break;
-        }
-        if buf.len() > MAX_LINE {
-            bail!(
-                "{source}:{}: the line is longer than {MAX_LINE} bytes; give one string per line \
-                 ({} strings are {} symbols long)",
-                i + 1,
-                task.name(),
-                task.length()
-            );
-        }
-        let line = std::str::from_utf8(&buf)
-            .with_context(|| format!("{source}:{}: not UTF-8 text", i + 1))?;
-        let text = line.trim();
-        if text.is_empty() {
-            continue;
-        }
-        let x = task
-            .encode(text)
-            .with_context(|| format!("{source}:{}: not a string of {}", i + 1, task.name()))?;
-        if xs.len() == MAX_STRINGS {
-            bail!("{source}: more than {MAX_STRINGS} strings; split the input into smaller files");
-        }
-        xs.push((text.to_string(), x));
-    }
+    let what = format!(
+        "one string a line ({} strings are {} symbols long)",
+        task.name(),
+        task.length()
+    );
+    let xs = read_candidates(input, source, &what, |text| {
+        task.encode(text)
+            .with_context(|| format!("not a string of {}", task.name()))
+    })?;
     let oracle = load_oracle(root, task, &StderrTo::Inherit)?;
     let refs: Vec<&[u8]> = xs.iter().map(|(_, x)| x.as_slice()).collect();
     let (rewards, energies) = match task.spec().oracle {
@@ -167,6 +200,51 @@ pub fn score(
     Ok(xs.len())
 }
 
+/// Score the points read from `input` (named `source` in errors), one a
+/// line as numbers separated by spaces or commas, with `target`'s log
+/// density; write the CSV to `out`: `x,log_reward`, `x` the point as given
+/// (in double quotes), then log R(x). A wrong number of coordinates or a
+/// coordinate that is not a finite number fails the call with its line.
+pub fn score_points(
+    target: &dyn Target,
+    input: impl BufRead,
+    source: &str,
+    mut out: impl Write,
+) -> anyhow::Result<usize> {
+    let d = target.dim();
+    let what = format!("one point a line ({d} numbers)");
+    let xs = read_candidates(input, source, &what, |text| {
+        let v: Vec<f64> = text
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                t.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .with_context(|| format!("`{}` is not a finite number", excerpt(t)))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        if v.len() != d {
+            bail!(
+                "`{}` has {} coordinates; `{}` is {d}-dimensional",
+                excerpt(text),
+                v.len(),
+                target.name()
+            );
+        }
+        Ok(v)
+    })?;
+    let flat: Vec<f64> = xs.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+    let log_r = target.log_reward_batch(&flat)?;
+    let mut w = std::io::BufWriter::new(&mut out);
+    writeln!(w, "x,log_reward")?;
+    for ((text, _), lr) in xs.iter().zip(&log_r) {
+        writeln!(w, "\"{}\",{lr}", text.replace('"', ""))?;
+    }
+    w.flush()?;
+    Ok(xs.len())
+}
+
 /// Score the grid states read from `input` (named `source` in errors), one
 /// a line as comma-separated coordinates (`0,0,31,5`; spaces around them,
 /// blank lines ignored), with the reward of `grid`; write the CSV to `out`:
@@ -184,63 +262,44 @@ pub fn score_grid(
 ) -> anyhow::Result<usize> {
     let reward = grid.build_reward()?;
     let (d, h) = (grid.ndim, grid.horizon);
-    let mut states: Vec<u16> = Vec::new();
-    let mut input = input;
-    let mut buf = Vec::new();
-    let mut n = 0usize;
-    for i in 0.. {
-        let at = format!("{source}:{}", i + 1);
-        if !read_line(&mut input, &mut buf).with_context(|| format!("{at}: cannot read"))? {
-            break;
-        }
-        if buf.len() > MAX_LINE {
-            bail!("{at}: the line is longer than {MAX_LINE} bytes; give one state a line");
-        }
-        let line = std::str::from_utf8(&buf).with_context(|| format!("{at}: not UTF-8 text"))?;
-        let text = line.trim();
-        if text.is_empty() {
-            continue;
-        }
+    let what = "one state a line (coordinates separated by commas)";
+    let states = read_candidates(input, source, what, |text| {
         let parts: Vec<&str> = text.split(',').map(str::trim).collect();
         if parts.len() != d {
             bail!(
-                "{at}: `{}` has {} coordinates; this grid has env.ndim = {d} \
+                "`{}` has {} coordinates; this grid has env.ndim = {d} \
                  (one state a line, coordinates separated by commas)",
                 excerpt(text),
                 parts.len()
             );
         }
-        if n == MAX_STRINGS {
-            bail!("{source}: more than {MAX_STRINGS} states; split the input into smaller files");
-        }
-        for (k, p) in parts.iter().enumerate() {
-            let c: i64 = p.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "{at}: coordinate {} `{}` is not an integer",
-                    k + 1,
-                    excerpt(p)
-                )
-            })?;
-            if c < 0 || c >= h as i64 {
-                bail!(
-                    "{at}: coordinate {} is {c}, outside 0..={} (env.horizon = {h})",
-                    k + 1,
-                    h - 1
-                );
-            }
-            states.push(c as u16);
-        }
-        n += 1;
-    }
+        parts
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                let c: i64 = p.parse().map_err(|_| {
+                    anyhow::anyhow!("coordinate {} `{}` is not an integer", k + 1, excerpt(p))
+                })?;
+                if c < 0 || c >= h as i64 {
+                    bail!(
+                        "coordinate {} is {c}, outside 0..={} (env.horizon = {h})",
+                        k + 1,
+                        h - 1
+                    );
+                }
+                Ok(c as u16)
+            })
+            .collect::<anyhow::Result<Vec<u16>>>()
+    })?;
     let mut w = std::io::BufWriter::new(&mut out);
     writeln!(w, "x,reward,log_reward")?;
-    for s in states.chunks_exact(d.max(1)) {
+    for (_, s) in &states {
         let r = reward.reward(s, h);
         let x: Vec<String> = s.iter().map(u16::to_string).collect();
         writeln!(w, "\"{}\",{r},{}", x.join(","), r.ln())?;
     }
     w.flush()?;
-    Ok(n)
+    Ok(states.len())
 }
 
 /// Throughput of a task's oracle, measured by [`oracle_speed`].

@@ -338,3 +338,75 @@ fn the_motif_example_runs_end_to_end() {
     let want = format!("x,reward\nACGTACGT,1\nACGTACGA,{}\n", (-1f64).exp());
     assert_eq!(String::from_utf8_lossy(&o.stdout), want);
 }
+
+/// The energy example (a program with its gradient, MALA on a PER buffer,
+/// the Teacher) runs end to end; `runner score` gives log R of points; MALA
+/// is refused for a program without a gradient, naming the key.
+#[test]
+fn the_energy_example_runs_end_to_end() {
+    let out = tempfile::tempdir().unwrap();
+    let tiny = [
+        "train.steps=4",
+        "train.batch_size=8",
+        "env.steps=5",
+        "policy.hidden=16",
+        "policy.harmonics=4",
+        "eval.every=2",
+        "eval.samples=16",
+        "train.progress=false",
+    ];
+    let mut cmd = runner();
+    cmd.arg("examples/energy_command.toml")
+        .arg("--out")
+        .arg(out.path());
+    for s in tiny {
+        cmd.args(["--set", s]);
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text =
+        std::fs::read_to_string(out.path().join("energy_command/seed=0/metrics.csv")).unwrap();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    let header = cells(text.lines().next().unwrap());
+    let last = cells(text.lines().last().unwrap());
+    // No exact samples, no true log Z: those cells are empty.
+    for col in ["delta_log_z", "eubo", "w2"] {
+        let i = header.iter().position(|h| h == col).unwrap();
+        assert_eq!(last[i], "", "{col}");
+    }
+    // log R at a mode: log(1/4) + log N(0; 0, I) = -ln 4 - ln 2π, plus the
+
+    let o = runner()
+        .args(["score", "examples/energy_command.toml"])
+        .arg(common::write(out.path(), "p.txt", "4 4\n4, -4\n"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let mode = -(4f64).ln() - (2.0 * std::f64::consts::PI).ln()
+        + (1.0 + 2.0 * (-32f64).exp() + (-64f64).exp()).ln();
+    for line in text.lines().skip(1) {
+        let v: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
+        assert!((v - mode).abs() < 1e-12, "{line} vs {mode}");
+    }
+    let o = runner()
+        .args(["score", "examples/energy_command.toml"])
+        .arg(common::write(out.path(), "bad.txt", "4 4 4\n"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("bad.txt:1"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("3 coordinates"), "{}", stderr(&o));
+    // Without a gradient MALA is refused before anything runs.
+    let o = runner()
+        .args([
+            "validate",
+            "examples/energy_command.toml",
+            "--set",
+            "env.gradient=false",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("local_search"), "{}", stderr(&o));
+}
