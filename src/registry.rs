@@ -27,6 +27,7 @@ use crate::envs::diffusion::program::ProgramEnergyConfig;
 use crate::envs::diffusion::target::Target;
 use crate::envs::diffusion::DiffusionEnvConfig;
 use crate::envs::grid::GridConfig;
+use crate::envs::sequence::bitseq::BitSeqConfig;
 use crate::envs::sequence::declared::DeclaredSeqConfig;
 use crate::envs::sequence::oracle::Task;
 use crate::envs::sequence::task::{RnaEnvConfig, SeqEnvConfig};
@@ -91,6 +92,9 @@ registry! {
         TfBind8(SeqEnvConfig) = "tfbind8",
         /// 14-nt RNA binding one of three targets (duplex free energy; L14_RNA1..3).
         Rna(RnaEnvConfig) = "rna",
+        /// Bit sequences (Malkin et al. 2022): n bits in words of k, reward
+        /// exp(-Hamming distance to the nearest mode / temperature).
+        BitSeq(BitSeqConfig) = "bitseq",
         /// A sequence task of your own: alphabet, length, and a reward from a
         /// table or a program (docs/tasks.md).
         Sequence(DeclaredSeqConfig) = "sequence",
@@ -127,6 +131,7 @@ impl EnvConfig {
             EnvConfig::Qm9Str(c) | EnvConfig::SehStr(c) | EnvConfig::TfBind8(c) => c.check(),
             EnvConfig::Rna(c) => c.check(),
             EnvConfig::Sequence(c) => c.check(),
+            EnvConfig::BitSeq(c) => c.check(),
             EnvConfig::Gmm25(c)
             | EnvConfig::ManyWell(c)
             | EnvConfig::Funnel(c)
@@ -148,6 +153,7 @@ impl EnvConfig {
             EnvConfig::TfBind8(c) => Ok(EnvFamily::Sequence(Task::TfBind8, c.clone())),
             EnvConfig::Rna(c) => Ok(EnvFamily::Sequence(c.task()?, c.sequence())),
             EnvConfig::Sequence(c) => Ok(EnvFamily::Sequence(c.task(), c.sequence())),
+            EnvConfig::BitSeq(c) => Ok(EnvFamily::Sequence(c.task(), c.sequence())),
             EnvConfig::Gmm25(c) => diffusion(Arc::new(Gmm25), c),
             EnvConfig::ManyWell(c) => diffusion(Arc::new(ManyWell), c),
             EnvConfig::Funnel(c) => diffusion(Arc::new(Funnel), c),

@@ -209,7 +209,7 @@ fn program_faults_stop_the_run_and_the_same_command_resumes() {
 fn alive(pid: u32) -> bool {
     // A zombie is dead for our purpose: its state is Z.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.split(' ').nth(2).is_some_and(|st| st == "Z"),
+        Ok(s) => s.split(' ').nth(2).is_none_or(|st| st != "Z"),
         Err(_) => false,
     }
 }
@@ -409,4 +409,56 @@ fn the_energy_example_runs_end_to_end() {
         .unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("local_search"), "{}", stderr(&o));
+}
+
+/// The bit-sequence benchmark runs end to end: modes within the threshold,
+/// Pearson on its test set, and the columns that need the whole space empty.
+#[test]
+fn bitseq_runs_end_to_end() {
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = runner();
+    cmd.arg("experiments/bitseq_teacher.toml")
+        .arg("--out")
+        .arg(out.path());
+    for s in GOLDEN_SEQ {
+        cmd.args(["--set", s]);
+    }
+    // n = 16 bits in words of 4, 3 modes: a mode is reached within 8 bits.
+    for s in ["env.n=16", "env.n_modes=3", "env.threshold=8"] {
+        cmd.args(["--set", s]);
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text =
+        std::fs::read_to_string(out.path().join("bitseq_teacher/seed=0/metrics.csv")).unwrap();
+    let header = cells(text.lines().next().unwrap());
+    let last = cells(text.lines().last().unwrap());
+    let col = |name: &str| last[header.iter().position(|h| h == name).unwrap()].clone();
+    for empty in ["log_z_gap", "expected_reward_gap", "eubo"] {
+        assert_eq!(col(empty), "", "{empty}");
+    }
+    let p: f64 = col("pearson").parse().unwrap();
+    assert!(p.is_finite() && p.abs() <= 1.0, "{p}");
+    // 16 bits within 8 of one of 3 modes: almost every sample reaches one.
+    let modes: f64 = col("num_modes_all").parse().unwrap();
+    assert!((1.0..=3.0).contains(&modes), "{modes}");
+    // runner score: r(x) = exp(-d/n) lies in [e^-1, 1].
+    let o = runner()
+        .args([
+            "score",
+            "experiments/bitseq_tb.toml",
+            "--set",
+            "env.n=16",
+            "--set",
+            "env.n_modes=3",
+        ])
+        .arg(common::write(out.path(), "b.txt", "0000\nffff\n"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    for line in text.lines().skip(1) {
+        let r: f64 = line.split(',').nth(1).unwrap().parse().unwrap();
+        assert!(((-1f64).exp()..=1.0).contains(&r), "{line}");
+    }
 }

@@ -156,6 +156,7 @@ fn record(
         }
         EnvConfig::Rna(c) => c.beta = Some(plan.beta),
         EnvConfig::Sequence(c) => c.beta = Some(plan.beta),
+        EnvConfig::BitSeq(c) => c.beta = Some(plan.beta),
         _ => {}
     }
     if let (Some(BufferConfig::Recent(b)), Some(r)) = (&mut resolved.buffer, &plan.buffer) {

@@ -6,7 +6,7 @@
 //! measure modes, log Z estimates, ELBO/EUBO and reward statistics.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use candle_core::Device;
 
@@ -112,8 +112,8 @@ pub struct SequenceFamily {
     local_search: Option<SeqSearch>,
     /// Every string ever sampled for training.
     history: HashSet<Vec<u8>>,
-    /// Distinct modes in `history`.
-    modes_found: usize,
+    /// The modes `history` has reached (indices; [`SeqEnv::modes_of`]).
+    modes_found: BTreeSet<u32>,
     eval_samples: usize,
     eval_chunk: usize,
     streams: Streams,
@@ -141,9 +141,13 @@ impl SequenceFamily {
             static NOTE: std::sync::Once = std::sync::Once::new();
             NOTE.call_once(|| {
                 crate::console::errln(format_args!(
-                    "note: {}: the reward comes from a program, so the metrics that need the whole \
-                     space (log_z_gap, expected_reward_gap, eubo, pearson) are left empty",
-                    env.task.name()
+                    "note: {}: log Z and E[r] are unknown (a reward from a program, or a space too \
+                     large to enumerate), so the metrics that need them are left empty ({})",
+                    env.task.name(),
+                    match env.exact.is_some() {
+                        true => "log_z_gap, expected_reward_gap, eubo",
+                        false => "log_z_gap, expected_reward_gap, eubo, pearson",
+                    }
                 ))
             });
         }
@@ -162,7 +166,7 @@ impl SequenceFamily {
             buffer: s.buffer.map(|b| (RecentDiscoveries::new(b.size), b)),
             local_search: s.local_search,
             history: HashSet::new(),
-            modes_found: 0,
+            modes_found: BTreeSet::new(),
             eval_samples: plan.eval.samples,
             eval_chunk: plan.eval.batch_size,
             streams: Streams::new(plan.seed),
@@ -188,7 +192,7 @@ struct SequenceState {
     /// A reward program's answers (its cache), sorted by string.
     oracle_answers: Option<Vec<(Vec<u8>, f64)>>,
     history: HashSet<Vec<u8>>,
-    modes_found: usize,
+    modes_found: BTreeSet<u32>,
     streams: Streams,
 }
 
@@ -249,7 +253,7 @@ impl Family for SequenceFamily {
             buffer: self.buffer.as_ref().map(|(b, _)| b.clone()),
             oracle_answers: self.env.oracle.saved_answers(),
             history: self.history.clone(),
-            modes_found: self.modes_found,
+            modes_found: self.modes_found.clone(),
             streams: self.streams.clone(),
         })
     }
@@ -293,9 +297,11 @@ impl Family for SequenceFamily {
                 &mut self.streams.sampling,
             )?,
         };
+        let mut near = Vec::new();
         for t in &trajs {
-            if self.history.insert(t.x().to_vec()) && self.env.is_mode(t.x()) {
-                self.modes_found += 1;
+            if self.history.insert(t.x().to_vec()) {
+                self.env.modes_of(t.x(), &mut near);
+                self.modes_found.extend(near.iter().copied());
             }
         }
         Ok(Fresh {
@@ -371,7 +377,7 @@ impl Family for SequenceFamily {
             &mut self.streams.eval,
         )?;
         Ok(vec![
-            Metric::new("num_modes_all", self.modes_found as f64),
+            Metric::new("num_modes_all", self.modes_found.len() as f64),
             Metric::new("num_modes_onpolicy", e.num_modes_onpolicy as f64),
             Metric::new("log_z_est", e.log_z_est),
             // No data where log Z and E[r] are unknown (a reward program).
@@ -391,7 +397,7 @@ impl Family for SequenceFamily {
     }
 
     fn progress(&self) -> String {
-        format!("modes {}", self.modes_found)
+        format!("modes {}", self.modes_found.len())
     }
 
     fn headline(&self) -> String {
@@ -401,7 +407,7 @@ impl Family for SequenceFamily {
         };
         format!(
             "modes found {}, distinct x {}{program}",
-            self.modes_found,
+            self.modes_found.len(),
             self.history.len()
         )
     }

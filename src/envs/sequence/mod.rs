@@ -3,6 +3,7 @@
 //! ([`oracle`]), loaded as a task ([`task`], one row of the task table each),
 //! and batches of trajectories sampled with a forward policy ([`traj`]).
 
+pub mod bitseq;
 pub mod declared;
 pub mod mdp;
 pub mod oracle;

@@ -116,7 +116,25 @@ pub enum OracleSource {
     Table(&'static str),
     /// A declared task's program (`declared::CommandOracle`).
     Command(&'static crate::envs::program::ProgramSpec),
+    /// A built-in benchmark whose oracle is computed from its own settings
+    /// (the bit sequences): adding one is its file and its registry line.
+    Built(&'static dyn OracleBuilder),
 }
+
+/// What builds the oracle of a computed benchmark (an [`OracleSource::Built`]).
+pub trait OracleBuilder: Send + Sync + std::fmt::Debug {
+    /// The oracle of `task` (whose row names this builder).
+    fn build(&self, task: Task) -> Box<dyn Oracle>;
+}
+
+/// Two builders are the same when their settings are (their `Debug` text).
+impl PartialEq for dyn OracleBuilder {
+    fn eq(&self, other: &dyn OracleBuilder) -> bool {
+        std::ptr::addr_eq(self, other) || format!("{self:?}") == format!("{other:?}")
+    }
+}
+
+impl Eq for dyn OracleBuilder {}
 
 /// Where the exact constants of the target (log Z, E[r], scale) come from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -149,6 +167,10 @@ pub enum ExactSource {
     },
     /// None exist (the metrics that need them are left empty).
     Unavailable,
+    /// Not samples of the target but a test set the oracle draws
+    /// ([`Oracle::test_set`]): `pearson` is computed on it, `eubo` is left
+    /// empty.
+    TestSet,
 }
 
 /// One RNA binding task: target `key` of `rna/targets.json`, its info and modes
@@ -460,6 +482,21 @@ pub trait Oracle: Send + Sync {
 
     /// Restore what [`Oracle::saved_answers`] gave (nothing by default).
     fn restore_answers(&self, _answers: Vec<(Vec<u8>, f64)>) {}
+
+    /// The modes of a benchmark that defines them itself (not by a modes
+    /// file) near `x`: their indices, written to `out` (cleared first).
+    /// Returns false for an oracle without modes of its own.
+    fn modes_near(&self, x: &[u8], out: &mut Vec<u32>) -> bool {
+        let _ = (x, out);
+        false
+    }
+
+    /// A test set of strings drawn from `rng` ([`ExactSource::TestSet`]);
+    /// none by default.
+    fn test_set(&self, rng: &mut crate::rng::Rng) -> Vec<Vec<u8>> {
+        let _ = rng;
+        Vec::new()
+    }
 
     /// Distinct strings the oracle has evaluated (a program's); `None` where
     /// calls cost nothing worth counting.

@@ -6,7 +6,7 @@
 //! "tfbind8"`; [`SeqEnv::load`] reads the task's data from the datasets root
 //! (`--datasets`, `RUNNER_DATASETS` or `datasets/`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 
 use rand::Rng as _;
@@ -130,11 +130,14 @@ pub struct SeqEnv {
     pub oracle: Box<dyn Oracle>,
     /// Exact constants of the target at this beta.
     pub constants: TargetConstants,
-    /// The paper's modes.
-    pub modes: HashSet<Vec<u8>>,
-    /// Strings drawn from the exact target (for EUBO and Pearson); `None`
-    /// when no exact samples exist for this task and beta.
+    /// The paper's modes, by index in the modes file.
+    pub modes: HashMap<Vec<u8>, u32>,
+    /// Strings drawn from the exact target (for EUBO and Pearson), or a
+    /// test set (Pearson only: [`SeqEnv::exact_is_target`] is false); `None`
+    /// when neither exists for this task and beta.
     pub exact: Option<Vec<Vec<u8>>>,
+    /// Whether `exact` holds samples of the target (else a test set).
+    pub exact_is_target: bool,
 }
 
 impl SeqEnv {
@@ -169,7 +172,7 @@ impl SeqEnv {
             constants.log_z_scaled += scale.ln() - constants.log_scale;
             constants.log_scale = scale.ln();
         }
-        let modes = load_modes(root, task)?.into_iter().collect();
+        let modes = load_modes(root, task)?.into_iter().zip(0u32..).collect();
         let mdp = SeqMdp::new(mdp, task.k(), task.length()).map_err(|e| DataError::Invalid {
             path: root.to_path_buf(),
             message: e.to_string(),
@@ -181,8 +184,10 @@ impl SeqEnv {
             ExactSource::File { path, beta: at } if beta == at => {
                 Some(read_exact(root, task, path)?)
             }
+            ExactSource::TestSet => Some(oracle.test_set(rng)),
             ExactSource::File { .. } | ExactSource::Unavailable => None,
         };
+        let exact_is_target = task.spec().exact != ExactSource::TestSet;
         Ok(Self {
             task,
             mdp,
@@ -190,6 +195,7 @@ impl SeqEnv {
             constants,
             modes,
             exact,
+            exact_is_target,
         })
     }
 
@@ -214,9 +220,14 @@ impl SeqEnv {
         self.constants.log_reward(self.task, r)
     }
 
-    /// Whether `x` is one of the paper's modes.
-    pub fn is_mode(&self, x: &[u8]) -> bool {
-        self.modes.contains(x)
+    /// The modes `x` counts as, written to `out` (cleared first): the mode
+    /// `x` is, for a task with a modes file; every mode within the
+    /// benchmark's distance, for one that defines its modes itself.
+    pub fn modes_of(&self, x: &[u8], out: &mut Vec<u32>) {
+        if !self.oracle.modes_near(x, out) {
+            out.clear();
+            out.extend(self.modes.get(x));
+        }
     }
 
     /// The terminal state of string `x`.
@@ -237,6 +248,7 @@ pub fn load_oracle(
         OracleSource::Trees => Box::new(TreeOracle::load(root)?),
         OracleSource::Duplex(target) => Box::new(DuplexOracle::load(root, task, target)?),
         OracleSource::Table(path) => Box::new(declared::load_table(Path::new(path), task)?),
+        OracleSource::Built(builder) => builder.build(task),
         OracleSource::Command(spec) => Box::new(declared::CommandOracle::new(
             task,
             spec.clone(),
