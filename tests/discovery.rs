@@ -291,10 +291,28 @@ fn score_other_tasks_and_errors() {
         !o.status.success() && e.contains("<stdin>:1") && e.contains("'T'"),
         "{e}"
     );
-    let o = score("experiments/gmm25_db.toml", &[], "");
+    // A diffusion energy scores points: log R of 25GMM at the origin is
+    // twice the log of one axis' mixture (1/5) sum_c N(0; c, 0.3), whose
+    // centre term dominates (the others are e^-25/0.6 and e^-100/0.6 of it).
+    let o = score("experiments/gmm25_db.toml", &[], "0 0\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let axis = 0.2 / (2.0 * std::f64::consts::PI * 0.3).sqrt()
+        * (1.0 + 2.0 * (-25.0f64 / 0.6).exp() + 2.0 * (-100.0f64 / 0.6).exp());
+    let got: f64 = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .rsplit(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((got - 2.0 * axis.ln()).abs() < 1e-12, "{out}");
+    let o = score("experiments/gmm25_db.toml", &[], "0 0 0\n");
     let e = stderr(&o);
     assert!(
-        !o.status.success() && e.contains("sequence tasks") && e.contains("and the grid"),
+        !o.status.success() && e.contains("<stdin>:1") && e.contains("2-dimensional"),
         "{e}"
     );
     let o = score("experiments/rna_compare.toml", &[], "");

@@ -359,6 +359,34 @@ impl Drop for Program {
     }
 }
 
+/// Checks of a program's settings in the table `table` (`env.reward`,
+/// `env.log_density`): a program named, at least one candidate a batch, a
+/// timeout in (0, 1 day].
+pub fn check_settings(
+    table: &str,
+    command: &[String],
+    batch: Option<usize>,
+    timeout_s: Option<f64>,
+) -> Result<(), crate::check::Invalid> {
+    use crate::check::Invalid;
+    if command.first().is_none_or(|c| c.is_empty()) {
+        return Err(Invalid::new(
+            format!("{table}.command"),
+            "must name a program, e.g. [\"python3\", \"oracle.py\"]",
+        ));
+    }
+    if batch == Some(0) {
+        return Err(Invalid::new(format!("{table}.batch"), "must be at least 1"));
+    }
+    match timeout_s {
+        Some(t) if !(t.is_finite() && t > 0.0 && t <= 86_400.0) => Err(Invalid::new(
+            format!("{table}.timeout_s"),
+            format!("is {t}; must be in (0, 86400]"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A finite number, or why not.
 pub fn parse_finite(s: &str) -> Result<f64, String> {
     let v: f64 = s

@@ -92,23 +92,7 @@ impl ProgramEnergyConfig {
             );
         }
         let p = &self.log_density;
-        if p.command.is_empty() || p.command[0].is_empty() {
-            return bad(
-                "env.log_density.command",
-                "must name a program, e.g. [\"python3\", \"energy.py\"]".into(),
-            );
-        }
-        if p.batch == Some(0) {
-            return bad("env.log_density.batch", "must be at least 1".into());
-        }
-        if let Some(t) = p.timeout_s {
-            if !(t.is_finite() && t > 0.0 && t <= 86_400.0) {
-                return bad(
-                    "env.log_density.timeout_s",
-                    format!("is {t}; must be in (0, 86400]"),
-                );
-            }
-        }
+        program::check_settings("env.log_density", &p.command, p.batch, p.timeout_s)?;
         if let Some([lo, hi]) = self.plot_range {
             if !(lo.is_finite() && hi.is_finite() && lo < hi) {
                 return bad(

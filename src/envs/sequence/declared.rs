@@ -228,12 +228,6 @@ impl DeclaredSeqConfig {
                 }
             }
             (None, Some(cmd)) => {
-                if cmd.is_empty() || cmd[0].is_empty() {
-                    return bad(
-                        "env.reward.command",
-                        "must name a program, e.g. [\"python3\", \"oracle.py\"]".into(),
-                    );
-                }
                 if self.r_max.is_some() != self.max_reward.is_some() {
                     return bad(
                         if self.r_max.is_some() { "env.r_max" } else { "env.max_reward" },
@@ -242,17 +236,7 @@ impl DeclaredSeqConfig {
                             .into(),
                     );
                 }
-                if r.batch == Some(0) {
-                    return bad("env.reward.batch", "must be at least 1".into());
-                }
-                if let Some(t) = r.timeout_s {
-                    if !(t.is_finite() && t > 0.0 && t <= 86_400.0) {
-                        return bad(
-                            "env.reward.timeout_s",
-                            format!("is {t}; must be in (0, 86400]"),
-                        );
-                    }
-                }
+                program::check_settings("env.reward", cmd, r.batch, r.timeout_s)?;
             }
         }
         Ok(())
