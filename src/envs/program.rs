@@ -163,12 +163,9 @@ impl Program {
                 });
             }
         }
-        let mut child = cmd.spawn().map_err(|e| {
-            fail(format!(
-                "cannot start it in {}: {e}",
-                spec.dir.display().to_string()
-            ))
-        })?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| fail(format!("cannot start it in {}: {e}", spec.dir.display())))?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped");
         let (tx, answers) = mpsc::channel();

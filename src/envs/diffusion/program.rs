@@ -183,7 +183,7 @@ impl ProgramTarget {
     /// (written to `grad` when given).
     fn ask(&self, xs: &[f64], mut grad: Option<&mut [f64]>) -> Result<Vec<f64>, TargetError> {
         let d = self.dim;
-        if xs.len() % d != 0 {
+        if !xs.len().is_multiple_of(d) {
             return Err(TargetError::new(
                 &self.name,
                 format!(
