@@ -94,3 +94,35 @@ pub fn teacher_targets(
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::behaviour::teacher::RewardForm;
+    use crate::behaviour::TeacherConfig;
+
+    /// The gate replaces the signals of entries strictly below the
+    /// threshold; the targets of a subset of entries are those of all
+    /// entries, selected.
+    #[test]
+    fn gate_and_targets_of_a_subset() {
+        let mut signals = Signals {
+            per_entry: vec![2.0, 3.0, 4.0],
+            ..Signals::default()
+        };
+        let log_r = [-1.0, -4.0, -5.0];
+        let gate = SignalGate {
+            threshold: -4.0,
+            signal: 0.5,
+        };
+        gate.apply(&mut signals, &log_r);
+        assert_eq!(signals.per_entry, vec![2.0, 3.0, 0.5]);
+        let reward = TeacherConfig::default().reward(RewardForm::LogSpace, 0.0);
+        let all = teacher_targets(&reward, &signals, &log_r, None);
+        assert_eq!(all.len(), 3);
+        assert_eq!(
+            teacher_targets(&reward, &signals, &log_r, Some(&[2, 0])),
+            vec![all[2], all[0]]
+        );
+    }
+}
