@@ -6,9 +6,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::check_epsilon;
+use super::hooks::StudentObjective;
 use crate::check::Invalid;
+use crate::envs::Trajectories;
 use crate::flops::matmul;
-use crate::objective::PackedBatch;
+use crate::objective::tb::tb_loss_clamped;
+use crate::objective::{PackedBatch, Pieces, Trained};
+use crate::optim::Adam;
 use crate::policy::mlp::Mlp;
 use crate::rng::Rng;
 
@@ -94,6 +98,80 @@ impl Rnd {
         let diff = (self.predictor.forward(obs)? - self.target.forward(obs)?.detach())?;
         diff.sqr()?.sum(D::Minus1)?.sqrt()
     }
+}
+
+/// GAFN on the gridworld: its networks and settings, the student's
+/// objective in place of the plan's (GAFN is planned with TB only, so the
+/// student has a log Z).
+pub struct Gafn {
+    rnd: Rnd,
+    cfg: GafnConfig,
+}
+
+impl Gafn {
+    /// GAFN of `cfg` on observations of width `obs_dim`, its networks drawn
+    /// from `rng`.
+    pub fn new(obs_dim: usize, cfg: &GafnConfig, device: &Device, rng: &mut Rng) -> Result<Self> {
+        Ok(Self {
+            rnd: Rnd::new(obs_dim, cfg, device, rng)?,
+            cfg: cfg.clone(),
+        })
+    }
+}
+
+impl StudentObjective<Mlp, Trajectories, PackedBatch> for Gafn {
+    /// The predictor's optimiser.
+    fn aux_optimisers(&self) -> Result<Vec<Adam>> {
+        Ok(vec![Adam::new(
+            vec![(self.rnd.predictor.vars(), self.cfg.rnd_lr)],
+            None,
+        )?])
+    }
+
+    /// Edge-augmented TB ([`gafn_delta`], loss clamped as TB's) plus the
+    /// predictor's weighted loss ([`rnd_loss`]).
+    fn loss(
+        &self,
+        net: &Mlp,
+        log_z: &Tensor,
+        loss_clamp: f64,
+        packed: &PackedBatch,
+        batch: &Trajectories,
+    ) -> Result<Trained> {
+        let cfg = &self.cfg;
+        let out = net.forward(&packed.obs)?; // [N, out]
+        let errors = self.rnd.errors(&packed.obs)?; // [N]
+        let ri = (errors.detach() * cfg.ri_scale)?;
+        let (reward, last_row, row_weight) = gafn_inputs(batch, packed.obs.device())?;
+        let delta = gafn_delta(&out, packed, log_z, &ri, &reward, &last_row, cfg.edge_ri)?;
+        let loss = (tb_loss_clamped(&delta, loss_clamp)?
+            + (rnd_loss(&errors, &row_weight)? * cfg.ri_loss_weight)?)?;
+        Ok(Trained {
+            delta,
+            loss,
+            pieces: Pieces::Entries,
+        })
+    }
+}
+
+/// GAFN inputs of a batch: R(x) `[B]`, the row of each x `[B]`, and the
+/// `[B, N]` matrix averaging each entry's states.
+fn gafn_inputs(trajs: &Trajectories, device: &Device) -> Result<(Tensor, Tensor, Tensor)> {
+    let (b, n) = (trajs.len(), trajs.n_states());
+    let reward: Vec<f32> = trajs.reward.iter().map(|&r| r as f32).collect();
+    let last: Vec<u32> = trajs.offsets[1..].iter().map(|&o| o as u32 - 1).collect();
+    let mut weight = vec![0f32; b * n];
+    for e in 0..b {
+        let (lo, hi) = (trajs.offsets[e], trajs.offsets[e + 1]);
+        for r in lo..hi {
+            weight[e * n + r] = 1.0 / (hi - lo) as f32;
+        }
+    }
+    Ok((
+        Tensor::from_vec(reward, b, device)?,
+        Tensor::from_vec(last, b, device)?,
+        Tensor::from_vec(weight, (b, n), device)?,
+    ))
 }
 
 /// Edge-augmented TB residuals `[B]` (as the reference's GAFN agent):

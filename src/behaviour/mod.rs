@@ -3,9 +3,11 @@
 //! A behaviour is a schedule of steps cycled over training (step i uses
 //! `schedule[i % len]`), each step one or more batches ([`Step`], [`Source`]),
 //! as data in the config rather than modulo arithmetic in the loop. The
-//! Teacher ([`teacher`]) and GAFN ([`gafn`]) have modules of their own.
+//! Teacher ([`teacher`]) and GAFN ([`gafn`]) have modules of their own;
+//! their hooks in the learning step of a batch are [`hooks`].
 
 pub mod gafn;
+pub mod hooks;
 pub mod teacher;
 
 pub use gafn::GafnConfig;

@@ -11,7 +11,7 @@
 //!   done, the resolved config's identity, the metrics rows so far, the
 //!   loop's tallies (losses of every trained batch), Adam's step counts, and
 //!   the family's own state (its RNG streams, replay buffer, discoveries and
-//!   counters; see [`super::family::Family::save_state`]).
+//!   counters; see [`Checkpointed::save_state`]).
 //!
 //! The file's metadata repeats the format, the step and the config identity
 //! for a reader (`safetensors` tools show it). A checkpoint is written
@@ -33,6 +33,20 @@ use serde::{Deserialize, Serialize};
 
 use super::RunError;
 use crate::config::Experiment;
+
+/// The checkpoint-state seam: what a family changes while training, saved
+/// with every checkpoint and restored on resume.
+pub trait Checkpointed {
+    /// The family's training state for a checkpoint, encoded ([`encode`]):
+    /// everything sampling, replay, bookkeeping and evaluation change (RNG
+    /// streams, the replay buffer, discoveries, counters). What the family
+    /// builds from its plan alone is left out; networks are the samplers'.
+    fn save_state(&self) -> Result<Vec<u8>, RunError>;
+
+    /// Restore what [`Checkpointed::save_state`] wrote, over a family just
+    /// built from the same plan.
+    fn load_state(&mut self, state: &[u8]) -> Result<(), RunError>;
+}
 
 /// The run directory's subdirectory of checkpoints.
 pub const DIR: &str = "checkpoints";
@@ -76,7 +90,7 @@ pub struct LoopState {
     pub student_steps: Vec<i32>,
     /// The same for the teacher, when there is one.
     pub teacher_steps: Option<Vec<i32>>,
-    /// The family's own state ([`super::family::Family::save_state`]).
+    /// The family's own state ([`Checkpointed::save_state`]).
     pub family: Vec<u8>,
 }
 

@@ -7,25 +7,25 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 
-use super::checkpoint;
-use super::family::{Counters, Family, Fresh, SampleTable};
+use super::checkpoint::{self, Checkpointed};
+use super::evaluate::{Counters, Evaluator};
+use super::family::{Draw, Family, Fresh};
+use super::replay::Replay as ReplaySeam;
+use super::sample::{DrawSamples, SampleTable};
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
-use crate::behaviour::gafn::{gafn_delta, rnd_loss, Rnd};
+use crate::behaviour::gafn::Gafn;
 use crate::behaviour::teacher::TeacherReward;
 use crate::behaviour::teacher::{signals, Signals};
-use crate::behaviour::GafnConfig;
 use crate::buffer::{Priority, ReplayBuffer};
 use crate::envs::grid::Grid;
 use crate::envs::Trajectories;
 use crate::metrics::grid::{empirical_l1, l1_to_target, sample_from, GridDiscovery};
 use crate::metrics::Metric;
 use crate::objective::balance::Balance;
-use crate::objective::tb::tb_loss_clamped;
-use crate::objective::{PackedBatch, Pieces, Trained};
-use crate::optim::Adam;
+use crate::objective::PackedBatch;
 use crate::output::{fmt_f64, plot};
 use crate::plan::grid::{GridPlan, GridReplay};
 use crate::plan::Plan;
@@ -55,8 +55,6 @@ struct Model {
     learn_pb: bool,
     /// The network's last output is log F(s) (DB, SubTB, GAFN).
     flow_head: bool,
-    /// GAFN's networks and settings.
-    gafn: Option<(Rnd, GafnConfig)>,
 }
 
 /// The gridworld family of one run.
@@ -92,18 +90,6 @@ impl GridFamily {
         device: &Device,
     ) -> Result<Self, RunError> {
         let grid = Grid::new(&g.grid);
-        let gafn = match &g.gafn {
-            Some(cfg) => Some((
-                Rnd::new(
-                    grid.obs_dim(),
-                    cfg,
-                    device,
-                    &mut rng::stream(plan.seed, Stream::InitAux),
-                )?,
-                cfg.clone(),
-            )),
-            None => None,
-        };
         let plots = (g.plot && !opts.train_only).then(|| opts.dir.join("plots"));
         if let Some(dir) = &plots {
             plot::target_density(&grid, dir)?;
@@ -113,7 +99,6 @@ impl GridFamily {
             device: device.clone(),
             learn_pb: g.net.learn_pb,
             flow_head: g.flow_head,
-            gafn,
         };
         Ok(Self {
             discovery: GridDiscovery::new(&model.grid, g.window),
@@ -132,6 +117,20 @@ impl GridFamily {
             rolled_out: true,
             streams: Streams::new(plan.seed),
         })
+    }
+
+    /// GAFN's objective for the student when the plan has one (`g` the
+    /// plan's family part), its networks drawn from the `InitAux` stream.
+    pub fn gafn(&self, plan: &Plan, g: &GridPlan) -> Result<Option<Gafn>, RunError> {
+        match &g.gafn {
+            Some(cfg) => Ok(Some(Gafn::new(
+                self.model.grid.obs_dim(),
+                cfg,
+                &self.model.device,
+                &mut rng::stream(plan.seed, Stream::InitAux),
+            )?)),
+            None => Ok(None),
+        }
     }
 }
 
@@ -158,29 +157,7 @@ fn log_rewards(trajs: &Trajectories) -> Vec<f64> {
     trajs.reward.iter().map(|r| (r + 1e-8).ln()).collect()
 }
 
-impl Family for GridFamily {
-    type Net = Mlp;
-    type Batch = Trajectories;
-    type Packed = PackedBatch;
-
-    const STEP_COLUMN: &'static str = "step";
-    const METRICS: &'static [&'static str] = GRID_METRICS;
-
-    fn new_net(&self, rng: &mut Rng) -> Result<Mlp, RunError> {
-        Ok(Mlp::new(&self.dims, &self.model.device, rng)?)
-    }
-
-    /// GAFN's predictor optimiser (none without GAFN).
-    fn student_aux(&self) -> Result<Vec<Adam>, RunError> {
-        match &self.model.gafn {
-            Some((rnd, cfg)) => Ok(vec![Adam::new(
-                vec![(rnd.predictor.vars(), cfg.rnd_lr)],
-                None,
-            )?]),
-            None => Ok(Vec::new()),
-        }
-    }
-
+impl DrawSamples for GridFamily {
     /// Columns `x0..x{d-1}` (the terminal state's coordinates), `reward`
     /// (R(x)), and `log_pf` (the trajectory's log P_F under the network).
     fn draw_samples(
@@ -219,7 +196,9 @@ impl Family for GridFamily {
         }
         Ok(SampleTable { columns, rows })
     }
+}
 
+impl Checkpointed for GridFamily {
     fn save_state(&self) -> Result<Vec<u8>, RunError> {
         let (terminal, transition) = match &self.replay {
             Some(Replay::Terminal(b, ..)) => (Some(b.clone()), None),
@@ -254,14 +233,28 @@ impl Family for GridFamily {
         self.streams = s.streams;
         Ok(())
     }
+}
+
+impl Family for GridFamily {
+    type Net = Mlp;
+    type Batch = Trajectories;
+    type Packed = PackedBatch;
+
+    fn new_net(&self, rng: &mut Rng) -> Result<Mlp, RunError> {
+        Ok(Mlp::new(&self.dims, &self.model.device, rng)?)
+    }
 
     fn sample(
         &mut self,
         net: &Mlp,
-        local_search: bool,
-        by_teacher: bool,
+        draw: Draw,
         student: &Sampler<Mlp>,
     ) -> Result<Fresh<Trajectories>, RunError> {
+        let Draw {
+            local_search,
+            by_teacher,
+            ..
+        } = draw;
         let m = &self.model;
         let mut t = m.grid.rollout(
             net,
@@ -301,13 +294,6 @@ impl Family for GridFamily {
         })
     }
 
-    fn replay(&mut self) -> Result<Option<Trajectories>, RunError> {
-        Ok(match &self.replay {
-            Some(r) => r.sample(&self.model.grid, self.batch_size, &mut self.streams.buffer),
-            None => None,
-        })
-    }
-
     fn pack(&self, batch: &Trajectories) -> Result<PackedBatch, RunError> {
         let m = &self.model;
         Ok(m.grid.pack(batch, m.learn_pb, &m.device)?)
@@ -328,29 +314,13 @@ impl Family for GridFamily {
     fn balance(&self, net: &Mlp, packed: &PackedBatch) -> Result<Balance, RunError> {
         self.model.balance(net, packed)
     }
+}
 
-    fn student_loss(
-        &self,
-        student: &Sampler<Mlp>,
-        packed: &PackedBatch,
-        batch: &Trajectories,
-    ) -> Result<Trained, RunError> {
-        // GAFN is planned with TB only, so its student has a log Z.
-        let (Some((rnd, cfg)), Some(z)) = (&self.model.gafn, student.log_z()) else {
-            let balance = self.model.balance(&student.net, packed)?;
-            return student.train_loss(&balance, &log_rewards(batch));
-        };
-        let out = student.net.forward(&packed.obs)?; // [N, out]
-        let errors = rnd.errors(&packed.obs)?; // [N]
-        let ri = (errors.detach() * cfg.ri_scale)?;
-        let (reward, last_row, row_weight) = gafn_inputs(batch, &self.model.device)?;
-        let delta = gafn_delta(&out, packed, z, &ri, &reward, &last_row, cfg.edge_ri)?;
-        let loss = (tb_loss_clamped(&delta, student.loss_clamp)?
-            + (rnd_loss(&errors, &row_weight)? * cfg.ri_loss_weight)?)?;
-        Ok(Trained {
-            delta,
-            loss,
-            pieces: Pieces::Entries,
+impl ReplaySeam for GridFamily {
+    fn replay(&mut self) -> Result<Option<Trajectories>, RunError> {
+        Ok(match &self.replay {
+            Some(r) => r.sample(&self.model.grid, self.batch_size, &mut self.streams.buffer),
+            None => None,
         })
     }
 
@@ -359,6 +329,11 @@ impl Family for GridFamily {
             r.add(&self.model.grid, &batch, delta, signals, self.rolled_out);
         }
     }
+}
+
+impl Evaluator for GridFamily {
+    const STEP_COLUMN: &'static str = "step";
+    const METRICS: &'static [&'static str] = GRID_METRICS;
 
     fn evaluate(
         &mut self,
@@ -419,29 +394,6 @@ impl Family for GridFamily {
             fmt_f64(self.last_eval_l1)
         )
     }
-}
-
-/// GAFN inputs of a batch: R(x) `[B]`, the row of each x `[B]`, and the
-/// `[B, N]` matrix averaging each entry's states.
-fn gafn_inputs(
-    trajs: &Trajectories,
-    device: &Device,
-) -> Result<(Tensor, Tensor, Tensor), RunError> {
-    let (b, n) = (trajs.len(), trajs.n_states());
-    let reward: Vec<f32> = trajs.reward.iter().map(|&r| r as f32).collect();
-    let last: Vec<u32> = trajs.offsets[1..].iter().map(|&o| o as u32 - 1).collect();
-    let mut weight = vec![0f32; b * n];
-    for e in 0..b {
-        let (lo, hi) = (trajs.offsets[e], trajs.offsets[e + 1]);
-        for r in lo..hi {
-            weight[e * n + r] = 1.0 / (hi - lo) as f32;
-        }
-    }
-    Ok((
-        Tensor::from_vec(reward, b, device)?,
-        Tensor::from_vec(last, b, device)?,
-        Tensor::from_vec(weight, (b, n), device)?,
-    ))
 }
 
 /// The order in which the official code's batched rollout finished the
@@ -584,6 +536,7 @@ impl Replay {
 mod tests {
     use super::*;
     use crate::envs::grid::GridConfig;
+    use candle_core::Tensor;
 
     /// The buffer's pairing on a hand batch (d=2, H=8; u_i = |2 s_i / 7 - 1|,
     /// docs/grid.md "Reward") of A = (0,0) -> (1,0) -> (2,0) -> (3,0) ->

@@ -1,13 +1,17 @@
 //! Training: the one loop ([`trainer`]), the sampler that student and teacher
-//! share ([`sampler`]), the seam to the environment families ([`family`]) and
-//! one adapter per family ([`grid`], [`sequence`], [`diffusion`]). [`run`] picks the
+//! share ([`sampler`]), the seam to the environment families ([`family`]),
+//! the seams the loop drives beside it — replay ([`replay`]), evaluation
+//! ([`evaluate`]), checkpoint state ([`checkpoint`]) — and one adapter per
+//! family ([`grid`], [`sequence`], [`diffusion`]). [`run`] picks the
 //! adapter from the plan (the only `match` on the family after resolution)
 //! and writes the run's results.
 
 pub mod checkpoint;
 pub mod diffusion;
+pub mod evaluate;
 pub mod family;
 pub mod grid;
+pub mod replay;
 pub mod sample;
 pub mod sampler;
 pub mod sequence;
@@ -249,15 +253,17 @@ fn run_inner(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, RunError> {
     match &plan.family {
         FamilyPlan::Grid(g) => {
             let family = grid::GridFamily::new(plan, g, opts, &device)?;
-            trainer::train(plan, family, opts, &device, start)
+            let gafn = family.gafn(plan, g)?;
+            let objective = gafn.as_ref().map(|g| g as _);
+            trainer::train(plan, family, objective, opts, &device, start)
         }
         FamilyPlan::Sequence(s) => {
             let family = sequence::SequenceFamily::new(plan, s, opts, &device)?;
-            trainer::train(plan, family, opts, &device, start)
+            trainer::train(plan, family, None, opts, &device, start)
         }
         FamilyPlan::Diffusion(d) => {
             let family = diffusion::DiffusionFamily::new(plan, d, opts, &device)?;
-            trainer::train(plan, family, opts, &device, start)
+            trainer::train(plan, family, None, opts, &device, start)
         }
     }
 }

@@ -5,19 +5,45 @@
 //! the checkpoint's weights replace the initial ones; `n` trajectories are
 //! then rolled out without exploration from the [`Stream::Export`] stream of
 //! the given seed, in chunks of the run's evaluation batch size. The table's
-//! columns are the family's ([`Family::draw_samples`]).
+//! columns are the family's ([`DrawSamples::draw_samples`]).
 
 use std::path::PathBuf;
 
 use candle_core::Device;
 
 use super::checkpoint;
-use super::family::{Family, SampleTable};
+use super::family::Family;
 use super::sampler::Sampler;
 use super::{make_device, RunError, RunOptions};
+use crate::behaviour::hooks::StudentObjective;
 use crate::config::ExperimentFile;
+use crate::optim::Adam;
 use crate::plan::{FamilyPlan, Plan};
 use crate::rng::{self, Stream};
+
+/// Samples of a trained sampler as a table (`runner sample`): the column
+/// names and one row of cells per sample.
+pub struct SampleTable {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// One row per sample, a cell per column.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// How a family writes samples of a trained network (`runner sample`).
+pub trait DrawSamples: Family {
+    /// `n` fresh samples of `net` without exploration, drawn with `rng` in
+    /// chunks of the evaluation batch size: each sample's terminal state,
+    /// its reward, and with `log_pf` the log P_F of the trajectory that
+    /// produced it.
+    fn draw_samples(
+        &self,
+        net: &Self::Net,
+        n: usize,
+        log_pf: bool,
+        rng: &mut crate::rng::Rng,
+    ) -> Result<SampleTable, RunError>;
+}
 
 /// The most samples one call draws (the table is held in memory).
 pub const MAX_SAMPLES: usize = 10_000_000;
@@ -83,32 +109,37 @@ pub fn sample(req: &SampleRequest) -> anyhow::Result<(SampleTable, u64)> {
     let table = match &plan.family {
         FamilyPlan::Grid(g) => {
             let f = super::grid::GridFamily::new(&plan, g, &opts, &device)?;
-            draw_from(&plan, f, &device, &tensors, &state, req)
+            // GAFN's predictor optimiser, whose state the checkpoint holds.
+            let aux = match f.gafn(&plan, g)? {
+                Some(gafn) => gafn.aux_optimisers()?,
+                None => Vec::new(),
+            };
+            draw_from(&plan, f, aux, &device, &tensors, &state, req)
         }
         FamilyPlan::Sequence(s) => {
             let f = super::sequence::SequenceFamily::new(&plan, s, &opts, &device)?;
-            draw_from(&plan, f, &device, &tensors, &state, req)
+            draw_from(&plan, f, Vec::new(), &device, &tensors, &state, req)
         }
         FamilyPlan::Diffusion(d) => {
             let f = super::diffusion::DiffusionFamily::new(&plan, d, &opts, &device)?;
-            draw_from(&plan, f, &device, &tensors, &state, req)
+            draw_from(&plan, f, Vec::new(), &device, &tensors, &state, req)
         }
     }?;
     Ok((table, state.step))
 }
 
 /// The student of `family` with the checkpoint's weights, and its samples.
-fn draw_from<F: Family>(
+fn draw_from<F: DrawSamples>(
     plan: &Plan,
     family: F,
+    aux: Vec<Adam>,
     device: &Device,
     tensors: &std::collections::HashMap<String, candle_core::Tensor>,
     state: &checkpoint::LoopState,
     req: &SampleRequest,
 ) -> Result<SampleTable, RunError> {
     let net = family.new_net(&mut rng::stream(plan.seed, Stream::InitStudent))?;
-    let mut student = family
-        .student_aux()?
+    let mut student = aux
         .into_iter()
         .fold(Sampler::new(net, &plan.student, device)?, Sampler::with_aux);
     student.restore("student", tensors, &state.student_steps)?;

@@ -10,7 +10,11 @@ use std::collections::{BTreeSet, HashSet};
 
 use candle_core::Device;
 
-use super::family::{Counters, Family, Fresh, SampleTable};
+use super::checkpoint::Checkpointed;
+use super::evaluate::{Counters, Evaluator};
+use super::family::{Draw, Family, Fresh};
+use super::replay::Replay;
+use super::sample::{DrawSamples, SampleTable};
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
 use crate::behaviour::teacher::Signals;
@@ -196,22 +200,7 @@ struct SequenceState {
     streams: Streams,
 }
 
-impl Family for SequenceFamily {
-    type Net = Ssr;
-    type Batch = SeqBatch;
-    type Packed = SeqPacked;
-
-    const STEP_COLUMN: &'static str = "round";
-    const METRICS: &'static [&'static str] = SEQ_METRICS;
-
-    fn new_net(&self, rng: &mut Rng) -> Result<Ssr, RunError> {
-        let net = Ssr::new(self.env.mdp.feature_dim(), self.hidden, &self.device, rng)?;
-        Ok(match self.flow_head {
-            true => net.with_flow_head(rng)?,
-            false => net,
-        })
-    }
-
+impl DrawSamples for SequenceFamily {
     /// Columns `x` (the string), `reward` (the oracle's raw r(x), as
     /// `runner score` prints it), `log_reward` (the training log R(x), after
     /// exponent and scale), and `log_pf` (the sampled trajectory's log P_F;
@@ -247,7 +236,9 @@ impl Family for SequenceFamily {
         }
         Ok(SampleTable { columns, rows })
     }
+}
 
+impl Checkpointed for SequenceFamily {
     fn save_state(&self) -> Result<Vec<u8>, RunError> {
         super::checkpoint::encode(&SequenceState {
             buffer: self.buffer.as_ref().map(|(b, _)| b.clone()),
@@ -269,17 +260,30 @@ impl Family for SequenceFamily {
         self.streams = s.streams;
         Ok(())
     }
+}
+
+impl Family for SequenceFamily {
+    type Net = Ssr;
+    type Batch = SeqBatch;
+    type Packed = SeqPacked;
+
+    fn new_net(&self, rng: &mut Rng) -> Result<Ssr, RunError> {
+        let net = Ssr::new(self.env.mdp.feature_dim(), self.hidden, &self.device, rng)?;
+        Ok(match self.flow_head {
+            true => net.with_flow_head(rng)?,
+            false => net,
+        })
+    }
 
     fn sample(
         &mut self,
         net: &Ssr,
-        local_search: bool,
-        _by_teacher: bool,
+        draw: Draw,
         _student: &Sampler<Ssr>,
     ) -> Result<Fresh<SeqBatch>, RunError> {
         // Local search accepts by the task reward, also for teacher batches
         // (docs/discovery.md "Local search" defines no other score).
-        let trajs = match (&self.local_search, local_search) {
+        let trajs = match (&self.local_search, draw.local_search) {
             (Some(ls), true) => seq_search::search(
                 ls,
                 &self.env,
@@ -310,6 +314,24 @@ impl Family for SequenceFamily {
         })
     }
 
+    fn pack(&self, batch: &SeqBatch) -> Result<SeqPacked, RunError> {
+        Ok(pack(&self.env.mdp, &batch.trajs, self.flow_head)?)
+    }
+
+    fn n_states(&self, batch: &SeqBatch) -> usize {
+        batch.trajs.iter().map(|t| t.states.len()).sum()
+    }
+
+    fn log_rewards<'b>(&self, batch: &'b SeqBatch) -> Cow<'b, [f64]> {
+        Cow::Borrowed(&batch.log_r)
+    }
+
+    fn balance(&self, net: &Ssr, packed: &SeqPacked) -> Result<Balance, RunError> {
+        Ok(balance(&self.env.mdp, net, packed)?)
+    }
+}
+
+impl Replay for SequenceFamily {
     fn replay(&mut self) -> Result<Option<SeqBatch>, RunError> {
         let Some((buf, cfg)) = &self.buffer else {
             return Ok(None);
@@ -333,22 +355,6 @@ impl Family for SequenceFamily {
         Ok(Some(self.batch(trajs)?))
     }
 
-    fn pack(&self, batch: &SeqBatch) -> Result<SeqPacked, RunError> {
-        Ok(pack(&self.env.mdp, &batch.trajs, self.flow_head)?)
-    }
-
-    fn n_states(&self, batch: &SeqBatch) -> usize {
-        batch.trajs.iter().map(|t| t.states.len()).sum()
-    }
-
-    fn log_rewards<'b>(&self, batch: &'b SeqBatch) -> Cow<'b, [f64]> {
-        Cow::Borrowed(&batch.log_r)
-    }
-
-    fn balance(&self, net: &Ssr, packed: &SeqPacked) -> Result<Balance, RunError> {
-        Ok(balance(&self.env.mdp, net, packed)?)
-    }
-
     /// A never-seen x enters the buffer with its reward and signal; an x seen
     /// before (every replayed one) gets its latest signal.
     fn remember(&mut self, batch: SeqBatch, _fresh: bool, _delta: &[f32], signals: &Signals) {
@@ -361,6 +367,11 @@ impl Family for SequenceFamily {
             }
         }
     }
+}
+
+impl Evaluator for SequenceFamily {
+    const STEP_COLUMN: &'static str = "round";
+    const METRICS: &'static [&'static str] = SEQ_METRICS;
 
     fn evaluate(
         &mut self,

@@ -1,4 +1,8 @@
-//! The one training loop, written once for every family (see [`Family`]).
+//! The one training loop, written once for every family (see [`Family`]),
+//! driving the family's other seams: its replay ([`Replay`]), evaluations
+//! ([`Evaluator`]) and checkpoint state ([`Checkpointed`]), and the
+//! behaviour's hooks ([`crate::behaviour::hooks`]: GAFN's objective, the
+//! teacher's target and the family's rules for it, [`Family::teaching`]).
 //!
 //! Step i runs the batches of `schedule[i % len]` in order. Each batch comes
 //! from its source: fresh samples of the student or the teacher (refined by
@@ -17,11 +21,14 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
-use super::checkpoint;
-use super::family::{Counters, Family};
+use super::checkpoint::{self, Checkpointed};
+use super::evaluate::{Counters, Evaluator};
+use super::family::{Draw, Family};
+use super::replay::Replay;
 use super::sampler::Sampler;
 use super::watch::{divergence_advice, ParamWatch};
 use super::{RunError, RunOptions, RunSummary, Which};
+use crate::behaviour::hooks::{teacher_targets, StudentObjective};
 use crate::behaviour::teacher::signals;
 use crate::behaviour::Source;
 use crate::metrics::{tail_mean, Metric, MetricSink};
@@ -44,11 +51,22 @@ struct Tally {
     reward_calls: u64,
 }
 
+/// A family as the loop drives it: its core seam and the seams beside it.
+pub(crate) trait Trainable: Family + Replay + Evaluator + Checkpointed {}
+
+impl<F: Family + Replay + Evaluator + Checkpointed> Trainable for F {}
+
+/// A behaviour's objective for the student on family `F`'s types.
+pub(crate) type Objective<'a, F> =
+    &'a dyn StudentObjective<<F as Family>::Net, <F as Family>::Batch, <F as Family>::Packed>;
+
 /// The loop's state: the plan, the family, the two samplers.
-struct Trainer<'a, F: Family> {
+struct Trainer<'a, F: Trainable> {
     plan: &'a Plan,
     opts: &'a RunOptions,
     family: F,
+    /// The behaviour's objective for the student (GAFN's), else the plan's.
+    objective: Option<Objective<'a, F>>,
     student: Sampler<F::Net>,
     teacher: Option<Sampler<F::Net>>,
     tally: Tally,
@@ -62,17 +80,22 @@ struct Trainer<'a, F: Family> {
 
 /// Train `family` as `plan` says and write `metrics.csv` into the run
 /// directory, resuming from the run's latest checkpoint when it has one of
-/// the same config (see [`checkpoint`]).
-pub(crate) fn train<F: Family>(
-    plan: &Plan,
+/// the same config (see [`checkpoint`]). With `objective` the student
+/// trains on the behaviour's objective (GAFN's) rather than the plan's.
+pub(crate) fn train<'a, F: Trainable>(
+    plan: &'a Plan,
     family: F,
-    opts: &RunOptions,
+    objective: Option<Objective<'a, F>>,
+    opts: &'a RunOptions,
     device: &Device,
     start: Instant,
 ) -> Result<RunSummary, RunError> {
     let net = family.new_net(&mut rng::stream(plan.seed, Stream::InitStudent))?;
-    let student = family
-        .student_aux()?
+    let aux = match objective {
+        Some(o) => o.aux_optimisers()?,
+        None => Vec::new(),
+    };
+    let student = aux
         .into_iter()
         .fold(Sampler::new(net, &plan.student, device)?, Sampler::with_aux);
     let teacher = match &plan.teacher {
@@ -87,6 +110,7 @@ pub(crate) fn train<F: Family>(
         plan,
         opts,
         family,
+        objective,
         student,
         teacher,
         tally: Tally::default(),
@@ -212,7 +236,7 @@ struct Resumed {
     started_unix: f64,
 }
 
-impl<F: Family> Trainer<'_, F> {
+impl<F: Trainable> Trainer<'_, F> {
     /// Restore the latest checkpoint of the run directory. One written for
     /// another config (or format) is not resumed: every checkpoint of the
     /// directory is removed and the run starts again, as is done without one.
@@ -369,7 +393,6 @@ impl<F: Family> Trainer<'_, F> {
                     t.set_lr_scale(scale);
                 }
             }
-            self.family.start_step(i);
             let step = &plan.schedule[i as usize % plan.schedule.len()];
             for &source in step.sources() {
                 let trained = self.batch(source, i).map_err(|e| interrupted_at(e, i))?;
@@ -415,18 +438,21 @@ impl<F: Family> Trainer<'_, F> {
             (Some(t), true) => &t.net,
             _ => &self.student.net,
         };
-        let by_teacher = source.teacher() && self.teacher.is_some();
-        let fresh = self
-            .family
-            .sample(net, source.local_search(), by_teacher, &self.student)?;
+        let draw = Draw {
+            step: i,
+            local_search: source.local_search(),
+            by_teacher: source.teacher() && self.teacher.is_some(),
+        };
+        let fresh = self.family.sample(net, draw, &self.student)?;
         self.tally.reward_calls += fresh.reward_calls;
         self.learn(fresh.batch, true, source.trains(), i)?;
         Ok(source.trains())
     }
 
-    /// The student's residuals on `batch` and their teacher signals; with
-    /// `train`, the student's step, then the teacher's; then the buffer
-    /// (a `->buffer` source only fills it).
+    /// The student's residuals on `batch` (its objective's, or the
+    /// behaviour's) and their teacher signals, gated as the family says;
+    /// with `train`, the student's step, then the teacher's on the family's
+    /// tensors for it; then the buffer (a `->buffer` source only fills it).
     fn learn(&mut self, batch: F::Batch, fresh: bool, train: bool, i: u64) -> Result<(), RunError> {
         let family = &self.family;
         if family.n_states(&batch) == 0 {
@@ -435,6 +461,7 @@ impl<F: Family> Trainer<'_, F> {
             return Ok(());
         }
         let packed = family.pack(&batch)?;
+        let log_r = family.log_rewards(&batch);
         let plan = self.plan;
         // Whether each sampler took a step before this batch (a loss that
         // overflows before any step is not the learning rate's doing).
@@ -446,7 +473,15 @@ impl<F: Family> Trainer<'_, F> {
             delta,
             loss,
             pieces,
-        } = crate::flops::training(|| family.student_loss(&self.student, &packed, &batch))?;
+        } = crate::flops::training(|| {
+            let student = &self.student;
+            match (self.objective, student.log_z()) {
+                (Some(o), Some(z)) => {
+                    Ok(o.loss(&student.net, z, student.loss_clamp, &packed, &batch)?)
+                }
+                _ => student.train_loss(&family.balance(&student.net, &packed)?, &log_r),
+            }
+        })?;
         if train {
             self.tally.states += family.n_states(&batch) as u64;
             self.tally
@@ -460,18 +495,28 @@ impl<F: Family> Trainer<'_, F> {
             &self.plan.teacher_reward,
             &family.rewards(&batch),
         );
-        family.adjust_signals(&batch, &mut signals);
+        let teaching = family.teaching(&batch, &packed);
+        if let Some(gate) = teaching.gate {
+            gate.apply(&mut signals, &log_r);
+        }
         match (&mut self.teacher, train) {
             (_, false) => {}
             (Some(t), true) => {
-                let target = family.teacher_target(&self.plan.teacher_reward, &signals, &batch);
+                let target = teacher_targets(
+                    &self.plan.teacher_reward,
+                    &signals,
+                    &log_r,
+                    teaching.entries,
+                );
                 let teacher_step = |t: &mut Sampler<F::Net>| -> Result<Option<f32>, RunError> {
-                    let Some(l) = crate::flops::training(|| {
-                        family.teacher_loss(t, &packed, &batch, &target)
-                    })?
-                    else {
+                    // The teacher's objective on the family's tensors for it
+                    // (no step where the family gives none).
+                    let Some(tp) = teaching.packed else {
                         return Ok(None);
                     };
+                    let l = crate::flops::training(|| {
+                        Ok::<_, RunError>(t.train_loss(&family.balance(&t.net, tp)?, &target)?.loss)
+                    })?;
                     let v = finite(&l, Which::Teacher, i, plan, teacher_updated)?;
                     t.update(&l)?;
                     Ok(Some(v))

@@ -14,11 +14,16 @@ use std::sync::Arc;
 
 mod process;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 
-use super::family::{Counters, Family, Fresh, SampleTable};
+use super::checkpoint::Checkpointed;
+use super::evaluate::{Counters, Evaluator};
+use super::family::{Draw, Family, Fresh};
+use super::replay::Replay;
+use super::sample::{DrawSamples, SampleTable};
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
+use crate::behaviour::hooks::{SignalGate, Teaching};
 use crate::behaviour::teacher::Signals;
 use crate::buffer::{Priority, ReplayBuffer};
 use crate::envs::diffusion::sde::Paths;
@@ -81,10 +86,11 @@ pub struct DiffBatch {
     local_search: bool,
 }
 
-/// The tensors of a batch: the student's trajectories and the teacher's.
+/// The tensors of a batch: the student's trajectories, and the teacher's
+/// (the bridge trajectories of the entries above tau, when there are some).
 pub struct DiffPacked {
-    student: PathTensors,
-    teacher: Option<PathTensors>,
+    paths: PathTensors,
+    teacher: Option<Box<DiffPacked>>,
 }
 
 /// Terminal states x `[d]` with their log R, unkeyed, ranked by a priority
@@ -118,7 +124,7 @@ pub struct DiffusionFamily {
     tau: Option<f64>,
     /// Whether a fresh batch has entered the buffer yet (the first always does).
     seeded: bool,
-    /// The current training iteration.
+    /// The training iteration of the last fresh batch (its exploration).
     iteration: u64,
     /// Energy calls for training (tau batch, fresh batches, MALA).
     energy_calls: u64,
@@ -421,32 +427,7 @@ fn diffusion_metrics(
     ]
 }
 
-impl Family for DiffusionFamily {
-    type Net = DiffusionNet;
-    type Batch = DiffBatch;
-    type Packed = DiffPacked;
-
-    const STEP_COLUMN: &'static str = "iteration";
-    const LOG_Z_COLUMN: &'static str = "log_z_learned";
-    const METRICS: &'static [&'static str] = DIFFUSION_METRICS;
-
-    fn new_net(&self, rng: &mut Rng) -> Result<DiffusionNet, RunError> {
-        let net = DiffusionNet::new(
-            &self.net_cfg,
-            self.process.sde.dim,
-            &self.process.device,
-            rng,
-        )?;
-        Ok(match self.flow_head {
-            true => net.with_flow_head()?,
-            false => net,
-        })
-    }
-
-    fn start_step(&mut self, i: u64) {
-        self.iteration = i;
-    }
-
+impl DrawSamples for DiffusionFamily {
     /// Columns `x0..x{d-1}` (the terminal state), `log_reward` (log R(x) =
     /// -E(x)), and `log_pf` (the trajectory's log P_F, Gaussian densities
     /// of its steps).
@@ -483,7 +464,9 @@ impl Family for DiffusionFamily {
         }
         Ok(SampleTable { columns, rows })
     }
+}
 
+impl Checkpointed for DiffusionFamily {
     fn save_state(&self) -> Result<Vec<u8>, RunError> {
         super::checkpoint::encode(&DiffusionState {
             buffer: self.buffer.as_ref().map(|(b, _)| b.clone()),
@@ -507,14 +490,38 @@ impl Family for DiffusionFamily {
         self.exact_rng = s.exact_rng;
         Ok(())
     }
+}
+
+impl Family for DiffusionFamily {
+    type Net = DiffusionNet;
+    type Batch = DiffBatch;
+    type Packed = DiffPacked;
+
+    fn new_net(&self, rng: &mut Rng) -> Result<DiffusionNet, RunError> {
+        let net = DiffusionNet::new(
+            &self.net_cfg,
+            self.process.sde.dim,
+            &self.process.device,
+            rng,
+        )?;
+        Ok(match self.flow_head {
+            true => net.with_flow_head()?,
+            false => net,
+        })
+    }
 
     fn sample(
         &mut self,
         net: &DiffusionNet,
-        local_search: bool,
-        by_teacher: bool,
+        draw: Draw,
         student: &Sampler<DiffusionNet>,
     ) -> Result<Fresh<DiffBatch>, RunError> {
+        let Draw {
+            step,
+            local_search,
+            by_teacher,
+        } = draw;
+        self.iteration = step;
         self.check_failure()?;
         if self.tau.is_none() {
             self.tau = Some(self.threshold(&student.net)?);
@@ -550,27 +557,15 @@ impl Family for DiffusionFamily {
         })
     }
 
-    fn replay(&mut self) -> Result<Option<DiffBatch>, RunError> {
-        self.check_failure()?;
-        let Some((buf, plan)) = &self.buffer else {
-            return Ok(None);
-        };
-        if buf.is_empty() {
-            return Ok(None);
-        }
-        let picked = buf.sample(plan.batch, &mut self.streams.buffer);
-        let x: Vec<f32> = picked.iter().flat_map(|(x, _)| x.iter().copied()).collect();
-        let log_r = picked.iter().map(|(_, lr)| *lr).collect();
-        let paths = self.process.sde.bridge(&x, &mut self.streams.buffer);
-        Ok(Some(self.batch(Origin::Replay, paths, log_r, false)))
-    }
-
     fn pack(&self, batch: &DiffBatch) -> Result<DiffPacked, RunError> {
         let lgv = self.net_cfg.langevin;
         Ok(DiffPacked {
-            student: self.process.tensors(lgv, &batch.paths)?,
+            paths: self.process.tensors(lgv, &batch.paths)?,
             teacher: match &batch.teacher {
-                Some((keep, p)) if !keep.is_empty() => Some(self.process.tensors(lgv, p)?),
+                Some((keep, p)) if !keep.is_empty() => Some(Box::new(DiffPacked {
+                    paths: self.process.tensors(lgv, p)?,
+                    teacher: None,
+                })),
                 _ => None,
             },
         })
@@ -585,36 +580,43 @@ impl Family for DiffusionFamily {
     }
 
     fn balance(&self, net: &DiffusionNet, packed: &DiffPacked) -> Result<Balance, RunError> {
-        self.process.balance(net, &packed.student)
+        self.process.balance(net, &packed.paths)
     }
 
-    /// The teacher's objective on its own bridge trajectories of the entries
-    /// above tau; no step when none is.
-    fn teacher_loss(
-        &self,
-        teacher: &Sampler<DiffusionNet>,
-        packed: &DiffPacked,
-        batch: &DiffBatch,
-        target: &[f64],
-    ) -> Result<Option<Tensor>, RunError> {
-        let (Some(pt), Some((keep, _))) = (&packed.teacher, &batch.teacher) else {
+    /// The teacher trains on its own bridge trajectories of the entries
+    /// above tau (no step when none is); the signal of an entry with log R <
+    /// tau is ln(1e-12 + 1.001) (the others keep the objective's r_T, for TB
+    /// ln(0.5 delta^2 (1 + C [delta > 0]) + 1.001)).
+    fn teaching<'a>(
+        &'a self,
+        batch: &'a DiffBatch,
+        packed: &'a DiffPacked,
+    ) -> Teaching<'a, DiffPacked> {
+        Teaching {
+            gate: Some(SignalGate {
+                threshold: self.tau.unwrap_or(f64::NEG_INFINITY),
+                signal: gated_signal(),
+            }),
+            packed: packed.teacher.as_deref(),
+            entries: batch.teacher.as_ref().map(|(keep, _)| keep.as_slice()),
+        }
+    }
+}
+
+impl Replay for DiffusionFamily {
+    fn replay(&mut self) -> Result<Option<DiffBatch>, RunError> {
+        self.check_failure()?;
+        let Some((buf, plan)) = &self.buffer else {
             return Ok(None);
         };
-        let target: Vec<f64> = keep.iter().map(|&j| target[j]).collect();
-        let balance = self.process.balance(&teacher.net, pt)?;
-        Ok(Some(teacher.train_loss(&balance, &target)?.loss))
-    }
-
-    /// The signal of an entry with log R < tau is ln(1e-12 + 1.001) (the
-    /// others keep the objective's r_T, for TB ln(0.5 delta^2 (1 + C [delta
-    /// > 0]) + 1.001)).
-    fn adjust_signals(&self, batch: &DiffBatch, signals: &mut Signals) {
-        let tau = self.tau.unwrap_or(f64::NEG_INFINITY);
-        for (s, &lr) in signals.per_entry.iter_mut().zip(&batch.log_r) {
-            if lr < tau {
-                *s = gated_signal();
-            }
+        if buf.is_empty() {
+            return Ok(None);
         }
+        let picked = buf.sample(plan.batch, &mut self.streams.buffer);
+        let x: Vec<f32> = picked.iter().flat_map(|(x, _)| x.iter().copied()).collect();
+        let log_r = picked.iter().map(|(_, lr)| *lr).collect();
+        let paths = self.process.sde.bridge(&x, &mut self.streams.buffer);
+        Ok(Some(self.batch(Origin::Replay, paths, log_r, false)))
     }
 
     /// The buffer's rules (docs/diffusion.md "Behaviour policies"): the
@@ -653,6 +655,12 @@ impl Family for DiffusionFamily {
             self.local_search();
         }
     }
+}
+
+impl Evaluator for DiffusionFamily {
+    const STEP_COLUMN: &'static str = "iteration";
+    const LOG_Z_COLUMN: &'static str = "log_z_learned";
+    const METRICS: &'static [&'static str] = DIFFUSION_METRICS;
 
     fn evaluate(
         &mut self,
@@ -775,7 +783,9 @@ mod tests {
             &reward,
             &f.rewards(&batch),
         );
-        f.adjust_signals(&batch, &mut s);
+        let packed = f.pack(&batch).unwrap();
+        let teaching = f.teaching(&batch, &packed);
+        teaching.gate.unwrap().apply(&mut s, &batch.log_r);
         let want = [
             (0.5f64 * 4.0 * 20.0 + 1.001).ln(),
             (0.5f64 * 4.0 + 1.001).ln(),
@@ -784,7 +794,8 @@ mod tests {
         for (a, b) in s.per_entry.iter().zip(want) {
             assert!((a - b).abs() < 1e-12, "{a} vs {b}");
         }
-        let t = f.teacher_target(&reward, &s, &batch);
+        let t =
+            crate::behaviour::hooks::teacher_targets(&reward, &s, &batch.log_r, teaching.entries);
         assert!((t[0] - (want[0].ln() - 0.5)).abs() < 1e-12);
     }
 
