@@ -152,7 +152,13 @@ impl EnvConfig {
             EnvConfig::SehStr(c) => Ok(EnvFamily::Sequence(Task::SehStr, c.clone())),
             EnvConfig::TfBind8(c) => Ok(EnvFamily::Sequence(Task::TfBind8, c.clone())),
             EnvConfig::Rna(c) => Ok(EnvFamily::Sequence(c.task()?, c.sequence())),
-            EnvConfig::Sequence(c) => Ok(EnvFamily::Sequence(c.task(), c.sequence())),
+            EnvConfig::Sequence(c) => Ok(EnvFamily::Sequence(
+                c.task(),
+                SeqEnvConfig {
+                    beta: c.beta,
+                    mdp: c.mdp,
+                },
+            )),
             EnvConfig::BitSeq(c) => Ok(EnvFamily::Sequence(c.task(), c.sequence())),
             EnvConfig::Gmm25(c) => diffusion(Arc::new(Gmm25), c),
             EnvConfig::ManyWell(c) => diffusion(Arc::new(ManyWell), c),

@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use candle_core::Device;
 
 use super::checkpoint::{self, Checkpointed};
+use super::draw::{DrawSamples, SampleTable};
 use super::evaluate::{Counters, Evaluator};
 use super::family::{Draw, Family, Fresh};
 use super::replay::Replay as ReplaySeam;
-use super::sample::{DrawSamples, SampleTable};
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
 use crate::behaviour::gafn::Gafn;

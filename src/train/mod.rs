@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod diffusion;
+pub mod draw;
 pub mod evaluate;
 pub mod family;
 pub mod grid;

@@ -5,14 +5,14 @@
 //! the checkpoint's weights replace the initial ones; `n` trajectories are
 //! then rolled out without exploration from the [`Stream::Export`] stream of
 //! the given seed, in chunks of the run's evaluation batch size. The table's
-//! columns are the family's ([`DrawSamples::draw_samples`]).
+//! columns are the family's ([`DrawSamples::draw_samples`], `train::draw`).
 
 use std::path::PathBuf;
 
 use candle_core::Device;
 
 use super::checkpoint;
-use super::family::Family;
+use super::draw::{DrawSamples, SampleTable};
 use super::sampler::Sampler;
 use super::{make_device, RunError, RunOptions};
 use crate::behaviour::hooks::StudentObjective;
@@ -20,30 +20,6 @@ use crate::config::ExperimentFile;
 use crate::optim::Adam;
 use crate::plan::{FamilyPlan, Plan};
 use crate::rng::{self, Stream};
-
-/// Samples of a trained sampler as a table (`runner sample`): the column
-/// names and one row of cells per sample.
-pub struct SampleTable {
-    /// Column names.
-    pub columns: Vec<String>,
-    /// One row per sample, a cell per column.
-    pub rows: Vec<Vec<String>>,
-}
-
-/// How a family writes samples of a trained network (`runner sample`).
-pub trait DrawSamples: Family {
-    /// `n` fresh samples of `net` without exploration, drawn with `rng` in
-    /// chunks of the evaluation batch size: each sample's terminal state,
-    /// its reward, and with `log_pf` the log P_F of the trajectory that
-    /// produced it.
-    fn draw_samples(
-        &self,
-        net: &Self::Net,
-        n: usize,
-        log_pf: bool,
-        rng: &mut crate::rng::Rng,
-    ) -> Result<SampleTable, RunError>;
-}
 
 /// The most samples one call draws (the table is held in memory).
 pub const MAX_SAMPLES: usize = 10_000_000;

@@ -11,10 +11,10 @@ use std::collections::{BTreeSet, HashSet};
 use candle_core::Device;
 
 use super::checkpoint::Checkpointed;
+use super::draw::{DrawSamples, SampleTable};
 use super::evaluate::{Counters, Evaluator};
 use super::family::{Draw, Family, Fresh};
 use super::replay::Replay;
-use super::sample::{DrawSamples, SampleTable};
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
 use crate::behaviour::teacher::Signals;

@@ -253,14 +253,6 @@ impl DeclaredSeqConfig {
         self.dir.clone().unwrap_or_else(|| PathBuf::from("."))
     }
 
-    /// The fields every sequence task shares.
-    pub fn sequence(&self) -> crate::envs::sequence::task::SeqEnvConfig {
-        crate::envs::sequence::task::SeqEnvConfig {
-            beta: self.beta,
-            mdp: self.mdp,
-        }
-    }
-
     /// The resolved reward source.
     pub fn source(&self) -> RewardSource {
         match (&self.reward.table, &self.reward.command) {
