@@ -22,9 +22,11 @@ TARGET=target/cuda
 # One build of the runner and the tests (a separate `cargo build` would compile
 # candle again, with the features the dev-dependencies leave out); it puts the
 # runner at $TARGET/release/runner. The test executable's path comes from
-# cargo's own report of it.
+# cargo's own report of it (the `cuda` test target's artifact, not the
+# runner binary's, which the report also lists).
 TEST_EXE="$(cargo test --release --features cuda --target-dir "$TARGET" --test cuda --no-run \
     --message-format=json 2>/dev/null \
+    | grep '"kind":\["test"\]' | grep '"name":"cuda"' \
     | sed -nE 's/.*"executable":"([^"]+)".*/\1/p' | tail -1)"
 [ -x "$TEST_EXE" ] || { echo "gpu-bundle: no test executable found" >&2; exit 1; }
 

@@ -39,7 +39,8 @@ const SEQ_SETS: &[&str] = &[
 ];
 
 /// One short run of each family (and of the sequence tasks with and without
-/// exact samples): the case, the experiment file, its overrides.
+/// exact samples, the bit sequences, the funnel): the case, the experiment
+/// file, its overrides.
 const CASES: &[(&str, &str, &[&str])] = &[
     (
         "grid",
@@ -70,6 +71,35 @@ const CASES: &[(&str, &str, &[&str])] = &[
             "eval.final_samples=24",
             "train.progress=false",
             "objective.lr_milestones=[1,2]",
+        ],
+    ),
+    (
+        "funnel",
+        "funnel_teacher",
+        &[
+            "train.steps=3",
+            "train.batch_size=8",
+            "env.steps=5",
+            "policy.hidden=16",
+            "policy.harmonics=4",
+            "eval.every=3",
+            "eval.samples=16",
+            "eval.final_samples=24",
+            "train.progress=false",
+        ],
+    ),
+    (
+        "bitseq",
+        "bitseq_teacher",
+        &[
+            "train.steps=3",
+            "train.batch_size=8",
+            "policy.hidden=32",
+            "eval.every=3",
+            "eval.samples=64",
+            "train.progress=false",
+            "env.n=16",
+            "env.n_modes=3",
         ],
     ),
 ];
