@@ -484,11 +484,10 @@ mod tests {
         let stubborn = "trap '' TERM; read a; sleep 30";
         let mut p = Program::start(&spec(stubborn, 200), &StderrTo::Inherit).unwrap();
         let pid = p.child.id();
-        let t = Instant::now();
         let e = p.ask(&["a".to_string()], parse_finite).unwrap_err();
         assert!(e.message.contains("no answer within 0.2 s"), "{e}");
-        // Timeout, then SIGTERM ignored for the grace period, then SIGKILL.
-        assert!(t.elapsed() < GRACE + Duration::from_secs(3));
+        // Timeout, then SIGTERM ignored for the grace period, then SIGKILL:
+        // the program has exited when `ask` returns.
         assert!(
             p.child.try_wait().unwrap().is_some(),
             "pid {pid} still runs"
