@@ -168,6 +168,26 @@ impl EnvConfig {
         }
     }
 
+    /// Write the resolved reward exponent of a sequence task into its table
+    /// (the run's recorded config); the other environments have no such key
+    /// to fill.
+    pub fn record_beta(&mut self, beta: f64) {
+        match self {
+            EnvConfig::Qm9Str(c) | EnvConfig::SehStr(c) | EnvConfig::TfBind8(c) => {
+                c.beta = Some(beta)
+            }
+            EnvConfig::Rna(c) => c.beta = Some(beta),
+            EnvConfig::BitSeq(c) => c.beta = Some(beta),
+            EnvConfig::Sequence(c) => c.beta = Some(beta),
+            EnvConfig::Grid(_)
+            | EnvConfig::Gmm25(_)
+            | EnvConfig::ManyWell(_)
+            | EnvConfig::Funnel(_)
+            | EnvConfig::Gmm40(_)
+            | EnvConfig::Energy(_) => {}
+        }
+    }
+
     /// The continuous target of a diffusion energy and its sampler settings;
     /// `None` for the discrete environments.
     pub fn diffusion(&self) -> Option<(Arc<dyn Target>, DiffusionEnvConfig)> {

@@ -14,7 +14,7 @@ use crate::envs::sequence::mdp::SeqMdpKind;
 use crate::envs::sequence::oracle::Task;
 use crate::envs::sequence::task::SeqEnvConfig;
 use crate::optim::ClipScope;
-use crate::registry::{BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, PolicyConfig};
+use crate::registry::{BehaviourConfig, BufferConfig, LocalSearchConfig, PolicyConfig};
 use crate::search::SeqSearch;
 
 /// Trajectories per online and offline batch when unset (the reference's 32).
@@ -150,15 +150,7 @@ fn record(
     resolved.eval.samples = Some(eval.samples);
     resolved.eval.batch_size = Some(eval.batch_size);
     resolved.eval.every = Some(eval.every);
-    match &mut resolved.env {
-        EnvConfig::Qm9Str(c) | EnvConfig::SehStr(c) | EnvConfig::TfBind8(c) => {
-            c.beta = Some(plan.beta)
-        }
-        EnvConfig::Rna(c) => c.beta = Some(plan.beta),
-        EnvConfig::Sequence(c) => c.beta = Some(plan.beta),
-        EnvConfig::BitSeq(c) => c.beta = Some(plan.beta),
-        _ => {}
-    }
+    resolved.env.record_beta(plan.beta);
     if let (Some(BufferConfig::Recent(b)), Some(r)) = (&mut resolved.buffer, &plan.buffer) {
         b.batch = Some(r.batch);
     }
