@@ -187,15 +187,6 @@ impl EnvConfig {
             | EnvConfig::Energy(_) => {}
         }
     }
-
-    /// The continuous target of a diffusion energy and its sampler settings;
-    /// `None` for the discrete environments.
-    pub fn diffusion(&self) -> Option<(Arc<dyn Target>, DiffusionEnvConfig)> {
-        match self.family() {
-            Ok(EnvFamily::Diffusion(t, c)) => Some((t, c)),
-            _ => None,
-        }
-    }
 }
 
 registry! {
@@ -281,13 +272,13 @@ mod tests {
             let Ok(env) = toml::from_str::<EnvConfig>(&format!("kind = \"{kind}\"")) else {
                 continue;
             };
-            if let Some((target, _)) = env.diffusion() {
+            if let Ok(EnvFamily::Diffusion(target, _)) = env.family() {
                 assert_eq!(target.name(), *kind);
                 names.push(target.name().to_string());
             }
         }
         assert_eq!(names, ["gmm25", "many_well", "funnel", "gmm40"]);
         let grid: EnvConfig = toml::from_str("kind = \"grid\"\nndim = 2\nhorizon = 8").unwrap();
-        assert!(grid.diffusion().is_none());
+        assert!(matches!(grid.family(), Ok(EnvFamily::Grid(_))));
     }
 }

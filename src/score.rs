@@ -25,7 +25,7 @@ use std::sync::Arc;
 use crate::envs::diffusion::target::Target;
 use crate::envs::grid::GridConfig;
 use crate::envs::program::StderrTo;
-use crate::envs::sequence::oracle::{OracleSource, Task};
+use crate::envs::sequence::oracle::Task;
 use crate::envs::sequence::task::load_oracle;
 use crate::plan::FamilyPlan;
 use crate::sweep;
@@ -177,10 +177,7 @@ pub fn score(
     })?;
     let oracle = load_oracle(root, task, &StderrTo::Inherit)?;
     let refs: Vec<&[u8]> = xs.iter().map(|(_, x)| x.as_slice()).collect();
-    let (rewards, energies) = match task.spec().oracle {
-        OracleSource::Command(_) => (oracle.try_raw_many(&refs)?, None),
-        _ => oracle.raw_and_energy_many(&refs),
-    };
+    let (rewards, energies) = oracle.raw_and_energy_many(&refs)?;
     let mut w = std::io::BufWriter::new(&mut out);
     match &energies {
         Some(energies) => {

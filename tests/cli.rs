@@ -1390,26 +1390,11 @@ fn score_grid_states_and_errors() {
     assert_eq!(String::from_utf8(o.stdout).unwrap(), want);
     assert!(want.contains("\"0,0,31,5\",0.6,"), "{want}");
     // The deceptive reward, on stdin; beta does not enter.
-    let mut child = runner()
-        .args([
-            "score",
-            "experiments/grid_d4_h32_tb.toml",
-            "--set",
-            "env.beta=3",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"4,4,4,4\n0,0,0,0\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = common::score_stdin(
+        "experiments/grid_d4_h32_tb.toml",
+        &["env.beta=3"],
+        "4,4,4,4\n0,0,0,0\n",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
     let lines: Vec<&str> = out.lines().collect();

@@ -26,7 +26,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{golden_form, root, runner, stderr, GOLDEN_GRID, GOLDEN_SEQ};
+use common::{golden_form, root, runner, stderr, GOLDEN_GRID, GOLDEN_SEQ, TINY_DIFFUSION};
 
 /// Three rounds of 8 trajectories with a 32-wide network, one evaluation.
 const SEQ_SETS: &[&str] = &[
@@ -57,37 +57,8 @@ const CASES: &[(&str, &str, &[&str])] = &[
     ),
     ("qm9", "qm9_teacher_prt", SEQ_SETS),
     ("seh", "seh_teacher_prt", SEQ_SETS),
-    (
-        "diffusion",
-        "many_well_teacher",
-        &[
-            "train.steps=3",
-            "train.batch_size=8",
-            "env.steps=5",
-            "policy.hidden=16",
-            "policy.harmonics=4",
-            "eval.every=3",
-            "eval.samples=16",
-            "eval.final_samples=24",
-            "train.progress=false",
-            "objective.lr_milestones=[1,2]",
-        ],
-    ),
-    (
-        "funnel",
-        "funnel_teacher",
-        &[
-            "train.steps=3",
-            "train.batch_size=8",
-            "env.steps=5",
-            "policy.hidden=16",
-            "policy.harmonics=4",
-            "eval.every=3",
-            "eval.samples=16",
-            "eval.final_samples=24",
-            "train.progress=false",
-        ],
-    ),
+    ("diffusion", "many_well_teacher", TINY_DIFFUSION),
+    ("funnel", "funnel_teacher", TINY_DIFFUSION),
     (
         "bitseq",
         "bitseq_teacher",

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{metrics_without_wall, runner, stderr, write};
+use common::{metrics_without_wall, runner, stderr, write, TINY_DIFFUSION};
 
 /// The diffusion experiment files.
 fn diffusion_files() -> Vec<PathBuf> {
@@ -26,24 +26,10 @@ fn diffusion_files() -> Vec<PathBuf> {
     files
 }
 
-/// Tiny sizes: 3 iterations of 8 trajectories of 5 steps, a 16-wide network.
-const TINY: [&str; 10] = [
-    "train.steps=3",
-    "train.batch_size=8",
-    "env.steps=5",
-    "policy.hidden=16",
-    "policy.harmonics=4",
-    "eval.every=2",
-    "eval.samples=16",
-    "eval.final_samples=24",
-    "train.progress=false",
-    "objective.lr_milestones=[1,2]",
-];
-
 fn run(file: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let mut cmd = runner();
     cmd.arg(file).arg("--out").arg(out);
-    for s in TINY.iter().chain(extra) {
+    for s in TINY_DIFFUSION.iter().chain(extra) {
         cmd.args(["--set", s]);
     }
     cmd.output().unwrap()

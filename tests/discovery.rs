@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{datasets, runner, stderr, terminate_within, write};
+use common::{datasets, runner, score_stdin, stderr, terminate_within, write};
 
 /// A tiny Teacher + PRT run on tfbind8: 6 rounds, evaluations at 0, 3, 6.
 const TINY: &str = r#"
@@ -199,29 +199,6 @@ fn sequence_composition_errors() {
     assert!(err.contains("the grid uses `mlp`"), "{err}");
 }
 
-/// Runs `runner score <file> [--set ...]` with `input` on stdin.
-fn score(file: &str, sets: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut cmd = runner();
-    cmd.args(["score", file]);
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 /// `runner score` on the 900 ViennaRNA 2.8.0 test vectors
 /// (rna/duplex_test_vectors.csv), one call per target through the target
 /// switch: `x,reward,energy` in input order, energy within 0.01 kcal/mol and
@@ -240,7 +217,7 @@ fn score_reproduces_rna_test_vectors() {
         assert!(mine.len() >= 250, "{task}: {}", mine.len());
         let input: String = mine.iter().map(|r| format!("{}\n", r[1])).collect();
         let set = format!("env.target={target}");
-        let o = score("experiments/rna1_tb.toml", &[&set], &input);
+        let o = score_stdin("experiments/rna1_tb.toml", &[&set], &input);
         assert!(o.status.success(), "{}", stderr(&o));
         let out = String::from_utf8(o.stdout).unwrap();
         let mut lines = out.lines();
@@ -262,7 +239,7 @@ fn score_reproduces_rna_test_vectors() {
 /// argument works like stdin, and bad input is an error naming its line.
 #[test]
 fn score_other_tasks_and_errors() {
-    let o = score("experiments/qm9_tb.toml", &[], "00000\n\n  00001 \n");
+    let o = score_stdin("experiments/qm9_tb.toml", &[], "00000\n\n  00001 \n");
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
     assert_eq!(
@@ -280,12 +257,12 @@ fn score_other_tasks_and_errors() {
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(out.starts_with("x,reward\n00000000,0.5247495"), "{out}");
     assert_eq!(out.lines().count(), 3);
-    let o = score("experiments/seh_tb.toml", &[], "000000\n0000000\n");
+    let o = score_stdin("experiments/seh_tb.toml", &[], "000000\n0000000\n");
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("<stdin>:2") && e.contains("length 7"), "{e}");
     assert!(o.stdout.is_empty(), "no partial output");
-    let o = score("experiments/rna1_tb.toml", &[], "GGGGGCCCCGCGCT\n");
+    let o = score_stdin("experiments/rna1_tb.toml", &[], "GGGGGCCCCGCGCT\n");
     let e = stderr(&o);
     assert!(
         !o.status.success() && e.contains("<stdin>:1") && e.contains("'T'"),
@@ -294,7 +271,7 @@ fn score_other_tasks_and_errors() {
     // A diffusion energy scores points: log R of 25GMM at the origin is
     // twice the log of one axis' mixture (1/5) sum_c N(0; c, 0.3), whose
     // centre term dominates (the others are e^-25/0.6 and e^-100/0.6 of it).
-    let o = score("experiments/gmm25_db.toml", &[], "0 0\n");
+    let o = score_stdin("experiments/gmm25_db.toml", &[], "0 0\n");
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
     let axis = 0.2 / (2.0 * std::f64::consts::PI * 0.3).sqrt()
@@ -309,13 +286,13 @@ fn score_other_tasks_and_errors() {
         .parse()
         .unwrap();
     assert!((got - 2.0 * axis.ln()).abs() < 1e-12, "{out}");
-    let o = score("experiments/gmm25_db.toml", &[], "0 0 0\n");
+    let o = score_stdin("experiments/gmm25_db.toml", &[], "0 0 0\n");
     let e = stderr(&o);
     assert!(
         !o.status.success() && e.contains("<stdin>:1") && e.contains("2-dimensional"),
         "{e}"
     );
-    let o = score("experiments/rna_compare.toml", &[], "");
+    let o = score_stdin("experiments/rna_compare.toml", &[], "");
     let e = stderr(&o);
     assert!(!o.status.success() && e.contains("varies the task"), "{e}");
     // A line without end (/dev/zero) is refused after MAX_LINE bytes, not

@@ -10,7 +10,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{cells, golden_form, root, runner, send_signal, stderr, write, GOLDEN_SEQ};
+use common::{
+    cells, golden_form, root, runner, send_signal, stderr, write, GOLDEN_SEQ, TINY_DIFFUSION,
+};
 
 /// Runs `file` with the golden sequence sizes into `out`; returns the
 /// golden form of its metrics.
@@ -283,18 +285,7 @@ fn score_works_for_declared_tasks() {
         "examples/tfbind8_table.toml",
         "examples/tfbind8_command.toml",
     ] {
-        let o = runner()
-            .args(["score", file])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin.take().unwrap().write_all(b"00000000\n00000001\n")?;
-                c.wait_with_output()
-            })
-            .unwrap();
+        let o = common::score_stdin(file, &[], "00000000\n00000001\n");
         assert!(o.status.success(), "{file}: {}", stderr(&o));
         // The first rows of datasets/tfbind8/all.csv, as 32-bit floats.
         assert_eq!(
@@ -339,21 +330,11 @@ fn the_motif_example_runs_end_to_end() {
 #[test]
 fn the_energy_example_runs_end_to_end() {
     let out = tempfile::tempdir().unwrap();
-    let tiny = [
-        "train.steps=4",
-        "train.batch_size=8",
-        "env.steps=5",
-        "policy.hidden=16",
-        "policy.harmonics=4",
-        "eval.every=2",
-        "eval.samples=16",
-        "train.progress=false",
-    ];
     let mut cmd = runner();
     cmd.arg("examples/energy_command.toml")
         .arg("--out")
         .arg(out.path());
-    for s in tiny {
+    for s in TINY_DIFFUSION {
         cmd.args(["--set", s]);
     }
     let o = cmd.output().unwrap();

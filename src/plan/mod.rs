@@ -213,7 +213,7 @@ pub const WIDE_SSR: usize = 512;
 /// multithreaded gemm to pay). Decided on the experiment as written, before
 /// it is resolved (and before any thread starts).
 pub fn large_products(exp: &Experiment) -> bool {
-    exp.env.diffusion().is_some()
+    matches!(&exp.policy, PolicyConfig::Diffusion(_))
         || matches!(&exp.policy, PolicyConfig::Ssr(p) if p.hidden >= WIDE_SSR)
 }
 

@@ -144,3 +144,42 @@ pub fn terminate_within(
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[allow(dead_code)]
+/// Tiny diffusion runs: 3 iterations of 8 trajectories of 5 steps, a 16-wide network.
+pub const TINY_DIFFUSION: &[&str] = &[
+    "train.steps=3",
+    "train.batch_size=8",
+    "env.steps=5",
+    "policy.hidden=16",
+    "policy.harmonics=4",
+    "eval.every=2",
+    "eval.samples=16",
+    "eval.final_samples=24",
+    "train.progress=false",
+    "objective.lr_milestones=[1,2]",
+];
+
+#[allow(dead_code)]
+/// Runs `runner score <file> [--set ...]` with `input` on stdin.
+pub fn score_stdin(file: &str, sets: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut cmd = runner();
+    cmd.args(["score", file]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}

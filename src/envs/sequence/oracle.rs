@@ -462,10 +462,13 @@ pub trait Oracle: Send + Sync {
         None
     }
 
-    /// [`Oracle::raw_many`] and, for a binding-energy model, the energies
-    /// behind them, each string evaluated once.
-    fn raw_and_energy_many(&self, xs: &[&[u8]]) -> (Vec<f64>, Option<Vec<f64>>) {
-        (self.raw_many(xs), None)
+    /// [`Oracle::try_raw_many`] and, for a binding-energy model, the
+    /// energies behind them, each string evaluated once (`runner score`).
+    fn raw_and_energy_many(
+        &self,
+        xs: &[&[u8]],
+    ) -> Result<(Vec<f64>, Option<Vec<f64>>), crate::envs::program::ProgramError> {
+        Ok((self.try_raw_many(xs)?, None))
     }
 
     /// [`Oracle::raw_many`] for an oracle that can fail (a program); the

@@ -39,6 +39,11 @@ pub struct DuplexOracle {
 }
 
 impl DuplexOracle {
+    /// The fitness r = E / E_norm of each of `energies`.
+    fn raw_of(&self, energies: &[f64]) -> Vec<f64> {
+        energies.iter().map(|e| e / self.norm_energy).collect()
+    }
+
     /// The oracle of `task` for target `key` of `rna/targets.json`, with the
     /// parameters of `rna/rna_turner2004.par`, from the datasets `root`.
     pub fn load(root: &Path, task: Task, key: &str) -> Result<Self, DataError> {
@@ -176,13 +181,15 @@ impl Oracle for DuplexOracle {
     }
 
     fn raw_many(&self, xs: &[&[u8]]) -> Vec<f64> {
-        self.raw_and_energy_many(xs).0
+        self.raw_of(&self.energies(xs))
     }
 
-    fn raw_and_energy_many(&self, xs: &[&[u8]]) -> (Vec<f64>, Option<Vec<f64>>) {
+    fn raw_and_energy_many(
+        &self,
+        xs: &[&[u8]],
+    ) -> Result<(Vec<f64>, Option<Vec<f64>>), crate::envs::program::ProgramError> {
         let energies = self.energies(xs);
-        let raw = energies.iter().map(|e| e / self.norm_energy).collect();
-        (raw, Some(energies))
+        Ok((self.raw_of(&energies), Some(energies)))
     }
 
     fn energy(&self, x: &[u8]) -> Option<f64> {
