@@ -6,6 +6,7 @@
 //! [`Trajectories`] is the gridworld's packed batch of trajectories.
 
 pub mod diffusion;
+pub mod discrete;
 pub mod grid;
 pub mod program;
 pub mod sequence;
@@ -69,6 +70,13 @@ impl Trajectories {
     /// Append one complete trajectory given its states (flattened) and actions.
     pub fn push(&mut self, states: &[u16], actions: &[u32], reward: f64) {
         self.push_entry(states, actions, reward, true);
+    }
+
+    /// Append one complete trajectory given as a path of states.
+    pub fn push_path(&mut self, path: &discrete::Path<Vec<u16>>, reward: f64) {
+        let states: Vec<u16> = path.states.iter().flatten().copied().collect();
+        let actions: Vec<u32> = path.actions.iter().map(|&a| a as u32).collect();
+        self.push(&states, &actions, reward);
     }
 
     /// Append one entry; `terminated` says whether its last state is terminal.

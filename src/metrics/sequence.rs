@@ -17,8 +17,9 @@ use crate::envs::sequence::task::SeqError;
 type Result<T> = std::result::Result<T, SeqError>;
 
 use super::{log_mean_exp, mean, pearson};
+use crate::envs::discrete::{sample_trajectories, DiscreteEnv};
 use crate::envs::sequence::task::{log_raw, SeqEnv};
-use crate::envs::sequence::traj::{rollout, SeqTraj, SequencePolicy, Transitions};
+use crate::envs::sequence::traj::{SeqTraj, SequencePolicy};
 use crate::rng::Rng;
 
 /// One evaluation of the student.
@@ -78,15 +79,13 @@ impl ExactSet {
 /// Sum log P_F of each trajectory under `net`, in chunks of `chunk` (no gradient is taken).
 fn sum_log_pf(
     env: &SeqEnv,
-    net: &impl SequencePolicy,
+    net: &(impl SequencePolicy + 'static),
     trajs: &[SeqTraj],
     chunk: usize,
 ) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(trajs.len());
     for part in trajs.chunks(chunk.max(1)) {
-        let t = Transitions::new(&env.mdp, part)?;
-        let v: Vec<f32> = t.sum_log_pf(&env.mdp, net)?.detach().to_vec1()?;
-        out.extend(v.into_iter().map(f64::from));
+        out.extend(env.log_pf_of(net, part)?);
     }
     Ok(out)
 }
@@ -95,7 +94,7 @@ fn sum_log_pf(
 /// chunks of `chunk` rollouts from `rng`) and on the exact set.
 pub fn evaluate(
     env: &SeqEnv,
-    net: &impl SequencePolicy,
+    net: &(impl SequencePolicy + 'static),
     n: usize,
     chunk: usize,
     exact: Option<&ExactSet>,
@@ -104,13 +103,13 @@ pub fn evaluate(
     let mut samples = Vec::with_capacity(n);
     while samples.len() < n {
         let m = chunk.max(1).min(n - samples.len());
-        samples.extend(rollout(&env.mdp, net, m, 0.0, rng)?);
+        samples.extend(sample_trajectories(env, net, m, 0.0, rng)?);
     }
     let raw: Vec<f64> = env.raw_many(samples.iter().map(SeqTraj::x))?;
     let w: Vec<f64> = samples
         .iter()
         .zip(&raw)
-        .map(|(t, &r)| env.log_reward_of_raw(r) + t.log_pb(&env.mdp) - t.sampled_log_pf)
+        .map(|(t, &r)| env.log_reward_of_raw(r) + env.log_pb(&t.states) - t.log_pf)
         .collect();
     let log_z_est = log_mean_exp(&w);
     let exact_constants = env.has_exact_constants();
@@ -135,7 +134,7 @@ pub fn evaluate(
                 .iter()
                 .zip(&e.raw)
                 .zip(&lpf)
-                .map(|((t, &r), lpf)| env.log_reward_of_raw(r) + t.log_pb(&env.mdp) - lpf)
+                .map(|((t, &r), lpf)| env.log_reward_of_raw(r) + env.log_pb(&t.states) - lpf)
                 .collect();
             let logr: Vec<f64> = e.raw.iter().map(|&r| log_raw(r)).collect();
             // On a test set (not samples of the target) the EUBO means nothing.

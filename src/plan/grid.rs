@@ -15,7 +15,7 @@ use crate::objective::ObjectiveKind;
 use crate::optim::ClipScope;
 use crate::policy::mlp::MlpConfig;
 use crate::registry::{BehaviourConfig, BufferConfig, EnvConfig, LocalSearchConfig, PolicyConfig};
-use crate::search::GridSearch;
+use crate::search::BackAndForth;
 
 /// A gridworld run.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ pub struct GridPlan {
     /// The replay buffer.
     pub replay: Option<GridReplay>,
     /// Back-and-forth local search.
-    pub local_search: Option<GridSearch>,
+    pub local_search: Option<BackAndForth>,
     /// Training samples behind `empirical_l1`.
     pub window: usize,
     /// Write PNG heatmaps.

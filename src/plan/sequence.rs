@@ -15,7 +15,7 @@ use crate::envs::sequence::oracle::Task;
 use crate::envs::sequence::task::SeqEnvConfig;
 use crate::optim::ClipScope;
 use crate::registry::{BehaviourConfig, BufferConfig, LocalSearchConfig, PolicyConfig};
-use crate::search::SeqSearch;
+use crate::search::BackAndForth;
 
 /// Trajectories per online and offline batch when unset (the reference's 32).
 pub const SEQ_BATCH: usize = 32;
@@ -40,7 +40,7 @@ pub struct SequencePlan {
     /// Replay of the recent discoveries.
     pub buffer: Option<RecentPlan>,
     /// Back-and-forth local search.
-    pub local_search: Option<SeqSearch>,
+    pub local_search: Option<BackAndForth>,
 }
 
 /// The `recent` buffer, resolved.
@@ -158,6 +158,8 @@ fn record(
         (&mut resolved.local_search, &plan.local_search)
     {
         l.iterations = Some(ls.iterations);
-        l.k = Some(ls.k);
+        if let crate::search::Destroy::Steps(k) = ls.destroy {
+            l.k = Some(k);
+        }
     }
 }

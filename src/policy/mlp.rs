@@ -145,6 +145,10 @@ impl GridPolicy for Mlp {
     fn forward(&self, obs: &Tensor) -> Result<Tensor> {
         Mlp::forward(self, obs)
     }
+
+    fn device(&self) -> &Device {
+        self.layers[0].0.device()
+    }
 }
 
 /// LeakyReLU as x * (slope + (1 - slope) [x > 0]) with the factor detached:

@@ -1,19 +1,19 @@
-//! Local search: back-and-forth refinement of sampled trajectories, one
-//! module per family ([`grid`]: docs/grid.md "Back-and-forth local search";
-//! [`sequence`]: docs/discovery.md "Local search"), and Metropolis-adjusted
-//! Langevin moves of buffer samples on the diffusion energies ([`mala`]:
-//! docs/diffusion.md "Local search"). This module holds the `[local_search]`
-//! tables and their resolved settings per family.
+//! Local search: back-and-forth refinement of sampled trajectories, written
+//! once for every discrete environment ([`back_and_forth`]: docs/grid.md
+//! "Back-and-forth local search", docs/discovery.md "Local search"), and
+//! Metropolis-adjusted Langevin moves of buffer samples on the diffusion
+//! energies ([`mala`]: docs/diffusion.md "Local search"). This module holds
+//! the `[local_search]` tables and their resolved settings per family.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::check::Invalid;
 
-pub mod grid;
+pub mod back_and_forth;
 pub mod mala;
-pub mod sequence;
 
+pub use back_and_forth::{BackAndForth, Destroy};
 pub use mala::MalaSettings;
 
 /// Back-and-forth local search: destroy the last part of each trajectory by
@@ -91,7 +91,7 @@ impl BackAndForthConfig {
 
     /// The settings of a grid run: `k` and stochastic acceptance are
     /// sequence-task options; `iterations` defaults to [`GRID_ITERATIONS`].
-    pub fn grid(&self) -> Result<GridSearch, Invalid> {
+    pub fn grid(&self) -> Result<BackAndForth, Invalid> {
         self.check()?;
         if self.k.is_some() {
             return Err(Invalid::new(
@@ -105,9 +105,10 @@ impl BackAndForthConfig {
                 "the grid supports `deterministic` only",
             ));
         }
-        Ok(GridSearch {
-            back_ratio: self.back_ratio,
+        Ok(BackAndForth {
+            destroy: Destroy::Fraction(self.back_ratio),
             iterations: self.iterations.unwrap_or(GRID_ITERATIONS),
+            acceptance: Acceptance::Deterministic,
         })
     }
 
@@ -116,7 +117,7 @@ impl BackAndForthConfig {
     /// `length` is the task's string length L: a complete trajectory has
     /// L + 1 steps, and `k` may not exceed L (the walk back would destroy the
     /// whole string, which is no local search).
-    pub fn sequence(&self, default_k: usize, length: usize) -> Result<SeqSearch, Invalid> {
+    pub fn sequence(&self, default_k: usize, length: usize) -> Result<BackAndForth, Invalid> {
         self.check()?;
         let k = self.k.unwrap_or(default_k);
         if k > length {
@@ -125,32 +126,12 @@ impl BackAndForthConfig {
                 format!("is {k}: at most the task's string length {length}"),
             ));
         }
-        Ok(SeqSearch {
-            k,
+        Ok(BackAndForth {
+            destroy: Destroy::Steps(k),
             iterations: self.iterations.unwrap_or(SEQ_ITERATIONS),
             acceptance: self.acceptance,
         })
     }
-}
-
-/// Resolved local search of a grid run.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GridSearch {
-    /// Fraction of the states destroyed.
-    pub back_ratio: f64,
-    /// Destroy-and-rebuild iterations per batch.
-    pub iterations: usize,
-}
-
-/// Resolved local search of a sequence-task run.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SeqSearch {
-    /// Steps walked back and rebuilt.
-    pub k: usize,
-    /// Destroy-and-rebuild iterations per batch.
-    pub iterations: usize,
-    /// How a proposal is accepted.
-    pub acceptance: Acceptance,
 }
 
 /// MALA local search of the diffusion energies (docs/diffusion.md "Local

@@ -34,6 +34,10 @@ pub trait Evaluator: Family {
         counters: &Counters,
     ) -> Result<Vec<Metric>, RunError>;
 
+    /// Record what a fresh batch (after its local search) discovered; its
+    /// counts go into the next evaluation. Default: nothing.
+    fn observe(&mut self, _batch: &Self::Batch) {}
+
     /// A short progress message, e.g. `goals 12`.
     fn progress(&self) -> String;
 

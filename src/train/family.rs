@@ -4,6 +4,7 @@
 //! it (log P_F, log P_B, log F(s)). The objectives themselves are the
 //! family-neutral [`crate::objective`]; the other concerns the trainer
 //! drives are seams of their own: replay ([`super::replay::Replay`]),
+//! local search ([`super::local_search::LocalSearch`]),
 //! evaluation ([`super::evaluate::Evaluator`]), checkpoint state
 //! ([`super::checkpoint::Checkpointed`]), `runner sample`
 //! ([`super::sample::DrawSamples`]), and the behaviour's hooks
@@ -30,7 +31,9 @@ pub struct Fresh<B> {
 pub struct Draw {
     /// The training step the batch is for (the diffusion exploration's schedule).
     pub step: u64,
-    /// Refine the batch by the family's local search.
+    /// How many trajectories to sample.
+    pub size: usize,
+    /// The batch is for local search ([`super::local_search::LocalSearch`]).
     pub local_search: bool,
     /// The teacher samples the batch (with a teacher): local search scores
     /// by the student's teacher reward where the family supports it.
@@ -49,10 +52,9 @@ pub trait Family: Sync {
     /// A fresh network, weights drawn from `rng`.
     fn new_net(&self, rng: &mut crate::rng::Rng) -> Result<Self::Net, RunError>;
 
-    /// A fresh batch sampled by `net` (with the behaviour's epsilon), as
-    /// `draw` asks (local search scored with `student`'s teacher reward for
-    /// a teacher's batch, where the family supports it); the family records
-    /// its discoveries.
+    /// A fresh batch of `draw.size` trajectories sampled by `net` (with the
+    /// behaviour's epsilon), as `draw` asks (`student` is the student, whose
+    /// state some families' teacher batches depend on).
     fn sample(
         &mut self,
         net: &Self::Net,

@@ -13,6 +13,7 @@ use super::checkpoint::{self, Checkpointed};
 use super::draw::{DrawSamples, SampleTable};
 use super::evaluate::{Counters, Evaluator};
 use super::family::{Draw, Family, Fresh};
+use super::local_search::LocalSearch;
 use super::replay::Replay as ReplaySeam;
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
@@ -20,6 +21,7 @@ use crate::behaviour::gafn::Gafn;
 use crate::behaviour::teacher::TeacherReward;
 use crate::behaviour::teacher::{signals, Signals};
 use crate::buffer::{Priority, ReplayBuffer};
+use crate::envs::discrete::{DiscreteEnv, Path};
 use crate::envs::grid::Grid;
 use crate::envs::Trajectories;
 use crate::metrics::grid::{empirical_l1, l1_to_target, sample_from, GridDiscovery};
@@ -31,8 +33,8 @@ use crate::plan::grid::{GridPlan, GridReplay};
 use crate::plan::Plan;
 use crate::policy::mlp::Mlp;
 use crate::rng::{self, Rng, Stream, Streams};
-use crate::search::grid::refine;
-use crate::search::GridSearch;
+use crate::search::back_and_forth::back_and_forth;
+use crate::search::BackAndForth;
 
 /// The columns of the grid's `metrics.csv` between `log_z` and `wall_s`.
 pub const GRID_METRICS: &[&str] = &[
@@ -65,7 +67,7 @@ pub struct GridFamily {
     batch_size: usize,
     epsilon: f64,
     reward: TeacherReward,
-    local_search: Option<GridSearch>,
+    local_search: Option<BackAndForth>,
     replay: Option<Replay>,
     discovery: GridDiscovery,
     eval_samples: usize,
@@ -177,7 +179,7 @@ impl DrawSamples for GridFamily {
         let mut rows = Vec::with_capacity(n);
         while rows.len() < n {
             let k = self.eval_chunk.min(n - rows.len());
-            let t = m.grid.rollout(net, k, 0.0, rng, &m.device)?;
+            let t = m.grid.rollout(net, k, 0.0, rng)?;
             let pf: Option<Vec<f32>> = match log_pf {
                 true => {
                     let balance = m.balance(net, &self.pack(&t)?)?;
@@ -248,49 +250,16 @@ impl Family for GridFamily {
         &mut self,
         net: &Mlp,
         draw: Draw,
-        student: &Sampler<Mlp>,
+        _student: &Sampler<Mlp>,
     ) -> Result<Fresh<Trajectories>, RunError> {
-        let Draw {
-            local_search,
-            by_teacher,
-            ..
-        } = draw;
-        let m = &self.model;
-        let mut t = m.grid.rollout(
-            net,
-            self.batch_size,
-            self.epsilon,
-            &mut self.streams.sampling,
-            &m.device,
-        )?;
-        let mut reward_calls = t.len() as u64;
-        self.rolled_out = !(self.local_search.is_some() && local_search);
-        if let (Some(ls), true) = (&self.local_search, local_search) {
-            let reward = &self.reward;
-            let mut score = |c: &Trajectories| -> Result<Vec<f64>, RunError> {
-                if !by_teacher {
-                    return Ok(c.reward.clone());
-                }
-                let packed = m.grid.pack(c, m.learn_pb, &m.device)?;
-                let t = student.train_loss(&m.balance(&student.net, &packed)?, &log_rewards(c))?;
-                Ok(signals(&t.pieces, &t.delta.to_vec1()?, reward, &c.reward).per_entry)
-            };
-            let (refined, calls) = refine(
-                ls,
-                &m.grid,
-                net,
-                t,
-                &mut score,
-                &mut self.streams.local_search,
-                &m.device,
-            )?;
-            t = refined;
-            reward_calls += calls;
-        }
-        self.discovery.record(&m.grid, &t);
+        let t =
+            self.model
+                .grid
+                .rollout(net, draw.size, self.epsilon, &mut self.streams.sampling)?;
+        self.rolled_out = true;
         Ok(Fresh {
+            reward_calls: t.len() as u64,
             batch: t,
-            reward_calls,
         })
     }
 
@@ -313,6 +282,47 @@ impl Family for GridFamily {
 
     fn balance(&self, net: &Mlp, packed: &PackedBatch) -> Result<Balance, RunError> {
         self.model.balance(net, packed)
+    }
+}
+
+/// Back-and-forth on each trajectory of the batch, in place: a student's
+/// batch scored by its reward, a teacher's by the student's teacher reward
+/// (docs/grid.md "Back-and-forth local search").
+impl LocalSearch for GridFamily {
+    fn refine(
+        &mut self,
+        net: &Mlp,
+        fresh: Fresh<Trajectories>,
+        draw: Draw,
+        student: &Sampler<Mlp>,
+    ) -> Result<Fresh<Trajectories>, RunError> {
+        let Some(ls) = &self.local_search else {
+            return Ok(fresh);
+        };
+        let m = &self.model;
+        let reward = &self.reward;
+        let mut score = |paths: &[Path<Vec<u16>>]| -> Result<Vec<f64>, RunError> {
+            let c = m.grid.trajectories(paths);
+            if !draw.by_teacher {
+                return Ok(c.reward);
+            }
+            let packed = m.grid.pack(&c, m.learn_pb, &m.device)?;
+            let t = student.train_loss(&m.balance(&student.net, &packed)?, &log_rewards(&c))?;
+            Ok(signals(&t.pieces, &t.delta.to_vec1()?, reward, &c.reward).per_entry)
+        };
+        let searched = back_and_forth(
+            &m.grid,
+            net,
+            ls,
+            m.grid.paths(&fresh.batch),
+            &mut score,
+            &mut self.streams.local_search,
+        )?;
+        self.rolled_out = false;
+        Ok(Fresh {
+            reward_calls: fresh.reward_calls + searched.proposals.len() as u64,
+            batch: m.grid.trajectories(&searched.current),
+        })
     }
 }
 
@@ -355,9 +365,9 @@ impl Evaluator for GridFamily {
                 let mut terminals = Vec::with_capacity(self.eval_samples);
                 while terminals.len() < self.eval_samples {
                     let n = self.eval_chunk.min(self.eval_samples - terminals.len());
-                    let t =
-                        m.grid
-                            .rollout(&student.net, n, 0.0, &mut self.streams.eval, &m.device)?;
+                    let t = m
+                        .grid
+                        .rollout(&student.net, n, 0.0, &mut self.streams.eval)?;
                     terminals
                         .extend((0..t.len()).filter_map(|b| m.grid.terminal_index(t.terminal(b))));
                 }
@@ -381,6 +391,10 @@ impl Evaluator for GridFamily {
             Metric::new("n_reward_calls", counters.reward_calls as f64),
             Metric::new("n_grad_steps", counters.grad_steps as f64),
         ])
+    }
+
+    fn observe(&mut self, batch: &Trajectories) {
+        self.discovery.record(&self.model.grid, batch);
     }
 
     fn progress(&self) -> String {
@@ -468,8 +482,7 @@ impl Replay {
         match self {
             Replay::Terminal(buf, ..) => {
                 for (x, r) in buf.sample(n, rng) {
-                    let p = grid.sample_backward(&x, rng);
-                    out.push(&p.states, &p.actions, r);
+                    out.push_path(&grid.sample_backward(&x, rng), r);
                 }
             }
             Replay::Transition(buf, _, k) => {

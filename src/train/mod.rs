@@ -12,6 +12,7 @@ pub mod draw;
 pub mod evaluate;
 pub mod family;
 pub mod grid;
+pub mod local_search;
 pub mod replay;
 pub mod sample;
 pub mod sampler;

@@ -14,17 +14,19 @@ use super::checkpoint::Checkpointed;
 use super::draw::{DrawSamples, SampleTable};
 use super::evaluate::{Counters, Evaluator};
 use super::family::{Draw, Family, Fresh};
+use super::local_search::LocalSearch;
 use super::replay::Replay;
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
 use crate::behaviour::teacher::Signals;
 use crate::buffer::recent::RecentDiscoveries;
+use crate::envs::discrete::{sample_trajectories, DiscreteEnv};
 use crate::envs::program::StderrTo;
 use crate::envs::sequence::mdp::SeqMdp;
 use crate::envs::sequence::mdp::SeqState;
 use crate::envs::sequence::oracle::default_cache_dir;
 use crate::envs::sequence::task::SeqEnv;
-use crate::envs::sequence::traj::{rollout, SeqTraj, Transitions};
+use crate::envs::sequence::traj::{SeqTraj, Transitions};
 use crate::metrics::sequence::{evaluate, ExactSet};
 use crate::metrics::Metric;
 use crate::objective::balance::{Balance, Layout};
@@ -33,7 +35,8 @@ use crate::plan::sequence::{RecentPlan, SequencePlan};
 use crate::plan::Plan;
 use crate::policy::ssr::Ssr;
 use crate::rng::{self, Rng, Stream, Streams};
-use crate::search::{sequence as seq_search, SeqSearch};
+use crate::search::back_and_forth::back_and_forth;
+use crate::search::BackAndForth;
 
 /// The columns of the sequence tasks' `metrics.csv` between `log_z` and `wall_s`.
 pub const SEQ_METRICS: &[&str] = &[
@@ -110,10 +113,9 @@ pub struct SequenceFamily {
     hidden: usize,
     /// The network has a state-flow head (DB, SubTB).
     flow_head: bool,
-    batch_size: usize,
     epsilon: f64,
     buffer: Option<(RecentDiscoveries<Vec<u8>>, RecentPlan)>,
-    local_search: Option<SeqSearch>,
+    local_search: Option<BackAndForth>,
     /// Every string ever sampled for training.
     history: HashSet<Vec<u8>>,
     /// The modes `history` has reached (indices; [`SeqEnv::modes_of`]).
@@ -165,7 +167,6 @@ impl SequenceFamily {
             device: device.clone(),
             hidden: s.hidden,
             flow_head: s.flow_head,
-            batch_size: plan.batch_size,
             epsilon: plan.epsilon,
             buffer: s.buffer.map(|b| (RecentDiscoveries::new(b.size), b)),
             local_search: s.local_search,
@@ -220,7 +221,7 @@ impl DrawSamples for SequenceFamily {
         let mut rows = Vec::with_capacity(n);
         while rows.len() < n {
             let k = self.eval_chunk.min(n - rows.len());
-            let trajs = rollout(&env.mdp, net, k, 0.0, rng)?;
+            let trajs = sample_trajectories(env, net, k, 0.0, rng)?;
             let raw = env.raw_many(trajs.iter().map(SeqTraj::x))?;
             for (t, r) in trajs.iter().zip(raw) {
                 let mut row = vec![
@@ -229,7 +230,7 @@ impl DrawSamples for SequenceFamily {
                     fmt_f64(env.log_reward_of_raw(r)),
                 ];
                 if log_pf {
-                    row.push(fmt_f64(t.sampled_log_pf));
+                    row.push(fmt_f64(t.log_pf));
                 }
                 rows.push(row);
             }
@@ -281,33 +282,13 @@ impl Family for SequenceFamily {
         draw: Draw,
         _student: &Sampler<Ssr>,
     ) -> Result<Fresh<SeqBatch>, RunError> {
-        // Local search accepts by the task reward, also for teacher batches
-        // (docs/discovery.md "Local search" defines no other score).
-        let trajs = match (&self.local_search, draw.local_search) {
-            (Some(ls), true) => seq_search::search(
-                ls,
-                &self.env,
-                net,
-                self.batch_size,
-                self.epsilon,
-                &mut self.streams.sampling,
-                &mut self.streams.local_search,
-            )?,
-            _ => rollout(
-                &self.env.mdp,
-                net,
-                self.batch_size,
-                self.epsilon,
-                &mut self.streams.sampling,
-            )?,
-        };
-        let mut near = Vec::new();
-        for t in &trajs {
-            if self.history.insert(t.x().to_vec()) {
-                self.env.modes_of(t.x(), &mut near);
-                self.modes_found.extend(near.iter().copied());
-            }
-        }
+        let trajs = sample_trajectories(
+            &self.env,
+            net,
+            draw.size,
+            self.epsilon,
+            &mut self.streams.sampling,
+        )?;
         Ok(Fresh {
             reward_calls: trajs.len() as u64,
             batch: self.batch(trajs)?,
@@ -328,6 +309,54 @@ impl Family for SequenceFamily {
 
     fn balance(&self, net: &Ssr, packed: &SeqPacked) -> Result<Balance, RunError> {
         Ok(balance(&self.env.mdp, net, packed)?)
+    }
+}
+
+/// Of a batch of B, B / (iterations + 1) trajectories are sampled fresh;
+/// the batch is those and every proposal of every iteration (docs/discovery.md
+/// "Local search"). Proposals are accepted by the task reward, also in a
+/// teacher's batch (the reference defines no other score on these tasks).
+impl LocalSearch for SequenceFamily {
+    fn search_start(&self, batch: usize) -> usize {
+        match &self.local_search {
+            Some(ls) => (batch / (ls.iterations + 1)).max(1),
+            None => batch,
+        }
+    }
+
+    fn refine(
+        &mut self,
+        net: &Ssr,
+        fresh: Fresh<SeqBatch>,
+        _draw: Draw,
+        _student: &Sampler<Ssr>,
+    ) -> Result<Fresh<SeqBatch>, RunError> {
+        let Some(ls) = &self.local_search else {
+            return Ok(fresh);
+        };
+        let SeqBatch { trajs, log_r } = fresh.batch;
+        let mut start = Some(log_r);
+        let env = &self.env;
+        let mut score = |paths: &[SeqTraj]| -> Result<Vec<f64>, RunError> {
+            match start.take() {
+                Some(log_r) => Ok(log_r),
+                None => Ok(env.log_rewards(&paths.iter().map(|p| p.last()).collect::<Vec<_>>())?),
+            }
+        };
+        let searched = back_and_forth(
+            env,
+            net,
+            ls,
+            trajs.clone(),
+            &mut score,
+            &mut self.streams.local_search,
+        )?;
+        let mut all = trajs;
+        all.extend(searched.proposals);
+        Ok(Fresh {
+            reward_calls: all.len() as u64,
+            batch: self.batch(all)?,
+        })
     }
 }
 
@@ -407,6 +436,16 @@ impl Evaluator for SequenceFamily {
         ])
     }
 
+    fn observe(&mut self, batch: &SeqBatch) {
+        let mut near = Vec::new();
+        for t in &batch.trajs {
+            if self.history.insert(t.x().to_vec()) {
+                self.env.modes_of(t.x(), &mut near);
+                self.modes_found.extend(near.iter().copied());
+            }
+        }
+    }
+
     fn progress(&self) -> String {
         format!("modes {}", self.modes_found.len())
     }
@@ -430,6 +469,7 @@ mod tests {
     use crate::behaviour::teacher::RewardForm;
     use crate::behaviour::TeacherConfig;
     use crate::envs::sequence::mdp::{SeqMdpKind, SeqState};
+    use crate::envs::sequence::traj::rollout;
     use crate::objective::db::Db;
     use crate::objective::subtb::SubTb;
     use crate::objective::tb::{tb_loss_clamped, tb_residuals, Tb};
@@ -474,7 +514,7 @@ mod tests {
             SeqMdp::leaf_of(vec![1, 0]),
         ];
         let traj = SeqTraj::from_states(&mdp, states.clone()).unwrap();
-        assert_eq!(traj.chosen, vec![1, 2, 0]);
+        assert_eq!(traj.actions, vec![1, 2, 0]);
         assert!((traj.log_pb(&mdp) + 2f64.ln()).abs() < 1e-12);
         let parents = states[..3].to_vec();
         let children: Vec<_> = parents.iter().map(|p| mdp.children(p)).collect();
@@ -573,7 +613,7 @@ mod tests {
             .unwrap()
             .to_vec2()
             .unwrap();
-        let p0 = rows[0][traj.chosen[0]] as f64;
+        let p0 = rows[0][traj.actions[0]] as f64;
         let f: Vec<f32> = net.log_flow(&mdp, &states).unwrap().to_vec1().unwrap();
         let (f0, f1) = (f[0] as f64, f[1] as f64);
         let b = balance(&mdp, &net, &pack(&mdp, &[traj], true).unwrap()).unwrap();

@@ -1,6 +1,7 @@
 //! The one training loop, written once for every family (see [`Family`]),
-//! driving the family's other seams: its replay ([`Replay`]), evaluations
-//! ([`Evaluator`]) and checkpoint state ([`Checkpointed`]), and the
+//! driving the family's other seams: its replay ([`Replay`]), local search
+//! ([`LocalSearch`]), evaluations ([`Evaluator`]) and checkpoint state
+//! ([`Checkpointed`]), and the
 //! behaviour's hooks ([`crate::behaviour::hooks`]: GAFN's objective, the
 //! teacher's target and the family's rules for it, [`Family::teaching`]).
 //!
@@ -24,6 +25,7 @@ use candle_core::{Device, Tensor};
 use super::checkpoint::{self, Checkpointed};
 use super::evaluate::{Counters, Evaluator};
 use super::family::{Draw, Family};
+use super::local_search::LocalSearch;
 use super::replay::Replay;
 use super::sampler::Sampler;
 use super::watch::{divergence_advice, ParamWatch};
@@ -52,9 +54,12 @@ struct Tally {
 }
 
 /// A family as the loop drives it: its core seam and the seams beside it.
-pub(crate) trait Trainable: Family + Replay + Evaluator + Checkpointed {}
+pub(crate) trait Trainable:
+    Family + Replay + LocalSearch + Evaluator + Checkpointed
+{
+}
 
-impl<F: Family + Replay + Evaluator + Checkpointed> Trainable for F {}
+impl<F: Family + Replay + LocalSearch + Evaluator + Checkpointed> Trainable for F {}
 
 /// A behaviour's objective for the student on family `F`'s types.
 pub(crate) type Objective<'a, F> =
@@ -429,7 +434,7 @@ impl<F: Trainable> Trainer<'_, F> {
         let mut source = source;
         if source == Source::Buffer {
             match (self.family.replay()?, self.plan.short_buffer) {
-                (Some(batch), _) => return self.learn(batch, false, true, i).map(|()| true),
+                (Some(batch), _) => return self.learn(batch, false, true, i).map(|_| true),
                 (None, ShortBuffer::Skip) => return Ok(false),
                 (None, ShortBuffer::Student) => source = Source::Student,
             }
@@ -438,14 +443,26 @@ impl<F: Trainable> Trainer<'_, F> {
             (Some(t), true) => &t.net,
             _ => &self.student.net,
         };
+        let local_search = source.local_search();
         let draw = Draw {
             step: i,
-            local_search: source.local_search(),
+            size: match local_search {
+                true => self.family.search_start(self.plan.batch_size),
+                false => self.plan.batch_size,
+            },
+            local_search,
             by_teacher: source.teacher() && self.teacher.is_some(),
         };
-        let fresh = self.family.sample(net, draw, &self.student)?;
+        let mut fresh = self.family.sample(net, draw, &self.student)?;
+        if local_search {
+            fresh = self.family.refine(net, fresh, draw, &self.student)?;
+        }
+        self.family.observe(&fresh.batch);
         self.tally.reward_calls += fresh.reward_calls;
-        self.learn(fresh.batch, true, source.trains(), i)?;
+        let remembered = self.learn(fresh.batch, true, source.trains(), i)?;
+        if local_search && remembered {
+            self.family.search_buffer()?;
+        }
         Ok(source.trains())
     }
 
@@ -453,12 +470,19 @@ impl<F: Trainable> Trainer<'_, F> {
     /// behaviour's) and their teacher signals, gated as the family says;
     /// with `train`, the student's step, then the teacher's on the family's
     /// tensors for it; then the buffer (a `->buffer` source only fills it).
-    fn learn(&mut self, batch: F::Batch, fresh: bool, train: bool, i: u64) -> Result<(), RunError> {
+    /// Whether the batch was remembered (an empty one is not).
+    fn learn(
+        &mut self,
+        batch: F::Batch,
+        fresh: bool,
+        train: bool,
+        i: u64,
+    ) -> Result<bool, RunError> {
         let family = &self.family;
         if family.n_states(&batch) == 0 {
             // Nothing survived the family's filter (e.g. no teacher sample
             // above the diffusion threshold): nothing to learn or remember.
-            return Ok(());
+            return Ok(false);
         }
         let packed = family.pack(&batch)?;
         let log_r = family.log_rewards(&batch);
@@ -532,7 +556,7 @@ impl<F: Trainable> Trainer<'_, F> {
             (None, true) => self.student.update(&loss)?,
         }
         self.family.remember(batch, fresh, &delta_host, &signals);
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -16,6 +16,7 @@ use rand::Rng as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::discrete::{sample_trajectories, DiscreteEnv, Move, Path};
 use super::Trajectories;
 use crate::check::Invalid;
 use crate::objective::{PackedBatch, TransitionIndex, TransitionRow, MASKED_LOGIT};
@@ -31,6 +32,9 @@ pub trait GridPolicy {
     /// (`obs[k, i] = i * H + s_i`, within [`Grid::obs_dim`] = d * H); the
     /// result is an f32 `[n, out]` tensor with `out >= d + 1`.
     fn forward(&self, obs: &Tensor) -> candle_core::Result<Tensor>;
+
+    /// The device of the network (where the observations are sent).
+    fn device(&self) -> &Device;
 }
 
 /// Largest grid (H^d states) whose terminal set we enumerate for the exact metrics.
@@ -462,7 +466,7 @@ impl Grid {
     /// one-hot positions are `obs` `[n, d]`: the first d+1 outputs of `policy`.
     fn forward_logits(
         &self,
-        policy: &impl GridPolicy,
+        policy: &(impl GridPolicy + ?Sized),
         obs: &[u32],
         device: &Device,
     ) -> candle_core::Result<Vec<f32>> {
@@ -585,104 +589,121 @@ impl Grid {
         Ok(out)
     }
 
-    /// Sample `n` complete trajectories from `policy` starting at s0 (see `rollout_from`).
+    /// `n` complete trajectories sampled by `policy` from s0 with
+    /// exploration `eps` (the one discrete sampler,
+    /// [`sample_trajectories`]; this grid's draws in [`Grid::forward_moves`]),
+    /// packed with their rewards.
     pub fn rollout(
         &self,
-        policy: &impl GridPolicy,
+        policy: &(dyn GridPolicy + 'static),
         n: usize,
         eps: f64,
         rng: &mut Rng,
-        device: &Device,
     ) -> candle_core::Result<Trajectories> {
-        let origin = Prefix {
-            states: vec![0; self.ndim],
-            actions: Vec::new(),
-        };
-        self.rollout_from(policy, vec![origin; n], eps, rng, device)
+        Ok(self.trajectories(&sample_trajectories(self, policy, n, eps, rng)?))
     }
 
-    /// Complete partial trajectories with `policy` (forward logits are its
-    /// first d+1 outputs), mixing its action distribution with uniform:
-    /// p = (1 - eps) softmax + eps / (d+1). One network call per time step for
-    /// all unfinished trajectories: `[n_active, d] -> [n_active, out]`.
-    pub fn rollout_from(
-        &self,
-        policy: &impl GridPolicy,
-        prefixes: Vec<Prefix>,
-        eps: f64,
-        rng: &mut Rng,
-        device: &Device,
-    ) -> candle_core::Result<Trajectories> {
-        let (d, a_dim) = (self.ndim, self.n_forward_actions());
-        let n = prefixes.len();
-        let mut current = Vec::with_capacity(n * d);
-        for p in &prefixes {
-            current.extend_from_slice(&p.states[p.states.len() - d..]);
-        }
-        let (mut states, mut actions): (Vec<Vec<u16>>, Vec<Vec<u32>>) =
-            prefixes.into_iter().map(|p| (p.states, p.actions)).unzip();
-        let mut active: Vec<usize> = (0..n).collect();
-        let mut obs = Vec::new();
-        let mut probs = vec![0f64; a_dim];
-        while !active.is_empty() {
-            let na = active.len();
-            obs.clear();
-            obs.resize(na * d, 0u32);
-            for (k, &b) in active.iter().enumerate() {
-                self.write_obs(&current[b * d..(b + 1) * d], &mut obs[k * d..(k + 1) * d]);
-            }
-            let logits = self.forward_logits(policy, &obs, device)?; // [na, d+1]
-            let mut still = Vec::with_capacity(na);
-            for (k, &b) in active.iter().enumerate() {
-                let s = &mut current[b * d..(b + 1) * d];
-                let z = self.softmax_weights(s, &logits[k * a_dim..(k + 1) * a_dim], &mut probs);
-                let u: f64 = rng.random();
-                let mut acc = 0.0;
-                let mut action = a_dim - 1;
-                for (i, p) in probs.iter().enumerate() {
-                    acc += (1.0 - eps) * p / z + eps / a_dim as f64;
-                    if u < acc {
-                        action = i;
-                        break;
-                    }
-                }
-                actions[b].push(action as u32);
-                let done = if action == d {
-                    true
-                } else {
-                    s[action] += 1;
-                    s[action] as usize == self.horizon - 1
-                };
-                states[b].extend_from_slice(s);
-                if !done {
-                    still.push(b);
-                }
-            }
-            active = still;
-        }
+    /// The batch of the complete `paths`, with the reward of each terminal state.
+    pub fn trajectories(&self, paths: &[Path<Vec<u16>>]) -> Trajectories {
         let mut out = Trajectories {
-            state_dim: d,
+            state_dim: self.ndim,
             ..Default::default()
         };
-        for (st, ac) in states.iter().zip(&actions) {
-            let reward = self.reward(&st[st.len() - d..]);
-            out.push(st, ac, reward);
+        for p in paths {
+            out.push_path(p, self.reward(p.last()));
+        }
+        out
+    }
+
+    /// The trajectories of a batch of complete trajectories, as paths.
+    pub fn paths(&self, t: &Trajectories) -> Vec<Path<Vec<u16>>> {
+        (0..t.len())
+            .map(|b| Path {
+                states: (t.offsets[b]..t.offsets[b + 1])
+                    .map(|i| t.state(i).to_vec())
+                    .collect(),
+                actions: t.actions_of(b).iter().map(|&a| a as usize).collect(),
+                log_pf: 0.0,
+                done: true,
+            })
+            .collect()
+    }
+}
+
+/// The gridworld as a discrete environment: states are the coordinate
+/// vectors; action i < d increments coordinate i, action d stops (the
+/// trajectory repeats its last state, as the reference does); P_B is uniform
+/// over the parents.
+impl DiscreteEnv for Grid {
+    type State = Vec<u16>;
+    type Policy = dyn GridPolicy + 'static;
+    type Error = candle_core::Error;
+
+    fn initial_state(&self) -> Vec<u16> {
+        vec![0; self.ndim]
+    }
+
+    /// The forward logits are the policy's first d+1 outputs; its action
+    /// distribution is mixed with uniform, p = (1 - eps) softmax + eps /
+    /// (d+1), and one uniform `f64` per state picks the action by inverse
+    /// CDF. A move ends the trajectory when it stops or brings a coordinate
+    /// to H-1. One network call: `[n, d] -> [n, out]`.
+    fn forward_moves(
+        &self,
+        policy: &(dyn GridPolicy + 'static),
+        states: &[&Vec<u16>],
+        eps: f64,
+        rng: &mut Rng,
+    ) -> candle_core::Result<Vec<Move<Vec<u16>>>> {
+        let (d, a_dim) = (self.ndim, self.n_forward_actions());
+        let mut obs = vec![0u32; states.len() * d];
+        for (s, o) in states.iter().zip(obs.chunks_mut(d.max(1))) {
+            self.write_obs(s, o);
+        }
+        let logits = self.forward_logits(policy, &obs, policy.device())?; // [n, d+1]
+        let mut probs = vec![0f64; a_dim];
+        let mut out = Vec::with_capacity(states.len());
+        for (&s, row) in states.iter().zip(logits.chunks(a_dim)) {
+            let z = self.softmax_weights(s, row, &mut probs);
+            let u: f64 = rng.random();
+            let mut acc = 0.0;
+            let mut action = a_dim - 1;
+            for (i, p) in probs.iter().enumerate() {
+                acc += (1.0 - eps) * p / z + eps / a_dim as f64;
+                if u < acc {
+                    action = i;
+                    break;
+                }
+            }
+            let mut next = s.clone();
+            let done = if action == d {
+                true
+            } else {
+                next[action] += 1;
+                next[action] as usize == self.horizon - 1
+            };
+            out.push(Move {
+                action,
+                next,
+                done,
+                log_pf: (probs[action] / z).ln(),
+            });
         }
         Ok(out)
     }
 
-    /// A trajectory from s0 to the terminal state `x` drawn backwards from the
-    /// uniform P_B: a stop action last if x has no coordinate at H-1, then
-    /// uniformly chosen parents down to 0 (docs/grid.md "Backward trajectory generation").
-    pub fn sample_backward(&self, x: &[u16], rng: &mut Rng) -> Prefix {
+    /// A stop action last if x has no coordinate at H-1, then uniformly
+    /// chosen parents down to 0, one `random_range` draw per decrement
+    /// (docs/grid.md "Backward trajectory generation").
+    fn sample_backward(&self, x: &Vec<u16>, rng: &mut Rng) -> Path<Vec<u16>> {
         let d = self.ndim;
-        let mut rev_states: Vec<u16> = x.to_vec();
-        let mut rev_actions: Vec<u32> = Vec::new();
+        let mut rev_states: Vec<Vec<u16>> = vec![x.clone()];
+        let mut rev_actions: Vec<usize> = Vec::new();
         if x.iter().all(|&c| (c as usize) < self.horizon - 1) {
-            rev_states.extend_from_slice(x);
-            rev_actions.push(d as u32);
+            rev_states.push(x.clone());
+            rev_actions.push(d);
         }
-        let mut s = x.to_vec();
+        let mut s = x.clone();
         let mut mask = vec![false; d];
         while s.iter().any(|&c| c > 0) {
             self.parent_mask(&s, &mut mask);
@@ -696,18 +717,76 @@ impl Grid {
                 .map(|(i, _)| i)
                 .expect("a non-zero state has a parent");
             s[i] -= 1;
-            rev_states.extend_from_slice(&s);
-            rev_actions.push(i as u32);
+            rev_states.push(s.clone());
+            rev_actions.push(i);
         }
-        // Reverse the order of the states (d-sized chunks) and of the actions.
-        let states = rev_states.chunks(d).rev().flatten().copied().collect();
+        rev_states.reverse();
         rev_actions.reverse();
-        Prefix {
-            states,
+        Path {
+            states: rev_states,
             actions: rev_actions,
+            log_pf: 0.0,
+            done: true,
         }
     }
 
+    /// The stop step has backward probability 1; an increment into s' has
+    /// 1 / (number of parents of s').
+    fn log_pb(&self, segment: &[Vec<u16>]) -> f64 {
+        segment
+            .windows(2)
+            .map(|w| match w[0] == w[1] {
+                true => 0.0,
+                false => -(self.n_parents(&w[1]) as f64).ln(),
+            })
+            .sum()
+    }
+
+    /// The masked log-softmax of the forward logits at each action taken,
+    /// summed per path; one network call for every state of every path.
+    fn log_pf_of(
+        &self,
+        policy: &(dyn GridPolicy + 'static),
+        paths: &[Path<Vec<u16>>],
+    ) -> candle_core::Result<Vec<f64>> {
+        let (d, a_dim) = (self.ndim, self.n_forward_actions());
+        let mut obs = Vec::new();
+        for p in paths {
+            for s in &p.states[..p.actions.len()] {
+                let at = obs.len();
+                obs.resize(at + d, 0u32);
+                self.write_obs(s, &mut obs[at..]);
+            }
+        }
+        if obs.is_empty() {
+            return Ok(vec![0.0; paths.len()]);
+        }
+        let logits = self.forward_logits(policy, &obs, policy.device())?; // [n, d+1]
+        let mut rows = logits.chunks(a_dim);
+        let mut probs = vec![0f64; a_dim];
+        Ok(paths
+            .iter()
+            .map(|p| {
+                p.states
+                    .iter()
+                    .zip(&p.actions)
+                    .map(|(s, &a)| {
+                        let row = rows.next().expect("one row per transition");
+                        let z = self.softmax_weights(s, row, &mut probs);
+                        (probs[a] / z).ln()
+                    })
+                    .sum()
+            })
+            .collect())
+    }
+
+    /// ln R(x)^beta.
+    fn log_rewards(&self, xs: &[&Vec<u16>]) -> candle_core::Result<Vec<f64>> {
+        Ok(xs.iter().map(|x| self.reward(x).ln()).collect())
+    }
+}
+
+impl Grid {
     /// Tensors of a batch for the objectives: one row per state of the packed
     /// batch, forward-action masks, and per-transition gather indices. The
     /// backward policy is uniform over the parents (or learned over them),
@@ -784,15 +863,6 @@ impl Grid {
     }
 }
 
-/// The start of a trajectory: its states (flattened, s0 first) and actions.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Prefix {
-    /// `[len, d]` flattened states, s0 first.
-    pub states: Vec<u16>,
-    /// The `len - 1` actions between them.
-    pub actions: Vec<u32>,
-}
-
 /// Hand-built batches shared by the unit tests of the objectives.
 #[cfg(test)]
 pub(crate) mod fixtures {
@@ -851,6 +921,10 @@ mod tests {
                 .index_select(&obs.flatten_all()?, 0)? // [n * d, out]
                 .reshape((n, d, out))?
                 .sum(1) // [n, out]
+        }
+
+        fn device(&self) -> &Device {
+            self.w.device()
         }
     }
 
@@ -1018,7 +1092,7 @@ mod tests {
         let n = 200_000;
         let mut counts = vec![0usize; q.len()];
         let mut rng = crate::rng::stream(5, crate::rng::Stream::Eval);
-        let t = g.rollout(&net, n, 0.0, &mut rng, &Device::Cpu).unwrap();
+        let t = g.rollout(&net, n, 0.0, &mut rng).unwrap();
         for b in 0..t.len() {
             counts[g.terminal_index(t.terminal(b)).unwrap()] += 1;
         }
@@ -1026,6 +1100,51 @@ mod tests {
             let se = (p * (1.0 - p) / n as f64).sqrt();
             assert!((*c as f64 / n as f64 - p).abs() < 4.5 * se, "{c} vs {p}");
         }
+    }
+
+    /// The grid as a discrete environment: the sampler's recorded log P_F
+    /// equals [`DiscreteEnv::log_pf_of`]'s recomputation and the exact
+    /// terminal distribution's per-path product; log P_B of hand paths.
+    #[test]
+    fn path_probabilities() {
+        let g = grid(2, 4);
+        let net = OneHotLinear::new(
+            g.obs_dim(),
+            3,
+            &mut crate::rng::stream(3, crate::rng::Stream::InitStudent),
+        );
+        let mut rng = crate::rng::stream(3, crate::rng::Stream::Sampling);
+        let paths = sample_trajectories(&g, &net, 16, 0.0, &mut rng).unwrap();
+        let lpf = g.log_pf_of(&net, &paths).unwrap();
+        for (p, l) in paths.iter().zip(&lpf) {
+            assert!(p.done);
+            assert_eq!(p.log_pf, *l);
+        }
+        // (0,0) -> (1,0) -> (1,1) -> stop: (1,0) has one parent, (1,1) two,
+        // the stop step probability 1: log P_B = ln 1/2.
+        let s = |a: u16, b: u16| vec![a, b];
+        let inner = [s(0, 0), s(1, 0), s(1, 1), s(1, 1)];
+        assert!((g.log_pb(&inner) - 0.5f64.ln()).abs() < 1e-15);
+        // (1,1) -> (1,2) -> (1,3): (1,2) has two parents; (1,3) is at the
+        // edge H-1 = 3, so its only parent is (1,2).
+        assert!((g.log_pb(&[s(1, 1), s(1, 2), s(1, 3)]) - 0.5f64.ln()).abs() < 1e-15);
+        // log P_F by hand at s0 for the path (0,0) -> stop: ln softmax(stop).
+        let logits: Vec<f32> = net
+            .forward(&Tensor::new(&[[0u32, 4]], &Device::Cpu).unwrap())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let lse = logits.iter().map(|&l| (l as f64).exp()).sum::<f64>().ln();
+        let stop = Path {
+            states: vec![s(0, 0), s(0, 0)],
+            actions: vec![2],
+            log_pf: 0.0,
+            done: true,
+        };
+        let got = g.log_pf_of(&net, &[stop]).unwrap()[0];
+        assert!((got - (logits[2] as f64 - lse)).abs() < 1e-12, "{got}");
     }
 
     /// Terminal set: states with at most one coordinate at H-1; density sums to 1.

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::Invalid;
 use crate::datasets::DataError;
+use crate::envs::discrete::{DiscreteEnv, Move};
 use crate::envs::program::{ProgramError, StderrTo};
 use crate::envs::sequence::declared;
 use crate::envs::sequence::mdp::{SeqMdp, SeqMdpKind, SeqState};
@@ -24,6 +25,7 @@ use crate::envs::sequence::oracle::{
     TreeOracle,
 };
 use crate::envs::sequence::rna::DuplexOracle;
+use crate::envs::sequence::traj::{self, SeqTraj, SequencePolicy};
 use crate::rng::Rng;
 
 /// A sequence task (`qm9str`, `sehstr`, `tfbind8`): strings of the task's
@@ -233,6 +235,55 @@ impl SeqEnv {
     /// The terminal state of string `x`.
     pub fn terminal(x: &[u8]) -> SeqState {
         SeqMdp::leaf_of(x.to_vec())
+    }
+}
+
+/// A sequence task as a discrete environment: the states of its MDP, the
+/// SSR-style policy's moves ([`traj::forward_moves`]), the MDP's uniform
+/// P_B, and log R from the task's oracle.
+impl DiscreteEnv for SeqEnv {
+    type State = SeqState;
+    type Policy = dyn SequencePolicy + 'static;
+    type Error = SeqError;
+
+    fn initial_state(&self) -> SeqState {
+        SeqState::root()
+    }
+
+    fn forward_moves(
+        &self,
+        policy: &(dyn SequencePolicy + 'static),
+        states: &[&SeqState],
+        eps: f64,
+        rng: &mut Rng,
+    ) -> Result<Vec<Move<SeqState>>, SeqError> {
+        Ok(traj::forward_moves(&self.mdp, policy, states, eps, rng)?)
+    }
+
+    fn sample_backward(&self, x: &SeqState, rng: &mut Rng) -> SeqTraj {
+        traj::sample_backward(&self.mdp, x, rng)
+    }
+
+    fn log_pb(&self, segment: &[SeqState]) -> f64 {
+        traj::segment_log_pb(&self.mdp, segment)
+    }
+
+    /// Summed in f32 on the network's device, as the objectives sum it;
+    /// the paths must all have the same number of transitions.
+    fn log_pf_of(
+        &self,
+        policy: &(dyn SequencePolicy + 'static),
+        paths: &[SeqTraj],
+    ) -> Result<Vec<f64>, SeqError> {
+        Ok(traj::paths_log_pf(&self.mdp, policy, paths)?)
+    }
+
+    fn log_rewards(&self, xs: &[&SeqState]) -> Result<Vec<f64>, SeqError> {
+        Ok(self
+            .raw_many(xs.iter().map(|x| x.content.as_slice()))?
+            .into_iter()
+            .map(|r| self.log_reward_of_raw(r))
+            .collect())
     }
 }
 

@@ -10,6 +10,9 @@
 use candle_core::{Result, Tensor};
 use rand::Rng as _;
 
+#[cfg(test)]
+use crate::envs::discrete::DiscreteEnv;
+use crate::envs::discrete::{Move, Path};
 use crate::envs::sequence::mdp::{SeqMdp, SeqState};
 use crate::rng::Rng;
 
@@ -44,23 +47,18 @@ pub trait SequencePolicy {
     ) -> Result<Tensor>;
 }
 
-/// One trajectory root -> ... -> x.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SeqTraj {
-    /// The states, root first, the terminal (leaf) state last: L+2 of them.
-    pub states: Vec<SeqState>,
-    /// `chosen[t]`: index of `states[t+1]` among `mdp.children(&states[t])`.
-    pub chosen: Vec<usize>,
-    /// Sum of log P_F of the sampled steps, under the policy without epsilon
-    /// (only the steps this rollout sampled; 0 for a backward trajectory).
-    pub sampled_log_pf: f64,
-}
+/// One trajectory root -> ... -> x of a sequence MDP: the discrete
+/// environments' [`Path`], whose `actions[t]` is the index of `states[t+1]`
+/// among `mdp.children(&states[t])` and whose `log_pf` sums the steps a
+/// rollout sampled (0 for a backward trajectory).
+pub type SeqTraj = Path<SeqState>;
 
-impl SeqTraj {
-    /// The trajectory through `states` (each a child of the previous one).
-    /// Errors when a state is not a child of its predecessor.
+impl Path<SeqState> {
+    /// The trajectory through `states` (each a child of the previous one;
+    /// complete when the last is a leaf). Errors when a state is not a
+    /// child of its predecessor.
     pub fn from_states(mdp: &SeqMdp, states: Vec<SeqState>) -> Result<Self> {
-        let chosen = states
+        let actions = states
             .windows(2)
             .map(|w| {
                 mdp.children(&w[0])
@@ -74,24 +72,23 @@ impl SeqTraj {
                     })
             })
             .collect::<Result<Vec<_>>>()?;
+        let done = states.last().is_some_and(|s| s.leaf);
         Ok(Self {
             states,
-            chosen,
-            sampled_log_pf: 0.0,
+            actions,
+            log_pf: 0.0,
+            done,
         })
     }
 
     /// The terminal string x.
     pub fn x(&self) -> &[u8] {
-        &self.states.last().expect("a trajectory has states").content
+        &self.last().content
     }
 
     /// Sum of log P_B over the trajectory (uniform backward policy).
     pub fn log_pb(&self, mdp: &SeqMdp) -> f64 {
-        self.states
-            .windows(2)
-            .map(|w| mdp.log_pb(&w[0], &w[1]))
-            .sum()
+        segment_log_pb(mdp, &self.states)
     }
 
     /// -log P_B of each transition, in order (uniform backward policy).
@@ -100,64 +97,128 @@ impl SeqTraj {
     }
 }
 
-/// Complete trajectories continuing each prefix (root..s, `s` not a leaf)
-/// with the network `net`: at each step every unfinished trajectory draws a
-/// child, uniformly with probability `eps`, else from P_F. One network call
-/// per step for the whole batch. Draws per step and trajectory, in batch
-/// order: one `f64` for the epsilon test (only when `eps > 0`), then one `f64`
-/// for the child.
-pub fn rollout_from(
+/// Sum of log P_B over the transitions of consecutive states `segment`.
+pub fn segment_log_pb(mdp: &SeqMdp, segment: &[SeqState]) -> f64 {
+    segment.windows(2).map(|w| mdp.log_pb(&w[0], &w[1])).sum()
+}
+
+/// A trajectory root -> x drawn backwards from the uniform P_B
+/// ([`SeqMdp::sample_backward`]).
+pub fn sample_backward(mdp: &SeqMdp, x: &SeqState, rng: &mut Rng) -> SeqTraj {
+    SeqTraj::from_states(mdp, mdp.sample_backward(x, rng))
+        .expect("a backward trajectory steps from parent to child")
+}
+
+/// Sum of log P_F of each of `paths` (all with the same number of
+/// transitions) under `net`, summed in f32 on the network's device as the
+/// objectives sum it; no gradient is kept.
+pub fn paths_log_pf(
     mdp: &SeqMdp,
-    net: &impl SequencePolicy,
-    prefixes: Vec<Vec<SeqState>>,
+    net: &(impl SequencePolicy + ?Sized),
+    paths: &[SeqTraj],
+) -> Result<Vec<f64>> {
+    let sums: Vec<f32> = Transitions::new(mdp, paths)?
+        .sum_log_pf(mdp, net)?
+        .detach()
+        .to_vec1()?;
+    Ok(sums.into_iter().map(f64::from).collect())
+}
+
+/// The sequence MDP alone, every string rewarded 1: sampling needs no
+/// oracle, and the unit tests use this.
+#[cfg(test)]
+pub(crate) struct Unrewarded<'a>(pub &'a SeqMdp);
+
+#[cfg(test)]
+impl DiscreteEnv for Unrewarded<'_> {
+    type State = SeqState;
+    type Policy = dyn SequencePolicy + 'static;
+    type Error = candle_core::Error;
+
+    fn initial_state(&self) -> SeqState {
+        SeqState::root()
+    }
+
+    fn forward_moves(
+        &self,
+        policy: &(dyn SequencePolicy + 'static),
+        states: &[&SeqState],
+        eps: f64,
+        rng: &mut Rng,
+    ) -> Result<Vec<Move<SeqState>>> {
+        forward_moves(self.0, policy, states, eps, rng)
+    }
+
+    fn sample_backward(&self, x: &SeqState, rng: &mut Rng) -> SeqTraj {
+        sample_backward(self.0, x, rng)
+    }
+
+    fn log_pb(&self, segment: &[SeqState]) -> f64 {
+        segment_log_pb(self.0, segment)
+    }
+
+    fn log_pf_of(
+        &self,
+        policy: &(dyn SequencePolicy + 'static),
+        paths: &[SeqTraj],
+    ) -> Result<Vec<f64>> {
+        paths_log_pf(self.0, policy, paths)
+    }
+
+    fn log_rewards(&self, xs: &[&SeqState]) -> Result<Vec<f64>> {
+        Ok(vec![0.0; xs.len()])
+    }
+}
+
+/// `n` trajectories of the MDP alone sampled by `net` (unit tests).
+#[cfg(test)]
+pub(crate) fn rollout(
+    mdp: &SeqMdp,
+    net: &(impl SequencePolicy + 'static),
+    n: usize,
     eps: f64,
     rng: &mut Rng,
 ) -> Result<Vec<SeqTraj>> {
-    let mut trajs: Vec<SeqTraj> = prefixes
+    crate::envs::discrete::sample_trajectories(&Unrewarded(mdp), net, n, eps, rng)
+}
+
+/// One forward move from each of `states` (none a leaf) with the network
+/// `net`: each draws a child, uniformly with probability `eps`, else from
+/// P_F. One network call for the batch. Draws per state, in batch order:
+/// one `f64` for the epsilon test (only when `eps > 0`), then one `f64` for
+/// the child (a `random_range` draw for a uniform child).
+pub fn forward_moves(
+    mdp: &SeqMdp,
+    net: &(impl SequencePolicy + ?Sized),
+    states: &[&SeqState],
+    eps: f64,
+    rng: &mut Rng,
+) -> Result<Vec<Move<SeqState>>> {
+    let parents: Vec<SeqState> = states.iter().map(|&s| s.clone()).collect();
+    let children: Vec<Vec<SeqState>> = parents.iter().map(|s| mdp.children(s)).collect();
+    let log_pf: Vec<Vec<f32>> = net.log_pf_all(mdp, &parents, &children)?.to_vec2()?; // [n, w]
+    Ok(children
         .into_iter()
-        .map(|p| SeqTraj::from_states(mdp, p))
-        .collect::<Result<_>>()?;
-    loop {
-        let active: Vec<usize> = (0..trajs.len())
-            .filter(|&b| !trajs[b].states.last().is_some_and(|s| s.leaf))
-            .collect();
-        if active.is_empty() {
-            return Ok(trajs);
-        }
-        let parents: Vec<SeqState> = active
-            .iter()
-            .map(|&b| trajs[b].states.last().expect("non-empty").clone())
-            .collect();
-        let children: Vec<Vec<SeqState>> = parents.iter().map(|s| mdp.children(s)).collect();
-        let log_pf: Vec<Vec<f32>> = net.log_pf_all(mdp, &parents, &children)?.to_vec2()?; // [n, w]
-        for (((&b, kids), row), _) in active.iter().zip(children).zip(&log_pf).zip(&parents) {
+        .zip(&log_pf)
+        .map(|(kids, row)| {
             let m = kids.len();
             let pick = if eps > 0.0 && rng.random::<f64>() < eps {
                 rng.random_range(0..m)
             } else {
                 categorical(&row[..m], rng.random::<f64>())
             };
-            let t = &mut trajs[b];
-            t.sampled_log_pf += row[pick] as f64;
-            t.chosen.push(pick);
-            t.states.push(
-                kids.into_iter()
-                    .nth(pick)
-                    .expect("pick < number of children"),
-            );
-        }
-    }
-}
-
-/// `n` trajectories sampled from the root.
-pub fn rollout(
-    mdp: &SeqMdp,
-    net: &impl SequencePolicy,
-    n: usize,
-    eps: f64,
-    rng: &mut Rng,
-) -> Result<Vec<SeqTraj>> {
-    rollout_from(mdp, net, vec![vec![SeqState::root()]; n], eps, rng)
+            let next = kids
+                .into_iter()
+                .nth(pick)
+                .expect("pick < number of children");
+            Move {
+                action: pick,
+                done: next.leaf,
+                next,
+                log_pf: row[pick] as f64,
+            }
+        })
+        .collect())
 }
 
 /// The index drawn by inverse CDF from log-probabilities `log_p` with a
@@ -188,7 +249,7 @@ pub struct Transitions {
 impl Transitions {
     /// The transitions of `trajs`; errors when their lengths differ.
     pub fn new(mdp: &SeqMdp, trajs: &[SeqTraj]) -> Result<Self> {
-        let n_steps = trajs.first().map_or(0, |t| t.chosen.len());
+        let n_steps = trajs.first().map_or(0, |t| t.actions.len());
         let mut out = Self {
             parents: Vec::with_capacity(trajs.len() * n_steps),
             children: Vec::with_capacity(trajs.len() * n_steps),
@@ -197,14 +258,14 @@ impl Transitions {
             n_steps,
         };
         for t in trajs {
-            if t.chosen.len() != n_steps {
+            if t.actions.len() != n_steps {
                 return Err(candle_core::Error::Msg(format!(
                     "sequence batch: trajectories of {} and {} transitions",
                     n_steps,
-                    t.chosen.len()
+                    t.actions.len()
                 )));
             }
-            for (s, &c) in t.states.iter().zip(&t.chosen) {
+            for (s, &c) in t.states.iter().zip(&t.actions) {
                 out.parents.push(s.clone());
                 out.children.push(mdp.children(s));
                 out.chosen.push(c);
@@ -215,12 +276,12 @@ impl Transitions {
 
     /// log P_F of every transition under `net`: `[B * T]` entry-major,
     /// differentiable.
-    pub fn log_pf(&self, mdp: &SeqMdp, net: &impl SequencePolicy) -> Result<Tensor> {
+    pub fn log_pf(&self, mdp: &SeqMdp, net: &(impl SequencePolicy + ?Sized)) -> Result<Tensor> {
         net.log_pf_chosen(mdp, &self.parents, &self.children, &self.chosen) // [B*T]
     }
 
     /// Sum of log P_F of each trajectory under `net`: `[B]`, differentiable.
-    pub fn sum_log_pf(&self, mdp: &SeqMdp, net: &impl SequencePolicy) -> Result<Tensor> {
+    pub fn sum_log_pf(&self, mdp: &SeqMdp, net: &(impl SequencePolicy + ?Sized)) -> Result<Tensor> {
         let per = self.log_pf(mdp, net)?; // [B*T]
         per.reshape((self.n_traj, self.n_steps))?.sum(1) // [B]
     }
@@ -301,17 +362,19 @@ mod tests {
         let trajs = rollout(&mdp, &net, 5, 0.0, &mut stream(0, Stream::Sampling)).unwrap();
         assert_eq!(trajs.len(), 5);
         for t in &trajs {
-            assert_eq!(t.chosen.len(), 4);
+            assert_eq!(t.actions.len(), 4);
             assert!(mdp.is_terminal(t.states.last().unwrap()));
             assert_eq!(
-                &SeqTraj::from_states(&mdp, t.states.clone()).unwrap().chosen,
-                &t.chosen
+                &SeqTraj::from_states(&mdp, t.states.clone())
+                    .unwrap()
+                    .actions,
+                &t.actions
             );
         }
         let tr = Transitions::new(&mdp, &trajs).unwrap();
         let sums: Vec<f32> = tr.sum_log_pf(&mdp, &net).unwrap().to_vec1().unwrap();
         for (t, s) in trajs.iter().zip(sums) {
-            assert!((t.sampled_log_pf - s as f64).abs() < 1e-4);
+            assert!((t.log_pf - s as f64).abs() < 1e-4);
         }
         // P_B of a hand path: "" -> "1" -> "12" -> "312" -> leaf:
         // |"12"| has 2 parents (ln 1/2), "312" has 2 (ln 1/2), "1" and the leaf 1.
@@ -327,6 +390,6 @@ mod tests {
         // Children of "1": prepends "01","11","21","31", then the appends
         // "10","12","13" ("1"+"1" merged with the prepend), so "12" is index 5;
         // "312" is prepend 3 of "12" (index 3); the leaf is the only child.
-        assert_eq!(t.chosen, vec![1, 5, 3, 0]);
+        assert_eq!(t.actions, vec![1, 5, 3, 0]);
     }
 }

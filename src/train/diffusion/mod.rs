@@ -20,6 +20,7 @@ use super::checkpoint::Checkpointed;
 use super::draw::{DrawSamples, SampleTable};
 use super::evaluate::{Counters, Evaluator};
 use super::family::{Draw, Family, Fresh};
+use super::local_search::LocalSearch;
 use super::replay::Replay;
 use super::sampler::Sampler;
 use super::{RunError, RunOptions};
@@ -518,6 +519,7 @@ impl Family for DiffusionFamily {
     ) -> Result<Fresh<DiffBatch>, RunError> {
         let Draw {
             step,
+            size: n,
             local_search,
             by_teacher,
         } = draw;
@@ -526,7 +528,6 @@ impl Family for DiffusionFamily {
         if self.tau.is_none() {
             self.tau = Some(self.threshold(&student.net)?);
         }
-        let n = self.batch_size;
         let mut rng = self.streams.sampling.clone();
         let result = if by_teacher && self.buffer.is_some() {
             // The teacher's samples (no exploration) above tau, as bridge
@@ -623,7 +624,6 @@ impl Replay for DiffusionFamily {
     /// first fresh batch enters whole; later fresh batches enter, above tau,
     /// only without a teacher and not on a local-search iteration; teacher
     /// batches enter whole (already above tau); replays change nothing.
-    /// Then the local search of the iteration, if any.
     fn remember(&mut self, batch: DiffBatch, _fresh: bool, _delta: &[f32], signals: &Signals) {
         let tau = self.tau.unwrap_or(f64::NEG_INFINITY);
         let first = !self.seeded && batch.origin == Origin::Fresh;
@@ -651,9 +651,16 @@ impl Replay for DiffusionFamily {
         if batch.origin == Origin::Fresh {
             self.seeded = true;
         }
-        if batch.local_search {
-            self.local_search();
-        }
+    }
+}
+
+/// MALA on a buffer batch after the iteration's batch is remembered
+/// (docs/diffusion.md "Local search"); a failure of the target is reported
+/// at once.
+impl LocalSearch for DiffusionFamily {
+    fn search_buffer(&mut self) -> Result<(), RunError> {
+        self.local_search();
+        self.check_failure()
     }
 }
 
