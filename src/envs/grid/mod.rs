@@ -512,7 +512,7 @@ impl Grid {
     /// coordinate, so a state's parents come before it). An interior state
     /// (no coordinate at H-1) ends with the policy's stop probability; an
     /// edge state (one coordinate at H-1) ends every rollout that reaches it,
-    /// as in [`Grid::rollout_from`]. One network call per `chunk` interior
+    /// as in [`Grid::rollout`]. One network call per `chunk` interior
     /// states; (H-1)^d rows in all, H^d f64 of memory.
     pub fn terminal_distribution(
         &self,
