@@ -144,11 +144,18 @@ enum Command {
         common: Common,
     },
     /// Charts (PNG) and a page (report.md) of results, in <results>/report/:
-    /// one line per group of runs with a 95% band over seeds.
+    /// one chart per task and metric, one line per group of runs with a 95%
+    /// band over seeds (docs/reports.md).
     Report {
-        /// A run directory, a sweep's results directory (<out>/<name>), or an
-        /// experiment file (with the --out and --set it ran with).
-        path: PathBuf,
+        /// Run directories, sweeps' results directories (<out>/<name>), or
+        /// experiment files (with the --out and --set they ran with); several
+        /// go on one report.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Where to write the report [default: <results>/report/ for one
+        /// path; <common parent>/reports/<name>+<name>/ for several].
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
         /// Metrics to draw, comma-separated [default: the headline metrics
         /// the runs have: goals and L1 (grid), modes and log Z bounds
         /// (sequences), bounds and W2 (diffusion)].
@@ -342,10 +349,11 @@ fn main() -> ExitCode {
             },
         ),
         Some(Command::Report {
-            path,
+            paths,
+            output,
             metrics,
             common,
-        }) => report(&path, metrics, &common),
+        }) => report(&paths, output, metrics, &common),
         Some(Command::Collect { file, common }) => collect(&file, &common),
         Some(Command::Sample {
             run_dir,
@@ -504,22 +512,46 @@ fn run(source: &ExperimentFile, args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report(path: &Path, metrics: Option<Vec<String>>, common: &Common) -> anyhow::Result<()> {
-    let opts = runner::report::ReportOptions { metrics };
-    // Anything but a directory that exists is an experiment file (a pipe too).
-    let r = if path.exists() && !path.is_dir() {
-        let specs = sweep::expand(path, &parse_sets(&common.sets)?)?;
-        runner::report::report_specs(&specs, &common.out, &opts)?
-    } else {
-        runner::report::report_dir(path, &opts)?
-    };
-    let (n, complete, failed, incomplete) = r.counts;
+fn report(
+    paths: &[PathBuf],
+    output: Option<PathBuf>,
+    metrics: Option<Vec<String>>,
+    common: &Common,
+) -> anyhow::Result<()> {
+    use runner::report::{InputKind, Source};
+    let opts = runner::report::ReportOptions { metrics, output };
+    let kinds = paths
+        .iter()
+        .map(|p| runner::report::input_kind(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sets = parse_sets(&common.sets)?;
+    let mut expansions = Vec::new();
+    for (path, kind) in paths.iter().zip(&kinds) {
+        if *kind == InputKind::Experiment {
+            expansions.push(sweep::expand(path, &sets)?);
+        }
+    }
+    let mut specs = expansions.iter();
+    let sources: Vec<Source> = paths
+        .iter()
+        .zip(&kinds)
+        .filter_map(|(path, kind)| match kind {
+            InputKind::Results => Some(Source::Dir(path)),
+            InputKind::Experiment => specs.next().map(|specs| Source::Specs {
+                specs,
+                out: &common.out,
+            }),
+        })
+        .collect();
+    let r = runner::report::report(&sources, &opts)?;
     outln!(
-        "{}: {} chart(s); {n} run(s): {complete} complete, {failed} failed, {incomplete} incomplete",
+        "{}: {} chart(s); {} run(s): {}",
         r.page.display(),
-        r.charts.len()
+        r.charts.len(),
+        r.counts.runs,
+        r.counts.describe()
     );
-    if n == failed {
+    if r.counts.runs == r.counts.failed {
         errln!("warning: every run failed; report.md lists their errors");
     }
     Ok(())
@@ -782,28 +814,10 @@ fn collect(file: &Path, common: &Common) -> anyhow::Result<()> {
     let specs = sweep::expand(file, &parse_sets(&common.sets)?)?;
     let rows = sweep::collect(&common.out, &specs)
         .map_err(|(p, e)| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
-    let ok = rows
-        .iter()
-        .filter(|r| r.status.as_ref().is_some_and(|s| s.ok))
-        .count();
-    let failed = rows
-        .iter()
-        .filter(|r| r.status.as_ref().is_some_and(|s| !s.ok))
-        .count();
-    let running = rows
-        .iter()
-        .filter(|r| r.status.is_none() && r.holder.is_some())
-        .count();
     outln!(
-        "{}: {} runs: {ok} ok, {failed} failed, {} incomplete{} -> {}",
+        "{}: {} -> {}",
         file.display(),
-        rows.len(),
-        rows.len() - ok - failed - running,
-        if running > 0 {
-            format!(", {running} running in another runner")
-        } else {
-            String::new()
-        },
+        sweep::describe_rows(&rows),
         common.out.join(&specs[0].plan.resolved.name).display()
     );
     Ok(())

@@ -1425,3 +1425,27 @@ fn score_grid_states_and_errors() {
         assert!(o.stdout.is_empty(), "no partial output: {input:?}");
     }
 }
+
+/// `train.budget_scale` scales a `train.steps` the file sets, as it does the
+/// default budget: 300 iterations at 0.05 are 15, and a scaled default is
+/// the default's share.
+#[test]
+fn budget_scale_scales_the_files_steps() {
+    for (file, scale, want) in [
+        (
+            "experiments/diffusion_compare.toml",
+            "0.05",
+            "15 iterations",
+        ),
+        ("experiments/grid_d4_h32_tb.toml", "0.01", "240 steps"),
+    ] {
+        let o = runner()
+            .args(["validate", file, "--set"])
+            .arg(format!("train.budget_scale={scale}"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains(&format!(", {want}")), "{file}: {text}");
+    }
+}

@@ -273,3 +273,308 @@ fn unfinished_single_and_failed_runs() {
         "{e}"
     );
 }
+
+/// A tiny comparison shaped like the shipped ones: two methods (a label
+/// zipped with the behaviour table) on two tasks (a grid over the horizon),
+/// one seed.
+const TASKS: &str = r#"
+name = "tiny_tasks"
+
+[env]
+kind = "grid"
+ndim = 2
+horizon = 8
+
+[policy]
+kind = "mlp"
+hidden = 16
+
+[objective]
+kind = "tb"
+
+[behaviour]
+kind = "on_policy"
+
+[train]
+steps = 20
+n_evals = 1
+progress = false
+
+[eval]
+samples = 100
+plot = false
+
+[sweep.grid]
+"env.horizon" = [6, 8]
+
+[sweep.zip]
+label = ["TB", "Teacher"]
+behaviour = [{ kind = "on_policy" }, { kind = "teacher" }]
+"#;
+
+/// Every group of a comparison over tasks has its own name (the label and
+/// the task's key), and every task its own chart per metric, whose legend
+/// names the methods.
+#[test]
+fn groups_of_several_tasks_get_distinct_names_and_their_own_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "t.toml", TASKS);
+    let out = dir.path().join("out");
+    let o = runner()
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .args(["--jobs", "2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = out.join("tiny_tasks/report");
+    let page = read(&report.join("report.md"));
+    for h in [6, 8] {
+        for label in ["TB", "Teacher"] {
+            assert_eq!(
+                table_row(&page, &format!("{label}, env.horizon={h}"))[1],
+                "1/1",
+                "{page}"
+            );
+        }
+        let chart = format!("n_goals_found_env.horizon={h}");
+        check_charts(&report, &[&chart]);
+        assert!(
+            page.contains(&format!(
+                "## n_goals_found: env.horizon={h}\n\n![n_goals_found: env.horizon={h}]({chart}.png)"
+            )),
+            "{page}"
+        );
+    }
+    assert!(!report.join("n_goals_found.png").exists());
+}
+
+/// The group names of the shipped comparison files, from their expansion
+/// alone (no run has started): every group is distinct and readable.
+#[test]
+fn the_shipped_comparisons_name_every_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "rna_compare",
+            &[
+                "TB-PRT, env.target=1",
+                "Teacher-PRT, env.target=1",
+                "TB-PRT, env.target=2",
+                "Teacher-PRT, env.target=2",
+                "TB-PRT, env.target=3",
+                "Teacher-PRT, env.target=3",
+            ],
+        ),
+        (
+            "diffusion_compare",
+            &[
+                "on-policy, env.kind=gmm25",
+                "PER, env.kind=gmm25",
+                "Teacher, env.kind=gmm25",
+                "on-policy, env.kind=many_well",
+                "PER, env.kind=many_well",
+                "Teacher, env.kind=many_well",
+            ],
+        ),
+        (
+            "paper_grid_d4_h32",
+            &[
+                "TB",
+                "Teacher",
+                "PRT",
+                "PRT (pre-fix)",
+                "PER",
+                "Teacher+PRT",
+            ],
+        ),
+    ];
+    for (name, groups) in cases {
+        let o = runner()
+            .arg("report")
+            .arg(format!("experiments/{name}.toml"))
+            .arg("--out")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let page = read(&dir.path().join(name).join("report/report.md"));
+        let rows: Vec<String> = page
+            .lines()
+            .skip_while(|l| !l.starts_with("| group |"))
+            .skip(2)
+            .take_while(|l| l.starts_with("| "))
+            .map(|l| l.split(" | ").next().unwrap()[2..].to_string())
+            .collect();
+        assert_eq!(rows, groups, "{name}:\n{page}");
+    }
+}
+
+/// A sweep run at half its budget (`train.budget_scale` scales the file's
+/// `train.steps`) is, for the file at its own budget, complete at another
+/// budget: the report and `runner collect` say so and do not count it
+/// complete; the same scale again skips it as complete.
+#[test]
+fn runs_of_another_budget_are_not_complete_for_this_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "b.toml",
+        &TASKS.replace("\"env.horizon\" = [6, 8]", "\"env.horizon\" = [8]"),
+    );
+    let out = dir.path().join("out");
+    let half = ["--set", "train.budget_scale=0.5"];
+    let o = runner()
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .args(half)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let root = out.join("tiny_tasks");
+    let run = root.join("env.horizon=8,label=TB,seed=0");
+    let metrics = read(&run.join("metrics.csv"));
+    assert!(
+        metrics.lines().last().unwrap().starts_with("10,"),
+        "half of 20 steps:\n{metrics}"
+    );
+    let config = read(&run.join("config.toml"));
+    assert!(
+        config.contains("steps = 10\n") && config.contains("budget_scale = 1.0\n"),
+        "{config}"
+    );
+
+    // The file at its own budget: 20 steps.
+    let o = runner()
+        .arg("report")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("2 run(s): 0 complete, 2 complete at another budget, 0 failed"),
+        "{stdout}"
+    );
+    let page = read(&root.join("report/report.md"));
+    assert!(
+        page.contains(
+            "| `env.horizon=8,label=TB,seed=0` | complete at another budget: train.steps = 10 \
+             (this config: 20), eval.every = 10 (this config: 20) | 10 | 20 |"
+        ),
+        "{page}"
+    );
+    assert_eq!(table_row(&page, "TB, train.steps=10")[1], "1/1", "{page}");
+    let o = runner()
+        .arg("collect")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("2 runs: 0 ok, 2 complete at another budget, 0 failed, 0 incomplete"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let runs = read(&root.join("runs.csv"));
+    let header = cells(runs.lines().next().unwrap());
+    let row = cells(runs.lines().nth(1).unwrap());
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert_eq!(row[col("status")], "other_config", "{runs}");
+    assert_eq!(row[col("train.steps")], "10", "{runs}");
+    assert!(row[col("message")].contains("another budget"), "{runs}");
+
+    // The same scale: the same runs, complete and skipped.
+    let o = runner()
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .args(half)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("0 run(s) executed, 2 complete and skipped"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+/// Several experiments on one report (grouped and named by experiment, run
+/// ids after their experiment's name), from results directories and from an
+/// experiment file; a CSV is refused with what `runner report` reads.
+#[test]
+fn several_paths_go_on_one_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let single = TASKS[..TASKS.find("[sweep.grid]").unwrap()].to_string();
+    let mut files = Vec::new();
+    for (name, kind) in [("tiny_tb", "on_policy"), ("tiny_teacher", "teacher")] {
+        let text = single
+            .replace("tiny_tasks", name)
+            .replace("kind = \"on_policy\"", &format!("kind = \"{kind}\""));
+        let file = write(dir.path(), &format!("{name}.toml"), &text);
+        let o = runner().arg(&file).arg("--out").arg(&out).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        files.push(file);
+    }
+    let o = runner()
+        .arg("report")
+        .arg(out.join("tiny_tb"))
+        .arg(out.join("tiny_teacher"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = out.join("reports/tiny_tb+tiny_teacher");
+    check_charts(&report, &["n_goals_found"]);
+    let page = read(&report.join("report.md"));
+    assert!(page.contains("# Report: tiny_tb + tiny_teacher"), "{page}");
+    assert_eq!(table_row(&page, "tiny_tb")[1], "1/1", "{page}");
+    assert_eq!(table_row(&page, "tiny_teacher")[1], "1/1", "{page}");
+    assert!(
+        page.contains("| `tiny_tb/seed=0` | complete |")
+            && page.contains("| `tiny_teacher/seed=0` | complete |"),
+        "{page}"
+    );
+
+    // An experiment file and a run directory (also reached through its
+    // experiment's directory: listed once), to a directory of one's choice.
+    let to = dir.path().join("mine");
+    let o = runner()
+        .arg("report")
+        .arg(&files[0])
+        .arg(out.join("tiny_teacher/seed=0"))
+        .arg(out.join("tiny_teacher"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--output")
+        .arg(&to)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = read(&to.join("report.md"));
+    assert!(page.contains("2 run(s) in "), "{page}");
+    assert_eq!(table_row(&page, "tiny_teacher")[1], "1/1");
+
+    // A CSV: what is expected, and the directory to pass instead.
+    let csv = out.join("tiny_tb/runs.csv");
+    let o = runner().arg("report").arg(&csv).output().unwrap();
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("not a path `runner report` reads")
+            && e.contains("an experiment file (.toml)")
+            && e.contains(&format!(
+                "pass their directory {}",
+                out.join("tiny_tb").display()
+            ))
+            && !e.contains("TOML"),
+        "{e}"
+    );
+}

@@ -1197,3 +1197,82 @@ fn the_slurm_script_checkpoints_and_requeues_at_the_time_limit() {
     assert!(!checkpoints.is_empty());
     assert!(!run.join("status.toml").exists() && !run.join(".lock").exists());
 }
+
+/// Lists in run ids: under a label, a zipped list (a method's schedule) is
+/// left out, as a zipped table is; elsewhere a short list of plain values is
+/// written joined by `+`, and a long or nested one as its position and a
+/// hash. The run's config.toml holds the whole list. A run directory under
+/// the id an earlier version gave (the list written out) is adopted: the
+/// sweep renames it and skips the complete run.
+#[test]
+fn list_values_get_short_ids_and_old_directories_are_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = SWEEP[..SWEEP.find("[sweep]").unwrap()].to_string()
+        + "[buffer]\nkind = \"terminal\"\n\n[sweep]\nseeds = [0]\n";
+    let unlabelled = write(
+        dir.path(),
+        "u.toml",
+        &(base.clone()
+            + "grid = { \"behaviour.schedule\" = [[\"student\", \"buffer\"], \
+               [\"student\", \"buffer\", \"student\", \"student\", \"student\"], \
+               [[\"student\", \"buffer\"]]] }\n"),
+    );
+    let ids: Vec<String> = runner::sweep::expand(&unlabelled, &[])
+        .unwrap()
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    assert_eq!(ids[0], "behaviour.schedule=student+buffer,seed=0");
+    for (id, position) in ids[1..].iter().zip(["1-", "2-"]) {
+        let value = id
+            .strip_prefix("behaviour.schedule=")
+            .and_then(|v| v.strip_suffix(",seed=0"))
+            .unwrap();
+        assert!(value.starts_with(position) && value.len() == 10, "{id}");
+    }
+
+    let labelled = write(
+        dir.path(),
+        "l.toml",
+        &(base
+            + "zip = { label = [\"S\", \"SB\"], \"behaviour.schedule\" = [[\"student\"], \
+               [\"student\", \"buffer\"]] }\n"),
+    );
+    let specs = runner::sweep::expand(&labelled, &[]).unwrap();
+    assert_eq!(specs[1].id, "label=SB,seed=0");
+    assert_eq!(
+        specs[1].legacy_id.as_deref(),
+        Some("behaviour.schedule=__student_,_buffer__,label=SB,seed=0")
+    );
+    let out = dir.path().join("out");
+    let o = sweep_run(&labelled, &out, &["--set", "train.progress=false"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let root = out.join("tiny_sweep");
+    let config = read(root.join("label=SB,seed=0/config.toml"));
+    assert!(
+        config.contains("schedule = [\"student\", \"buffer\"]"),
+        "{config}"
+    );
+    // Results of an earlier version, under the old id.
+    let old = root.join("behaviour.schedule=__student_,_buffer__,label=SB,seed=0");
+    std::fs::rename(root.join("label=SB,seed=0"), &old).unwrap();
+    let o = runner()
+        .arg("collect")
+        .arg(&labelled)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("2 runs: 2 ok, 0 failed"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = sweep_run(&labelled, &out, &["--set", "train.progress=false"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("0 run(s) executed, 2 complete and skipped"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!old.exists() && root.join("label=SB,seed=0/status.toml").is_file());
+}

@@ -97,10 +97,14 @@ pub struct TrainConfig {
     /// batch each). Unset: the paper's budget for the environment
     /// (docs/grid.md "Budgets"; docs/discovery.md task table: qm9str 1000,
     /// sehstr and tfbind8 2000 rounds); the resolved `config.toml` records it.
+    /// Either budget is multiplied by `budget_scale`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<u64>,
-    /// Multiplies the default budget (when `steps` is unset), e.g. 0.1 for a
-    /// quick look at a whole sweep at a tenth of the paper's budgets.
+    /// Multiplies the training budget: `steps` when set, else the default
+    /// budget, rounded, at least 1 (e.g. 0.1 for a quick look at a whole
+    /// sweep at a tenth of its budgets). Other step counts (`eval.every`,
+    /// `objective.lr_milestones`, `train.checkpoint_every`) are not scaled.
+    /// The resolved `config.toml` records the scaled `steps` and a scale of 1.
     pub budget_scale: f64,
     /// Trajectories per training batch. Unset: 16 on the grid, 32 on the
     /// sequence tasks (the references').

@@ -232,6 +232,7 @@ pub fn load_file(file: &config::ExperimentFile, sets: &[SetArg]) -> Result<Plan,
 pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
     check_components(exp)?;
     check_settings(exp)?;
+    let exp = &*explicit_steps_scaled(exp);
     let mut resolved = exp.clone();
     // The one place where the environment kind selects a family.
     let (family, defaults) = match exp.env.family()? {
@@ -246,6 +247,8 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
             "chooses how the grid's terminal distribution is evaluated; the other environments take no `method`: remove it",
         ));
     }
+    // The recorded steps are the ones trained: the scale is applied.
+    resolved.train.budget_scale = 1.0;
     match &mut resolved.behaviour {
         BehaviourConfig::OnPolicy(b) => b.schedule = Some(defaults.schedule.clone()),
         BehaviourConfig::Teacher(t) => t.schedule = Some(defaults.schedule.clone()),
@@ -800,6 +803,20 @@ pub(crate) fn scaled_steps(exp: &Experiment, base: f64) -> u64 {
     (base * exp.train.budget_scale).round().max(1.0) as u64
 }
 
+/// `exp` with `train.budget_scale` applied to `train.steps` when the file
+/// sets them: the scale multiplies any budget, the file's as the default
+/// one (which each family scales where it computes it, [`scaled_steps`]).
+fn explicit_steps_scaled(exp: &Experiment) -> std::borrow::Cow<'_, Experiment> {
+    match exp.train.steps {
+        Some(steps) if exp.train.budget_scale != 1.0 => {
+            let mut scaled = exp.clone();
+            scaled.train.steps = Some(scaled_steps(exp, steps as f64));
+            std::borrow::Cow::Owned(scaled)
+        }
+        _ => std::borrow::Cow::Borrowed(exp),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -823,6 +840,23 @@ mod tests {
         assert_eq!(plan.resolved.train.steps, Some(6000));
         assert!(plan.teacher.is_some());
         assert_eq!(plan.schedule.len(), 4);
+    }
+
+    /// `train.budget_scale` multiplies the file's `train.steps` as it does
+    /// the default budget, and the resolved config records the steps trained
+    /// with a scale of 1, so that it runs as is to the same budget.
+    #[test]
+    fn budget_scale_scales_any_budget() {
+        let plan = resolve(&grid_exp("[train]\nsteps = 300\nbudget_scale = 0.05\n")).unwrap();
+        assert_eq!(plan.steps, 15);
+        assert_eq!(plan.resolved.train.steps, Some(15));
+        assert_eq!(plan.resolved.train.budget_scale, 1.0);
+        assert_eq!(resolve(&plan.resolved).unwrap().steps, 15);
+        let plan = resolve(&grid_exp("[train]\nsteps = 3\nbudget_scale = 0.01\n")).unwrap();
+        assert_eq!(plan.steps, 1, "at least one step");
+        let plan = resolve(&grid_exp("[train]\nbudget_scale = 0.1\n")).unwrap();
+        assert_eq!(plan.steps, 600, "a tenth of the default 6000");
+        assert_eq!(resolve(&plan.resolved).unwrap().steps, 600);
     }
 
     /// Diffusion samplers and sequence networks at least `WIDE_SSR` wide

@@ -12,6 +12,7 @@
 //! runner holds is not a failure here.
 
 pub mod lock;
+pub mod settings;
 pub mod slurm;
 mod tables;
 
@@ -24,7 +25,10 @@ use crate::output::write_atomic;
 use crate::plan::{self, Plan};
 use crate::train::{self, RunOptions};
 
-pub use tables::{collect, final_metrics, mean_std_ci, verified_status, RunStatus};
+pub use tables::{
+    collect, describe_rows, final_metrics, mean_std_ci, spec_settings, verified_status, RunRow,
+    RunStatus,
+};
 
 use std::collections::HashMap;
 
@@ -36,8 +40,13 @@ const SWEEP_ORIGIN: &str = "the file's [sweep] table";
 pub struct RunSpec {
     /// Position in the expansion (the `--index` of a SLURM array task).
     pub index: usize,
-    /// Directory name: the varied values, e.g. `behaviour.kind=teacher,seed=2`.
+    /// Directory name: the varied values, e.g. `behaviour.kind=teacher,seed=2`
+    /// (see [`Expansion`] for lists and tables).
     pub id: String,
+    /// The id the run had before lists were shortened in ids, when it
+    /// differs: a directory under it is this run's ([`results_dir`]) and is
+    /// renamed to `id` when the run is next executed.
+    pub legacy_id: Option<String>,
     /// The varied keys (seed last) and their values as written in the id.
     pub varied: Vec<(String, String)>,
     /// The resolved plan of this run (its sweep table removed).
@@ -82,6 +91,15 @@ fn first_repeat<T: PartialEq>(values: &[T]) -> Option<&T> {
 /// the seeds (fastest). Run `k` is computed directly from `k` (a mixed-radix
 /// number), so one run can be resolved without the others ([`Expansion::one`],
 /// the `--index` of a SLURM array task).
+///
+/// A run's id names its varied values, `key=value` joined by `,` (seed
+/// last). Scalars are written as they are (strings bare). When a `label`
+/// varies, table values and the lists of `sweep.zip` are left out: the label
+/// names them. Another list of scalars is written joined by `+`
+/// (`["student", "buffer"]`: `student+buffer`) when that is short and plain;
+/// any other list or table is its position in the sweep's list and a hash
+/// of the value (`2-1f0c3a9b`). The run's `config.toml` holds every value in
+/// full.
 pub struct Expansion {
     /// The experiment file, read once.
     source: ExperimentFile,
@@ -210,6 +228,14 @@ impl Expansion {
     /// The values of run `k` (`k < len`): grid values in key order, then the
     /// zipped values, and the seed.
     fn combo(&self, k: usize) -> (Vec<(&str, &serde_json::Value)>, u64) {
+        let (combo, seed) = self.picks(k);
+        (combo.into_iter().map(|(k, v, _)| (k, v)).collect(), seed)
+    }
+
+    /// [`Expansion::combo`] with each value's position in its list and
+    /// whether it is zipped.
+    #[allow(clippy::type_complexity)]
+    fn picks(&self, k: usize) -> (Vec<(&str, &serde_json::Value, Position)>, u64) {
         let seed = self.seeds[k % self.seeds.len()];
         let mut rest = k / self.seeds.len();
         let zip_i = match self.zip_len {
@@ -229,10 +255,32 @@ impl Expansion {
             .grid
             .iter()
             .zip(picks)
-            .map(|((key, values), i)| (key.as_str(), &values[i]))
-            .chain(self.zip.iter().map(|(key, v)| (key.as_str(), &v[zip_i])))
+            .map(|((key, values), i)| (key.as_str(), &values[i], Position::Grid(i)))
+            .chain(
+                self.zip
+                    .iter()
+                    .map(|(key, v)| (key.as_str(), &v[zip_i], Position::Zip(zip_i))),
+            )
             .collect();
         (combo, seed)
+    }
+
+    /// The id of run `k`, and its id before lists were shortened when that
+    /// differs (see [`Expansion`]).
+    fn ids(&self, k: usize) -> (String, Option<String>) {
+        let (picks, seed) = self.picks(k);
+        let labelled = picks.iter().any(|(key, _, _)| *key == "label");
+        let seed = seed.to_string();
+        let id = id_of(
+            picks
+                .iter()
+                .filter_map(|&(key, value, position)| {
+                    Some((key, id_value(value, position, labelled)?))
+                })
+                .chain([("seed", seed.clone())]),
+        );
+        let legacy = legacy_run_id(&self.varied(k));
+        (id.clone(), (legacy != id).then_some(legacy))
     }
 
     /// The varied keys and values of run `k` as written in its id (seed last).
@@ -264,11 +312,12 @@ impl Expansion {
         ));
         let mut plan = plan::load_file(&self.source, &all_sets)?;
         plan.resolved.sweep = None;
-        let varied = self.varied(k);
+        let (id, legacy_id) = self.ids(k);
         Ok(RunSpec {
             index: k,
-            id: run_id(&varied),
-            varied,
+            id,
+            legacy_id,
+            varied: self.varied(k),
             plan,
         })
     }
@@ -277,7 +326,7 @@ impl Expansion {
     fn check_ids(&self) -> Result<(), ConfigError> {
         let mut ids = std::collections::HashMap::with_capacity(self.len);
         for k in 0..self.len {
-            let id = run_id(&self.varied(k));
+            let (id, _) = self.ids(k);
             if let Some(&first) = ids.get(&id) {
                 return Err(self.duplicate(&id, first, k));
             }
@@ -287,13 +336,14 @@ impl Expansion {
     }
 
     /// Runs `first` and `second` get the one id `id`: identical zip
-    /// positions, or a `label` that leaves table values out of run ids (see
-    /// `run_id`).
+    /// positions, or a `label` that leaves table and list values out of run
+    /// ids (see [`Expansion`]).
     fn duplicate(&self, id: &str, first: usize, second: usize) -> ConfigError {
         let why = if self.varied(first) == self.varied(second) {
             "two positions of `sweep.zip` hold the same values: each run must differ"
         } else {
-            "a `label` leaves table values out of run ids: give each zipped table its own `label`"
+            "a `label` leaves table values and zipped lists out of run ids: give each zipped \
+             table or list its own `label`"
         };
         self.invalid(format!(
             "`sweep`: two runs get the id `{}`; {why}",
@@ -317,14 +367,67 @@ fn display(v: &serde_json::Value) -> String {
     }
 }
 
-/// `k1=v1,k2=v2,seed=S`, with characters unsafe in file names replaced by `_`.
-/// When a `label` varies, whole-table values (e.g. a zipped `behaviour =
-/// [{ kind = ... }, ...]`) are left out of the id: the label names them.
-fn run_id(varied: &[(String, String)]) -> String {
-    let labelled = varied.iter().any(|(k, _)| k == "label");
-    let raw = varied
-        .iter()
-        .filter(|(_, v)| !(labelled && v.starts_with('{')))
+/// Where a varied value comes from: its position in a `sweep.grid` list or
+/// in the `sweep.zip` lists.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Position {
+    Grid(usize),
+    Zip(usize),
+}
+
+/// Longest list written joined by `+` in a run id (bytes).
+const MAX_ID_LIST: usize = 32;
+
+/// How `value` is written in a run id (`None`: left out); see [`Expansion`].
+fn id_value(value: &serde_json::Value, position: Position, labelled: bool) -> Option<String> {
+    use serde_json::Value;
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    };
+    let index = match position {
+        Position::Grid(i) | Position::Zip(i) => i,
+    };
+    match value {
+        Value::Object(_) if labelled => None,
+        Value::Array(_) if labelled && matches!(position, Position::Zip(_)) => None,
+        Value::Array(items) => {
+            let joined: Option<Vec<String>> = items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) if plain(s) => Some(s.clone()),
+                    Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+                    _ => None,
+                })
+                .collect();
+            match joined.map(|j| j.join("+")) {
+                Some(j) if !j.is_empty() && j.len() <= MAX_ID_LIST => Some(j),
+                _ => Some(hashed(index, value)),
+            }
+        }
+        Value::Object(_) => Some(hashed(index, value)),
+        other => Some(display(other)),
+    }
+}
+
+/// `<index>-<hash>`: a value's position in its list and 8 hex digits of a
+/// hash of its JSON text.
+fn hashed(index: usize, value: &serde_json::Value) -> String {
+    let hash = crate::envs::sequence::oracle::fnv1a(
+        crate::envs::sequence::oracle::FNV_OFFSET,
+        value.to_string().as_bytes(),
+    );
+    format!("{index}-{:08x}", hash as u32)
+}
+
+/// `k1=v1,k2=v2,seed=S` of the values as written in an id, with characters
+/// unsafe in file names replaced by `_`. A file name holds at most 255
+/// bytes: an id longer than [`MAX_RUN_ID`] keeps its first `MAX_RUN_ID - 17`
+/// characters and ends in a hash of the whole id, so ids stay distinct and
+/// stable.
+fn id_of<'a>(parts: impl Iterator<Item = (&'a str, String)>) -> String {
+    let raw = parts
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
@@ -338,9 +441,6 @@ fn run_id(varied: &[(String, String)]) -> String {
             }
         })
         .collect();
-    // A file name holds at most 255 bytes: a longer id keeps its first
-    // MAX_RUN_ID - 17 characters and ends in a hash of the whole id, so ids
-    // stay distinct and stable.
     if safe.len() <= MAX_RUN_ID {
         return safe;
     }
@@ -351,7 +451,20 @@ fn run_id(varied: &[(String, String)]) -> String {
     format!("{}-{hash:016x}", &safe[..MAX_RUN_ID - 17])
 }
 
-/// Longest run id (bytes); see [`run_id`].
+/// The id of a run before lists were shortened: every varied value as the
+/// tables write it (see [`display`]), whole-table values left out when a
+/// `label` varies. Equal to the id of every run without list values.
+fn legacy_run_id(varied: &[(String, String)]) -> String {
+    let labelled = varied.iter().any(|(k, _)| k == "label");
+    id_of(
+        varied
+            .iter()
+            .filter(|(_, v)| !(labelled && v.starts_with('{')))
+            .map(|(k, v)| (k.as_str(), v.clone())),
+    )
+}
+
+/// Longest run id (bytes); see [`id_of`].
 pub const MAX_RUN_ID: usize = 200;
 
 /// The keys that vary across `specs` (seed included when several seeds run).
@@ -423,6 +536,41 @@ pub fn run_dir(out: &Path, spec: &RunSpec) -> PathBuf {
     out.join(&spec.plan.resolved.name).join(&spec.id)
 }
 
+/// The directory holding the results of a run: [`run_dir`], or the
+/// directory of its legacy id ([`RunSpec::legacy_id`]) when only that one
+/// exists.
+pub fn results_dir(out: &Path, spec: &RunSpec) -> PathBuf {
+    let dir = run_dir(out, spec);
+    match &spec.legacy_id {
+        Some(legacy) if !dir.exists() => {
+            let old = out.join(&spec.plan.resolved.name).join(legacy);
+            if old.is_dir() {
+                old
+            } else {
+                dir
+            }
+        }
+        _ => dir,
+    }
+}
+
+/// Rename the directory of a run's legacy id to its id, when only the old
+/// one exists and no runner holds it, so that the run resumes or is skipped
+/// as before.
+fn adopt_legacy_dir(out: &Path, spec: &RunSpec) {
+    let old = results_dir(out, spec);
+    let dir = run_dir(out, spec);
+    if old != dir && lock::holder(&old).is_none() {
+        if let Err(e) = std::fs::rename(&old, &dir) {
+            crate::console::errln(format_args!(
+                "warning: cannot rename {} to {}: {e}",
+                old.display(),
+                dir.display()
+            ));
+        }
+    }
+}
+
 /// The resolved config text a run writes; resuming compares it.
 fn resolved_text(spec: &RunSpec) -> String {
     toml::to_string(&spec.plan.resolved).expect("an experiment serializes to TOML")
@@ -437,6 +585,7 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     let mut changed = Vec::new();
     let mut skipped = 0;
     for spec in specs {
+        adopt_legacy_dir(&opts.out, spec);
         let dir = run_dir(&opts.out, spec);
         let complete = match tables::verified_status(&dir) {
             Ok(s) => s.is_some_and(|s| s.ok),
@@ -598,9 +747,25 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     })
 }
 
-/// Whether the run in `dir` has the resolved config of `spec`.
+/// Whether the run in `dir` has the resolved config of `spec`: the same
+/// text, or a config written before `train.budget_scale` was applied to the
+/// recorded steps (equal to it but for the scale it records).
 fn same_config(dir: &Path, spec: &RunSpec) -> bool {
-    std::fs::read_to_string(dir.join("config.toml")).ok() == Some(resolved_text(spec))
+    let Ok(text) = std::fs::read_to_string(dir.join("config.toml")) else {
+        return false;
+    };
+    let want = resolved_text(spec);
+    if text == want {
+        return true;
+    }
+    let unscaled = |t: &str| -> Option<toml::Table> {
+        let mut c: toml::Table = t.parse().ok()?;
+        if let Some(toml::Value::Table(train)) = c.get_mut("train") {
+            train.insert("budget_scale".into(), toml::Value::Float(1.0));
+        }
+        Some(c)
+    };
+    matches!((unscaled(&text), unscaled(&want)), (Some(a), Some(b)) if a == b)
 }
 
 /// What [`execute`] did with a run it did not fail.
@@ -705,22 +870,8 @@ pub fn execute(spec: &RunSpec, opts: &SweepOptions, single: bool) -> Result<Exec
 
 #[cfg(test)]
 mod tests {
-    use super::{run_id, MAX_RUN_ID};
-
-    /// Ids longer than a file name allows are cut and end in a hash of the
-    /// whole id: distinct ids stay distinct.
-    #[test]
-    fn long_run_ids_fit_a_file_name() {
-        let a = "x".repeat(300);
-        let b = format!("{}y", "x".repeat(299));
-        let ia = run_id(&v(&[("label", &a), ("seed", "0")]));
-        let ib = run_id(&v(&[("label", &b), ("seed", "0")]));
-        assert_eq!(ia.len(), MAX_RUN_ID);
-        assert_eq!(ib.len(), MAX_RUN_ID);
-        assert_ne!(ia, ib);
-        assert!(ia.starts_with("label=xxx"));
-        assert_eq!(run_id(&v(&[("seed", "0")])), "seed=0");
-    }
+    use super::{id_of, id_value, legacy_run_id, Position, MAX_RUN_ID};
+    use serde_json::json;
 
     fn v(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -729,34 +880,62 @@ mod tests {
             .collect()
     }
 
-    /// Unsafe characters become `_`; a labelled zipped table is named by its
-    /// label only; without a label the table stays in the id.
+    /// Ids longer than a file name allows are cut and end in a hash of the
+    /// whole id: distinct ids stay distinct.
+    #[test]
+    fn long_run_ids_fit_a_file_name() {
+        let a = "x".repeat(300);
+        let b = format!("{}y", "x".repeat(299));
+        let ia = legacy_run_id(&v(&[("label", &a), ("seed", "0")]));
+        let ib = legacy_run_id(&v(&[("label", &b), ("seed", "0")]));
+        assert_eq!(ia.len(), MAX_RUN_ID);
+        assert_eq!(ib.len(), MAX_RUN_ID);
+        assert_ne!(ia, ib);
+        assert!(ia.starts_with("label=xxx"));
+        assert_eq!(id_of([("seed", "0".to_string())].into_iter()), "seed=0");
+    }
+
+    /// Scalars are written as they are, unsafe characters as `_` (the ids of
+    /// scalar sweeps are those of every earlier version); tables and zipped
+    /// lists are left out under a label; other lists are joined by `+` when
+    /// short and plain, else their position and a hash.
     #[test]
     fn run_ids() {
+        let zip = Position::Zip(1);
+        let grid = Position::Grid(2);
+        assert_eq!(id_value(&json!(8), grid, false).unwrap(), "8");
+        assert_eq!(id_value(&json!(0.0003), grid, true).unwrap(), "0.0003");
+        assert_eq!(id_value(&json!("a b"), zip, true).unwrap(), "a b");
         assert_eq!(
-            run_id(&v(&[("env.horizon", "8"), ("seed", "1")])),
-            "env.horizon=8,seed=1"
+            legacy_run_id(&v(&[("env.horizon", "8"), ("label", "a b"), ("seed", "1")])),
+            "env.horizon=8,label=a_b,seed=1"
         );
-        let table = r#"{"kind":"teacher","lr":0.0005}"#;
+        let table = json!({"kind": "teacher", "lr": 0.0005});
+        assert_eq!(id_value(&table, zip, true), None);
+        let hashed = id_value(&table, zip, false).unwrap();
+        assert!(hashed.starts_with("1-") && hashed.len() == 10, "{hashed}");
+        assert_ne!(
+            id_value(&json!({"kind": "teacher"}), zip, false).unwrap(),
+            hashed
+        );
+        let schedule = json!(["student", "buffer"]);
+        assert_eq!(id_value(&schedule, zip, true), None);
+        assert_eq!(id_value(&schedule, zip, false).unwrap(), "student+buffer");
+        // In the grid a label does not name the list.
+        assert_eq!(id_value(&schedule, grid, true).unwrap(), "student+buffer");
         assert_eq!(
-            run_id(&v(&[
-                ("behaviour", table),
-                ("label", "Teacher-PRT"),
-                ("seed", "0")
-            ])),
-            "label=Teacher-PRT,seed=0"
+            id_value(&json!([4000, 8000]), grid, false).unwrap(),
+            "4000+8000"
         );
-        assert_eq!(
-            run_id(&v(&[("behaviour", table), ("seed", "0")])),
-            "behaviour=__kind___teacher_,_lr__0.0005_,seed=0"
-        );
-        // Arrays (e.g. a zipped schedule) always stay.
-        assert_eq!(
-            run_id(&v(&[
-                ("behaviour.schedule", r#"["student"]"#),
-                ("label", "TB")
-            ])),
-            "behaviour.schedule=__student__,label=TB"
-        );
+        // Nested, long or unplain lists: position and hash.
+        for long in [
+            json!([["student", "buffer"], ["teacher", "buffer"]]),
+            json!(["student", "student", "teacher", "teacher", "student+ls"]),
+            json!(["a,b"]),
+            json!([]),
+        ] {
+            let id = id_value(&long, grid, false).unwrap();
+            assert!(id.starts_with("2-") && id.len() == 10, "{long}: {id}");
+        }
     }
 }

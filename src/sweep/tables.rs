@@ -1,11 +1,12 @@
 //! `runs.csv` and `summary.csv`, rebuilt from the run directories.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{run_dir, varied_keys, RunSpec};
+use super::settings::{self, display, lookup, read_config, OtherConfig, Settings};
+use super::{results_dir, varied_keys, RunSpec};
 use crate::output::{fmt_f64, write_atomic};
 
 /// Name of the file a finished run leaves in its directory.
@@ -96,6 +97,45 @@ pub struct RunRow {
     /// `wall_s`); `None` for an empty cell (a metric without data, such as
     /// `eubo` where no exact samples exist).
     pub metrics: Vec<(String, Option<f64>)>,
+    /// A complete run of this command's whose directory holds the results of
+    /// another config than the command would run under its id (another
+    /// budget, other settings): how they differ. Such a run is not complete
+    /// for this command's config (`other_config` in `runs.csv`).
+    pub other: Option<OtherConfig>,
+}
+
+impl RunRow {
+    /// Complete with the config the command would run (not another one).
+    pub fn is_ok(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| s.ok) && self.other.is_none()
+    }
+}
+
+/// How the rows stand: `6 runs: 0 ok, 6 complete at another budget, 0
+/// failed, 0 incomplete` (runs of another config and runs held by another
+/// runner only when there are some).
+pub fn describe_rows(rows: &[RunRow]) -> String {
+    let count = |f: &dyn Fn(&RunRow) -> bool| rows.iter().filter(|r| f(r)).count();
+    let ok = count(&|r| r.is_ok());
+    let budget = count(&|r| r.other.as_ref().is_some_and(|o| o.budget_only));
+    let other = count(&|r| r.other.as_ref().is_some_and(|o| !o.budget_only));
+    let failed = count(&|r| r.status.as_ref().is_some_and(|s| !s.ok));
+    let running = count(&|r| r.status.is_none() && r.holder.is_some());
+    let mut s = format!("{} runs: {ok} ok", rows.len());
+    if budget > 0 {
+        s.push_str(&format!(", {budget} complete at another budget"));
+    }
+    if other > 0 {
+        s.push_str(&format!(", {other} complete with another config"));
+    }
+    s.push_str(&format!(
+        ", {failed} failed, {} incomplete",
+        rows.len() - ok - budget - other - failed - running
+    ));
+    if running > 0 {
+        s.push_str(&format!(", {running} running in another runner"));
+    }
+    s
 }
 
 /// The last row of `metrics.csv` as (column, value), without `wall_s`.
@@ -166,8 +206,21 @@ pub fn collect(out: &Path, specs: &[RunSpec]) -> Result<Vec<RunRow>, (PathBuf, s
 /// (`status.toml`, when it can be trusted) or, failing that, the one `known`
 /// to this process (a failure whose `status.toml` could not be written).
 /// The directory wins: another runner may have rerun the run since.
-fn row_of(dir: &Path, id: &str, known: &HashMap<String, RunStatus>) -> RunRow {
+/// A run of `specs` is compared with the config the spec would run
+/// (`want`): a complete run of another config says how it differs.
+fn row_of(
+    dir: &Path,
+    id: &str,
+    known: &HashMap<String, RunStatus>,
+    want: Option<&Settings>,
+) -> RunRow {
     let status = read_status(dir).or_else(|| known.get(id).cloned());
+    let other = match (&status, want) {
+        (Some(s), Some(want)) if s.ok => {
+            read_config(dir).and_then(|c| OtherConfig::between(&settings::settings(&c), want))
+        }
+        _ => None,
+    };
     RunRow {
         id: id.to_string(),
         holder: match status {
@@ -176,6 +229,15 @@ fn row_of(dir: &Path, id: &str, known: &HashMap<String, RunStatus>) -> RunRow {
         },
         status,
         metrics: final_metrics(dir),
+        other,
+    }
+}
+
+/// The settings of the config `spec` runs.
+pub fn spec_settings(spec: &RunSpec) -> Option<Settings> {
+    match toml::Value::try_from(&spec.plan.resolved) {
+        Ok(toml::Value::Table(t)) => Some(settings::settings(&t)),
+        _ => None,
     }
 }
 
@@ -184,7 +246,14 @@ fn row_of(dir: &Path, id: &str, known: &HashMap<String, RunStatus>) -> RunRow {
 pub fn spec_rows(out: &Path, specs: &[RunSpec], known: &HashMap<String, RunStatus>) -> Vec<RunRow> {
     specs
         .iter()
-        .map(|s| row_of(&run_dir(out, s), &s.id, known))
+        .map(|s| {
+            row_of(
+                &results_dir(out, s),
+                &s.id,
+                known,
+                spec_settings(s).as_ref(),
+            )
+        })
         .collect()
 }
 
@@ -196,7 +265,11 @@ pub fn other_runs(root: &Path, specs: &[RunSpec]) -> Vec<(String, PathBuf)> {
     let Ok(read) = std::fs::read_dir(root) else {
         return Vec::new();
     };
-    let ids: HashSet<&str> = specs.iter().map(|s| s.id.as_str()).collect();
+    let ids: HashSet<&str> = specs
+        .iter()
+        .flat_map(|s| [Some(s.id.as_str()), s.legacy_id.as_deref()])
+        .flatten()
+        .collect();
     let mut others: Vec<(String, PathBuf)> = read
         .filter_map(|e| e.ok())
         .filter_map(|e| {
@@ -249,43 +322,6 @@ fn remove_stale_table_temps(root: &Path) {
     }
 }
 
-/// A value of a config as the tables write it: strings bare, everything
-/// else as JSON (as the sweep's own values are written).
-fn config_display(v: &toml::Value) -> String {
-    match serde_json::to_value(v) {
-        Ok(j) => super::display(&j),
-        Err(_) => v.to_string(),
-    }
-}
-
-/// The value at dotted `key` of a config.
-fn lookup<'a>(config: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
-    let mut parts = key.split('.');
-    let mut value = config.get(parts.next()?)?;
-    for part in parts {
-        value = value.as_table()?.get(part)?;
-    }
-    Some(value)
-}
-
-/// Every leaf of a config as (dotted key, value as written in the tables);
-/// arrays are leaves.
-fn leaves(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
-    for (k, v) in table {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            toml::Value::Table(t) => leaves(&key, t, out),
-            v => {
-                out.insert(key, config_display(v));
-            }
-        }
-    }
-}
-
 /// A run listed in the tables, before its row is written.
 struct Listed<'a> {
     row: RunRow,
@@ -293,6 +329,9 @@ struct Listed<'a> {
     spec: Option<&'a RunSpec>,
     /// The run's resolved config: its `config.toml`, else the spec's.
     config: Option<toml::Table>,
+    /// The settings of the config the spec would run (`None`: another
+    /// invocation's run).
+    want: Option<Settings>,
 }
 
 /// Hold `<root>/.tables.lock` (an OS file lock, released when the process
@@ -339,18 +378,13 @@ pub fn collect_with(
     let root = out.join(&first.plan.resolved.name);
     let _lock = lock_tables(&root);
     remove_stale_table_temps(&root);
-    let read_config = |dir: &Path| -> Option<toml::Table> {
-        std::fs::read_to_string(dir.join("config.toml"))
-            .ok()?
-            .parse()
-            .ok()
-    };
     let mut listed: Vec<Listed> = specs
         .iter()
         .map(|s| {
-            let dir = run_dir(out, s);
+            let dir = results_dir(out, s);
+            let want = spec_settings(s);
             Listed {
-                row: row_of(&dir, &s.id, known),
+                row: row_of(&dir, &s.id, known, want.as_ref()),
                 config: read_config(&dir).or_else(|| {
                     match toml::Value::try_from(&s.plan.resolved) {
                         Ok(toml::Value::Table(t)) => Some(t),
@@ -358,14 +392,16 @@ pub fn collect_with(
                     }
                 }),
                 spec: Some(s),
+                want,
             }
         })
         .collect();
     for (id, dir) in other_runs(&root, specs) {
         listed.push(Listed {
-            row: row_of(&dir, &id, known),
+            row: row_of(&dir, &id, known, None),
             config: read_config(&dir),
             spec: None,
+            want: None,
         });
     }
 
@@ -378,8 +414,7 @@ pub fn collect_with(
         if let (Some(spec), Some(config)) = (l.spec, &l.config) {
             for (i, (key, shown)) in spec.varied.iter().enumerate() {
                 if let (Some(map), Some(v)) = (as_written.get_mut(i), lookup(config, key)) {
-                    map.entry(config_display(v))
-                        .or_insert_with(|| shown.clone());
+                    map.entry(display(v)).or_insert_with(|| shown.clone());
                 }
             }
         }
@@ -393,14 +428,15 @@ pub fn collect_with(
                 .zip(&as_written)
                 .map(|(key, map)| {
                     let v = l.config.as_ref().and_then(|c| lookup(c, key));
-                    let v = v.map(config_display).unwrap_or_default();
+                    let v = v.map(display).unwrap_or_default();
                     map.get(&v).cloned().unwrap_or(v)
                 })
                 .collect(),
         })
         .collect();
 
-    // Settings that differ inside a group of the varied keys (without seed).
+    // Settings that differ inside a group of the varied keys (without
+    // seed), or between a run and the config its spec would run.
     let seed_col = keys.iter().position(|k| k == "seed");
     let group_of = |vals: &[String]| -> Vec<String> {
         vals.iter()
@@ -409,36 +445,17 @@ pub fn collect_with(
             .map(|(_, v)| v.clone())
             .collect()
     };
-    let covered = |leaf: &str| {
-        leaf == "seed"
-            || leaf == "name"
-            || leaf.starts_with("sweep.")
-            || keys
-                .iter()
-                .any(|k| leaf == k || leaf.starts_with(&format!("{k}.")))
-    };
-    let flat: Vec<Option<BTreeMap<String, String>>> = listed
+    let flat: Vec<Option<Settings>> = listed
         .iter()
-        .map(|l| {
-            l.config.as_ref().map(|c| {
-                let mut m = BTreeMap::new();
-                leaves("", c, &mut m);
-                m
-            })
-        })
+        .map(|l| l.config.as_ref().map(settings::settings))
         .collect();
-    let mut first_in_group: HashMap<Vec<String>, usize> = HashMap::new();
-    let mut extra: BTreeSet<String> = BTreeSet::new();
-    for (i, f) in flat.iter().enumerate() {
-        let Some(f) = f else { continue };
-        let g = *first_in_group.entry(group_of(&values[i])).or_insert(i);
-        let Some(base) = &flat[g] else { continue };
-        for key in f.keys().chain(base.keys()) {
-            if !covered(key) && f.get(key) != base.get(key) {
-                extra.insert(key.clone());
-            }
-        }
-    }
+    let groups_of: Vec<Vec<String>> = values.iter().map(|v| group_of(v)).collect();
+    let extra = settings::distinguishing(
+        &groups_of,
+        &flat.iter().map(Option::as_ref).collect::<Vec<_>>(),
+        &listed.iter().map(|l| l.want.as_ref()).collect::<Vec<_>>(),
+        |leaf| settings::covered_by(&keys, leaf),
+    );
     // Columns: the varied keys but seed, the differing settings, seed.
     let mut columns: Vec<String> = keys.iter().filter(|k| *k != "seed").cloned().collect();
     columns.extend(extra.iter().cloned());
@@ -480,7 +497,10 @@ pub fn collect_with(
         let mut cells = vec![csv_field(&row.id)];
         cells.extend(vals.iter().map(|v| csv_field(v)));
         let (status, message, wall) = match (&row.status, &row.holder) {
-            (Some(s), _) if s.ok => ("ok", String::new(), fmt_f64(s.wall_s)),
+            (Some(s), _) if s.ok => match &row.other {
+                None => ("ok", String::new(), fmt_f64(s.wall_s)),
+                Some(o) => ("other_config", o.message.clone(), fmt_f64(s.wall_s)),
+            },
             (Some(s), _) => ("failed", s.message.clone(), fmt_f64(s.wall_s)),
             (None, Some(holder)) => (
                 "running",
