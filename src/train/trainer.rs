@@ -34,7 +34,7 @@ use crate::behaviour::Source;
 use crate::metrics::{tail_mean, Metric, MetricSink};
 use crate::objective::Trained;
 use crate::output::tensorboard::{self, TensorBoardSink};
-use crate::output::{progress_bar, CsvSink};
+use crate::output::{CsvSink, Progress};
 use crate::plan::{Plan, ShortBuffer};
 use crate::rng::{self, Stream};
 
@@ -371,10 +371,11 @@ impl<F: Trainable> Trainer<'_, F> {
             self.evaluate(0, &mut sinks, wall())
                 .map_err(|e| interrupted_at(e, 0))?;
         }
-        let bar = progress_bar(
+        let mut bar = Progress::new(
             plan.steps,
             plan.progress && opts.progress && !opts.train_only,
             &plan.resolved.name,
+            plan.family.unit(),
         );
         bar.set_position(first);
         let mut saved = first;
@@ -404,9 +405,9 @@ impl<F: Trainable> Trainer<'_, F> {
                 continue;
             }
             if done % plan.eval.every == 0 || done == plan.steps {
-                bar.set_message(self.family.progress());
                 self.evaluate(done, &mut sinks, wall())
                     .map_err(|e| interrupted_at(e, done))?;
+                bar.event(self.family.progress());
             }
             let every = plan.checkpoint_every;
             if done == plan.steps || (every > 0 && done % every == 0) {
@@ -414,7 +415,7 @@ impl<F: Trainable> Trainer<'_, F> {
                 saved = done;
             }
         }
-        bar.finish_and_clear();
+        bar.finish();
         Ok(RunSummary {
             dir: opts.dir.clone(),
             steps: plan.steps,
