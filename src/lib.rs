@@ -27,6 +27,7 @@ pub mod report;
 pub mod rng;
 pub mod score;
 pub mod search;
+pub mod show;
 pub mod sweep;
 pub mod train;
 

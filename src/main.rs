@@ -25,7 +25,11 @@ macro_rules! errln {
 /// Experiment runner for amortized samplers trained as GFlowNets.
 ///
 /// `runner FILE` trains the experiment in FILE and writes its results under
-/// `<out>/<name>/<run_id>/` (config.toml and metrics.csv).
+/// `<out>/<name>/<run_id>/` (config.toml and metrics.csv); `runner show FILE`
+/// prints the resolved experiment first, every default filled in, with
+/// where each value comes from. Progress goes to stderr: a bar on a
+/// terminal, else a line every 30 s ($RUNNER_PROGRESS_SECS) and at each
+/// evaluation.
 #[derive(Parser)]
 #[command(name = "runner", version, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -79,6 +83,20 @@ enum Command {
         /// Experiment files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the resolved experiment as TOML (every default filled in: what
+    /// a run records as config.toml), each value followed by where it comes
+    /// from (`# file`, `# --set`, `# RUNNER_...`, `# sweep`, `# default`, `#
+    /// task table (...)`); of a sweep, its number of runs and its base, or
+    /// run K with --index K. Nothing is run or written.
+    Show {
+        /// Experiment file.
+        file: PathBuf,
+        /// Show run K of the sweep's expansion (0-based) instead of its base.
+        #[arg(long, value_name = "K")]
+        index: Option<usize>,
         #[command(flatten)]
         common: Common,
     },
@@ -196,19 +214,9 @@ enum Command {
     },
 }
 
-/// What a training step is called: a round (an online and an offline batch)
-/// on the sequence tasks.
-fn step_unit(family: &FamilyPlan) -> &'static str {
-    match family {
-        FamilyPlan::Grid(_) => "steps",
-        FamilyPlan::Sequence(_) => "rounds",
-        FamilyPlan::Diffusion(_) => "iterations",
-    }
-}
-
 /// The subcommands, for [`misspelled_command`].
 const COMMANDS: &[&str] = &[
-    "validate", "schema", "bench", "slurm", "score", "report", "collect", "sample",
+    "validate", "show", "schema", "bench", "slurm", "score", "report", "collect", "sample",
 ];
 
 /// A first argument that is no file but is one or two edits away from a
@@ -256,7 +264,9 @@ impl Cli {
     fn files(&self) -> Vec<&Path> {
         match &self.command {
             Some(Command::Bench { files, .. }) => files.iter().map(PathBuf::as_path).collect(),
-            Some(Command::Slurm { file, .. }) => vec![file.as_path()],
+            Some(Command::Slurm { file, .. }) | Some(Command::Show { file, .. }) => {
+                vec![file.as_path()]
+            }
             None => self.run.file.iter().map(PathBuf::as_path).collect(),
             _ => Vec::new(),
         }
@@ -314,6 +324,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Validate { files, common }) => validate(&files, &common),
+        Some(Command::Show { index, common, .. }) => show(files.remove(0), index, &common),
         Some(Command::Score {
             file,
             strings,
@@ -421,6 +432,13 @@ fn run(source: &ExperimentFile, args: &RunArgs) -> anyhow::Result<()> {
     };
     if args.jobs == Some(0) {
         anyhow::bail!("--jobs 0: at least one run must execute at a time");
+    }
+    // An array task leaves them to the whole sweep's commands (validate,
+    // slurm), which see every run.
+    if args.index.is_none() {
+        for w in sweep::warnings(&specs) {
+            errln!("warning: {}: {w}", file.display());
+        }
     }
     let jobs = args
         .jobs
@@ -591,7 +609,10 @@ fn validate(files: &[PathBuf], common: &Common) -> anyhow::Result<()> {
                 } else {
                     String::new()
                 };
-                let unit = step_unit(&plan.family);
+                for w in sweep::warnings(&specs) {
+                    errln!("warning: {}: {w}", file.display());
+                }
+                let unit = plan.family.unit();
                 outln!(
                     "ok {}: {} on {}, behaviour {}, {} {unit}{sweep_note}",
                     file.display(),
@@ -610,6 +631,17 @@ fn validate(files: &[PathBuf], common: &Common) -> anyhow::Result<()> {
     if failed > 0 {
         anyhow::bail!("{failed} of {} files invalid", files.len());
     }
+    Ok(())
+}
+
+fn show(
+    source: Result<ExperimentFile, ConfigError>,
+    index: Option<usize>,
+    common: &Common,
+) -> anyhow::Result<()> {
+    let sets = parse_sets(&common.sets)?;
+    let text = runner::show::show(&source?, &sets, index, &common.out)?;
+    outln!("{}", text.trim_end());
     Ok(())
 }
 
@@ -661,7 +693,7 @@ fn bench(
         let s = train::run(&plan, &opts)?;
         let secs = t0.elapsed().as_secs_f64();
         let flops = runner::flops::total(runner::flops::take());
-        let unit = step_unit(&plan.family);
+        let unit = plan.family.unit();
         let gflops = flops / secs / 1e9;
         // The peak is the CPU's: no fraction for a run on another device.
         let of_peak = match (peak, plan.device) {

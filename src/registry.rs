@@ -222,6 +222,15 @@ impl ObjectiveConfig {
             ObjectiveConfig::SubTb(c) => c,
         }
     }
+
+    /// The table, to fill its unset keys with the environment's defaults.
+    pub fn table_mut(&mut self) -> &mut dyn ObjectiveTable {
+        match self {
+            ObjectiveConfig::Tb(c) => c,
+            ObjectiveConfig::Db(c) => c,
+            ObjectiveConfig::SubTb(c) => c,
+        }
+    }
 }
 
 registry! {

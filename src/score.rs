@@ -167,12 +167,13 @@ pub fn score(
     mut out: impl Write,
 ) -> anyhow::Result<usize> {
     let what = format!(
-        "one string a line ({} strings are {} symbols long)",
+        "one string a line ({} strings are {} of {:?} long)",
         task.name(),
-        task.length()
+        task.length(),
+        task.letters()
     );
     let xs = read_candidates(input, source, &what, |text| {
-        task.encode(text)
+        task.parse(text)
             .with_context(|| format!("not a string of {}", task.name()))
     })?;
     let oracle = load_oracle(root, task, &StderrTo::Inherit)?;
@@ -182,14 +183,14 @@ pub fn score(
     match &energies {
         Some(energies) => {
             writeln!(w, "x,reward,energy")?;
-            for (((text, _), r), e) in xs.iter().zip(&rewards).zip(energies) {
-                writeln!(w, "{text},{r},{e}")?;
+            for (((_, x), r), e) in xs.iter().zip(&rewards).zip(energies) {
+                writeln!(w, "{},{r},{e}", task.to_letters(x))?;
             }
         }
         None => {
             writeln!(w, "x,reward")?;
-            for ((text, _), r) in xs.iter().zip(&rewards) {
-                writeln!(w, "{text},{r}")?;
+            for ((_, x), r) in xs.iter().zip(&rewards) {
+                writeln!(w, "{},{r}", task.to_letters(x))?;
             }
         }
     }

@@ -299,6 +299,13 @@ fn samples_of_a_trained_run() {
             }
         }
         if name == "tfbind8_teacher_prt" {
+            // DNA letters, never digits: CSV readers keep them as text.
+            for r in &rows {
+                assert!(
+                    r[0].len() == 8 && r[0].chars().all(|c| "ACGT".contains(c)),
+                    "{r:?}"
+                );
+            }
             let strings: String = rows.iter().map(|r| format!("{}\n", r[0])).collect();
             let list = out.path().join("strings.txt");
             std::fs::write(&list, strings).unwrap();

@@ -1449,3 +1449,307 @@ fn budget_scale_scales_the_files_steps() {
         assert!(text.contains(&format!(", {want}")), "{file}: {text}");
     }
 }
+
+/// A hand-written TFBind8 file with SubTB and the Teacher and none of the
+/// optimiser keys.
+const HAND_TFBIND8: &str = r#"
+name = "hand"
+
+[env]
+kind = "tfbind8"
+
+[policy]
+kind = "ssr"
+
+[objective]
+kind = "subtb"
+
+[behaviour]
+kind = "teacher"
+
+[train]
+steps = 3
+"#;
+
+/// The value and the origin of `key = value  # origin` in `runner show`'s
+/// output (the first such line).
+fn shown<'a>(text: &'a str, key: &str) -> (&'a str, &'a str) {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no `{key}` in:\n{text}"));
+    let (value, origin) = line.rsplit_once("  # ").unwrap();
+    (value[key.len() + 3..].trim(), origin)
+}
+
+/// The lines of the table `[name]` in `runner show`'s output.
+fn shown_table(text: &str, name: &str) -> String {
+    text.split(&format!("[{name}]\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no [{name}] in:\n{text}"))
+        .split("\n\n")
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// `runner show` prints the resolved config (the run's config.toml) with
+/// the origin of every value: the file, `--set`, an environment variable,
+/// the key's default, the task table; of a sweep its runs and its base, or
+/// run K; `runner --help` lists it.
+#[test]
+fn show_prints_the_resolved_config_with_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "hand.toml", HAND_TFBIND8);
+    let o = runner()
+        .args(["show"])
+        .arg(&path)
+        .args(["--set", "seed=4", "--out", "/r"])
+        .env("RUNNER_EVAL__SAMPLES", "64")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("# results: /r/hand/seed=4"), "{text}");
+    assert_eq!(shown(&text, "seed"), ("4", "--set"));
+    assert_eq!(shown(&text, "device"), ("\"cpu\"", "default"));
+    let objective = shown_table(&text, "objective");
+    assert_eq!(shown(&objective, "kind"), ("\"subtb\"", "file"));
+    assert_eq!(shown(&objective, "lambda"), ("0.9", "default"));
+    for (key, value) in [
+        ("lr", "0.0001"),
+        ("log_z_lr", "0.01"),
+        ("log_z_init", "5.0"),
+        ("clip_grad_norm", "0.0"),
+        ("log_z_min", "0.0"),
+    ] {
+        assert_eq!(
+            shown(&objective, key),
+            (value, "task table (tfbind8)"),
+            "{key}"
+        );
+    }
+    let behaviour = shown_table(&text, "behaviour");
+    assert_eq!(shown(&behaviour, "lr"), ("0.0005", "task table (tfbind8)"));
+    assert_eq!(shown(&behaviour, "alpha"), ("0.5", "task table (tfbind8)"));
+    assert_eq!(
+        shown(&behaviour, "epsilon"),
+        ("0.01", "task table (tfbind8)")
+    );
+    let policy = shown_table(&text, "policy");
+    assert_eq!(shown(&policy, "hidden"), ("128", "task table (tfbind8)"));
+    assert_eq!(shown(&shown_table(&text, "train"), "steps"), ("3", "file"));
+    assert_eq!(
+        shown(&shown_table(&text, "eval"), "samples"),
+        ("64", "RUNNER_EVAL__SAMPLES")
+    );
+    // What a run records: the shown text without its comments.
+    let out = tempfile::tempdir().unwrap();
+    let quick = ["--set", "train.batch_size=4", "--set", "eval.samples=8"];
+    let cfg = |args: &[&str]| {
+        let o = runner().arg("show").arg(&path).args(args).output().unwrap();
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split("  # ").next().unwrap().trim_end().to_string() + "\n")
+            .collect::<String>()
+    };
+    let o = runner()
+        .arg(&path)
+        .args(quick)
+        .args(["--set", "policy.hidden=8", "--set", "train.progress=false"])
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recorded = std::fs::read_to_string(out.path().join("hand/seed=0/config.toml")).unwrap();
+    let mut args = quick.to_vec();
+    args.extend(["--set", "policy.hidden=8", "--set", "train.progress=false"]);
+    assert_eq!(cfg(&args).trim_start(), recorded);
+    // A sweep: its runs and its base, or run K.
+    let file = "experiments/grid_d4_h32_compare.toml";
+    let o = runner().args(["show", file]).output().unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("# a sweep of 20 runs varying behaviour.kind")
+            && text.contains("--index K` shows run K (0..20)")
+            && text.contains("[sweep]"),
+        "{text}"
+    );
+    let o = runner()
+        .args(["show", file, "--index", "6"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("# run 6 of 20: "), "{text}");
+    assert_eq!(shown(&text, "seed"), ("1", "sweep"));
+    assert_eq!(shown(&text, "label"), ("\"PRT\"", "sweep"));
+    assert!(!text.contains("[sweep]"), "{text}");
+    let o = runner()
+        .args(["show", file, "--index", "20"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && stderr(&o).contains("--index 20 is out of range"),
+        "{}",
+        stderr(&o)
+    );
+    let help = runner().arg("--help").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("show "),
+        "{}",
+        String::from_utf8_lossy(&help.stdout)
+    );
+}
+
+/// A `[buffer]` that the schedule never reads is a warning naming both
+/// keys (not an error: a sweep may share one buffer table between methods
+/// that replay and methods that do not, and no experiment file gets it);
+/// `priority` takes its documented values only, the older `selection`
+/// its own (`prt`, `per`), and not both at once.
+#[test]
+fn unread_buffers_warn_and_priorities_are_checked() {
+    let file = "experiments/tfbind8_teacher_prt.toml";
+    let o = runner()
+        .args([
+            "validate",
+            file,
+            "--set",
+            r#"behaviour.schedule=["student", "teacher"]"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning: experiments/tfbind8_teacher_prt.toml: `[buffer]`")
+            && err.contains("`behaviour.schedule` = [\"student\", \"teacher\"]")
+            && err.contains("never read"),
+        "{err}"
+    );
+    let o = runner().args(["validate", file]).output().unwrap();
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    let files = experiment_files();
+    let o = runner().arg("validate").args(&files).output().unwrap();
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    let err = refused(file, &["buffer.priority=prt"]);
+    assert!(
+        err.contains("unknown value `prt` for `buffer.priority`")
+            && err.contains("`reward`, `loss`, `teacher_reward`"),
+        "{err}"
+    );
+    let err = refused(file, &["buffer.selection=per"]);
+    assert!(
+        err.contains("`buffer.selection`") && err.contains("`buffer.priority`"),
+        "{err}"
+    );
+    let err = refused(
+        "experiments/grid_d4_h32_tb_prt.toml",
+        &["buffer.priority=per"],
+    );
+    assert!(err.contains("unknown value `per`"), "{err}");
+}
+
+/// A component kind the environment refuses is named before the keys of
+/// its table that the kind does not know (`gafn` has no `schedule`).
+#[test]
+fn a_refused_kind_comes_before_its_tables_keys() {
+    for (file, set, want) in [
+        (
+            "experiments/tfbind8_teacher_prt.toml",
+            "behaviour.kind=gafn",
+            "gafn is implemented for the grid only",
+        ),
+        (
+            "experiments/many_well_teacher.toml",
+            "behaviour.kind=gafn",
+            "gafn is implemented for the grid only",
+        ),
+        (
+            "experiments/qm9_teacher_prt.toml",
+            "buffer.kind=transition",
+            "sequence tasks replay with `kind = \"recent\"`",
+        ),
+    ] {
+        let err = refused(file, &[set]);
+        assert!(
+            err.contains(want) && !err.contains("unknown key"),
+            "{file} {set}: {err}"
+        );
+    }
+}
+
+/// Without a terminal, a run names its directory at the start and prints
+/// a plain progress line at every evaluation, counted in its own unit; a
+/// sweep prints one per finished run and ends with none running.
+#[test]
+fn progress_lines_without_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "tiny.toml", TINY);
+    let out = tempfile::tempdir().unwrap();
+    let o = runner()
+        .arg(&path)
+        .arg("--out")
+        .arg(out.path())
+        .args(["--set", "train.progress=true"])
+        .env("RUNNER_PROGRESS_SECS", "0")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    let run = out.path().join("tiny/seed=5");
+    assert_eq!(
+        lines[0],
+        format!("tiny: writing to {}", run.display()),
+        "{err}"
+    );
+    assert!(lines[1].starts_with("tiny: 12/24 steps (50%)"), "{err}");
+    assert!(lines[1].contains("goals"), "{err}");
+    assert!(lines[2].starts_with("tiny: 24/24 steps (100%)"), "{err}");
+    // A sequence task counts rounds.
+    let o = runner()
+        .arg(write(dir.path(), "hand.toml", HAND_TFBIND8))
+        .arg("--out")
+        .arg(out.path())
+        .args(["--set", "policy.hidden=8", "--set", "train.batch_size=4"])
+        .args(["--set", "eval.samples=8", "--set", "eval.every=3"])
+        .env("RUNNER_PROGRESS_SECS", "0")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("hand: 3/3 rounds (100%)"),
+        "{}",
+        stderr(&o)
+    );
+    // A sweep counts runs, and its last line has none running.
+    let o = runner()
+        .arg(&path)
+        .arg("--out")
+        .arg(out.path())
+        .args(["--set", "sweep.seeds=[1, 2]", "--jobs", "1"])
+        .env("RUNNER_PROGRESS_SECS", "0")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "tiny: 2 of 2 runs to run (0 complete), writing to {}",
+            out.path().join("tiny").display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("tiny: 1/2 runs (50%)") && !err.contains(" steps ("),
+        "{err}"
+    );
+    let last = err
+        .lines()
+        .rfind(|l| l.starts_with("tiny: 2/2 runs"))
+        .unwrap();
+    assert!(last.ends_with("; 0 running, 0 failed"), "{err}");
+}

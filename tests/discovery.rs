@@ -183,7 +183,7 @@ fn sequence_composition_errors() {
         (
             "selection = \"prt\"",
             "selection = \"top\"",
-            "teacher_reward",
+            "allowed: `uniform`, `prt`, `per`",
         ),
     ];
     for (from, to, expected) in cases {
@@ -239,15 +239,28 @@ fn score_reproduces_rna_test_vectors() {
 /// argument works like stdin, and bad input is an error naming its line.
 #[test]
 fn score_other_tasks_and_errors() {
-    let o = score_stdin("experiments/qm9_tb.toml", &[], "00000\n\n  00001 \n");
+    // Strings are printed in the task's letters (qm9str: A..K for the
+    // data files' 0..a) and read in either form.
+    let o = score_stdin("experiments/qm9_tb.toml", &[], "00000\n\n  AAAAB \n");
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
     assert_eq!(
         out,
-        "x,reward\n00000,8.592599868774414\n00001,8.550861358642578\n"
+        "x,reward\nAAAAA,8.592599868774414\nAAAAB,8.550861358642578\n"
     );
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "x.txt", "00000000\n33333333\n");
+    let file = write(dir.path(), "x.txt", "00000000\nTTTTTTTT\nACGT0123\n");
+    let o = runner()
+        .args(["score", "experiments/tfbind8_tb.toml"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert!(
+        !o.status.success() && e.contains("x.txt:3") && e.contains("'0'") && e.contains("\"ACGT\""),
+        "a string mixing the two forms is refused: {e}"
+    );
+    let file = write(dir.path(), "x.txt", "00000000\nTTTTTTTT\n");
     let o = runner()
         .args(["score", "experiments/tfbind8_tb.toml"])
         .arg(&file)
@@ -255,7 +268,8 @@ fn score_other_tasks_and_errors() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
-    assert!(out.starts_with("x,reward\n00000000,0.5247495"), "{out}");
+    assert!(out.starts_with("x,reward\nAAAAAAAA,0.5247495"), "{out}");
+    assert!(out.contains("\nTTTTTTTT,"), "{out}");
     assert_eq!(out.lines().count(), 3);
     let o = score_stdin("experiments/seh_tb.toml", &[], "000000\n0000000\n");
     assert!(!o.status.success());

@@ -285,12 +285,14 @@ fn score_works_for_declared_tasks() {
         "examples/tfbind8_table.toml",
         "examples/tfbind8_command.toml",
     ] {
-        let o = common::score_stdin(file, &[], "00000000\n00000001\n");
+        let o = common::score_stdin(file, &[], "00000000\nAAAAAAAB\n");
         assert!(o.status.success(), "{file}: {}", stderr(&o));
-        // The first rows of datasets/tfbind8/all.csv, as 32-bit floats.
+        // The first rows of datasets/tfbind8/all.csv, as 32-bit floats; the
+        // declared alphabet `0123` has digits, so strings are printed in
+        // the letters A, B, C, D (docs/tasks-alphabets.md) and read in both.
         assert_eq!(
             String::from_utf8_lossy(&o.stdout),
-            "x,reward\n00000000,0.5247495174407959\n00000001,0.36651134490966797\n",
+            "x,reward\nAAAAAAAA,0.5247495174407959\nAAAAAAAB,0.36651134490966797\n",
             "{file}"
         );
     }

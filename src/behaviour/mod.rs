@@ -203,12 +203,14 @@ pub fn discovery_schedule(teacher: bool, buffer: bool, local_search: bool) -> Ve
 }
 
 /// The student's own samples.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OnPolicyConfig {
     /// Probability mass mixed uniformly into every action distribution while
-    /// training: p = (1 - epsilon) p + epsilon / n_actions.
-    pub epsilon: f64,
+    /// training: p = (1 - epsilon) p + epsilon / n_actions. Unset: the task
+    /// table's eps on the sequence tasks (0.01; sehstr 0.05), else 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
     /// The batches of step i: `schedule[i % len]`, each entry a source
     /// (`student`, `buffer`, `student+ls`, `student->buffer`) or a list of
     /// sources trained in order. Unset: the paper's schedule for the
@@ -217,19 +219,16 @@ pub struct OnPolicyConfig {
     pub schedule: Option<Vec<Step>>,
 }
 
-impl Default for OnPolicyConfig {
-    fn default() -> Self {
-        Self {
-            epsilon: 0.0,
-            schedule: None,
-        }
-    }
-}
-
 impl OnPolicyConfig {
     /// Range checks.
     pub fn check(&self) -> Result<(), Invalid> {
-        check_epsilon(self.epsilon)
+        check_epsilon(self.epsilon())
+    }
+
+    /// The exploration of training rollouts (unset: none; the plan fills
+    /// the environment's default first).
+    pub fn epsilon(&self) -> f64 {
+        self.epsilon.unwrap_or(0.0)
     }
 }
 

@@ -15,18 +15,24 @@ use crate::objective::Pieces;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TeacherConfig {
-    /// Uniform exploration mixed into both student and teacher training rollouts.
-    pub epsilon: f64,
+    /// Uniform exploration mixed into both student and teacher training
+    /// rollouts. Unset: the task table's eps on the sequence tasks (0.01;
+    /// sehstr 0.05), else 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
     /// C of the paper: extra weight of under-sampled states (delta > 0).
     pub c: f64,
-    /// Exponent of the task reward in R_T (0: the teacher ignores R).
-    pub alpha: f64,
+    /// Exponent of the task reward in R_T (0: the teacher ignores R). Unset:
+    /// 0.5 on the sequence tasks (docs/discovery.md "Teacher"), else 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
     /// Use `log(1 + 1e-3 + delta^2 (1 + C [delta > 0]))` rather than the raw weighted delta^2.
     pub log: bool,
     /// Exponent applied to the teacher reward in the teacher's TB balance.
     pub beta_teacher: f64,
-    /// Adam learning rate of the teacher's network. Unset: the objective's
-    /// `lr` (the discovery tasks' teacher uses 5e-4 against the student's 1e-4).
+    /// Adam learning rate of the teacher's network. Unset: 5e-4 on the
+    /// sequence tasks (the discovery reference's, against the student's
+    /// 1e-4), else the objective's `lr`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
     /// Clip the teacher's gradient norm to this (0 disables). Unset: the
@@ -51,9 +57,9 @@ pub struct TeacherConfig {
 impl Default for TeacherConfig {
     fn default() -> Self {
         Self {
-            epsilon: 0.0,
+            epsilon: None,
             c: 19.0,
-            alpha: 0.0,
+            alpha: None,
             log: true,
             beta_teacher: 1.0,
             lr: None,
@@ -67,19 +73,19 @@ impl Default for TeacherConfig {
 impl TeacherConfig {
     /// Range checks.
     pub fn check(&self) -> Result<(), Invalid> {
-        check_epsilon(self.epsilon)?;
+        check_epsilon(self.epsilon())?;
         if !(self.c.is_finite() && self.c >= 0.0) {
             return Err(Invalid::new("behaviour.c", "must be >= 0"));
         }
         // R^alpha with alpha < 0 would reward the teacher for low-reward
         // states, the opposite of the paper's term (alpha = 0 ignores R).
-        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+        let alpha = self.alpha();
+        if !(alpha.is_finite() && alpha >= 0.0) {
             return Err(Invalid::new(
                 "behaviour.alpha",
                 format!(
-                    "is {}; must be >= 0 (the exponent of the task reward R in the teacher \
-                     reward R_T; 0 ignores R)",
-                    self.alpha
+                    "is {alpha}; must be >= 0 (the exponent of the task reward R in the teacher \
+                     reward R_T; 0 ignores R)"
                 ),
             ));
         }
@@ -101,12 +107,24 @@ impl TeacherConfig {
         Ok(())
     }
 
+    /// The exploration of training rollouts (unset: none; the plan fills
+    /// the environment's default first).
+    pub fn epsilon(&self) -> f64 {
+        self.epsilon.unwrap_or(0.0)
+    }
+
+    /// The exponent of R in the teacher reward (unset: 0, the grid's; the
+    /// plan fills the environment's default first).
+    pub fn alpha(&self) -> f64 {
+        self.alpha.unwrap_or(0.0)
+    }
+
     /// The teacher reward of a run whose family puts it in `form`, with the
     /// squared residuals clamped at `clamp` (0: no clamp).
     pub fn reward(&self, form: RewardForm, clamp: f64) -> TeacherReward {
         TeacherReward {
             c: self.c,
-            alpha: self.alpha,
+            alpha: self.alpha(),
             log: self.log,
             beta_teacher: self.beta_teacher,
             clamp,
@@ -292,7 +310,7 @@ mod tests {
         assert!((t.log_target(t.of(-2.0, 5.0), 0.0) - expected).abs() < 1e-12);
         // alpha = 1 multiplies by R; beta_teacher scales the log.
         let t2 = grid(&TeacherConfig {
-            alpha: 1.0,
+            alpha: Some(1.0),
             beta_teacher: 2.0,
             ..TeacherConfig::default()
         });
@@ -314,7 +332,7 @@ mod tests {
     #[test]
     fn log_space_form() {
         let t = TeacherConfig {
-            alpha: 0.5,
+            alpha: Some(0.5),
             ..TeacherConfig::default()
         }
         .reward(RewardForm::LogSpace, 5000.0);

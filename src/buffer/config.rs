@@ -15,15 +15,35 @@ pub enum Priority {
     #[default]
     #[serde(alias = "none")]
     Uniform,
-    /// PRT: by the reward R(x) (also accepted as `prt`).
-    #[serde(alias = "prt")]
+    /// PRT: by the reward R(x).
     Reward,
     /// By the student's squared residual delta^2 (grid buffers only).
     Loss,
-    /// PER: by the teacher reward R_T of the student's residual (also
-    /// accepted as `per`).
-    #[serde(alias = "per")]
+    /// PER: by the teacher reward R_T of the student's residual.
     TeacherReward,
+}
+
+/// The older spelling of the `recent` buffer's selection (`selection =
+/// "prt"`), read and recorded as `priority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// `priority = "uniform"`.
+    Uniform,
+    /// `priority = "reward"` (PRT).
+    Prt,
+    /// `priority = "teacher_reward"` (PER).
+    Per,
+}
+
+impl From<Selection> for Priority {
+    fn from(s: Selection) -> Priority {
+        match s {
+            Selection::Uniform => Priority::Uniform,
+            Selection::Prt => Priority::Reward,
+            Selection::Per => Priority::TeacherReward,
+        }
+    }
 }
 
 /// Replay of terminal states keyed by state (for TB): FIFO eviction, adding an
@@ -96,10 +116,15 @@ pub struct RecentBufferConfig {
     pub size: usize,
     /// Offline-batch selection: `uniform`, `reward` (PRT: half the draws from
     /// R >= its 90th percentile, half from below) or `teacher_reward` (PER:
-    /// the same split on each entry's latest teacher signal r_T). The key was
-    /// called `selection` (with `prt`, `per`) before; both spellings are read.
-    #[serde(alias = "selection")]
-    pub priority: Priority,
+    /// the same split on each entry's latest teacher signal r_T). Unset:
+    /// `selection`, else `uniform`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    /// The older spelling of `priority`: `uniform`, `prt` (= `reward`) or
+    /// `per` (= `teacher_reward`); recorded as `priority`. Only one of the
+    /// two keys may be given.
+    #[serde(skip_serializing)]
+    pub selection: Option<Selection>,
     /// States per offline batch. Unset: `train.batch_size`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<usize>,
@@ -111,7 +136,8 @@ impl Default for RecentBufferConfig {
     fn default() -> Self {
         Self {
             size: 1000,
-            priority: Priority::Uniform,
+            priority: None,
+            selection: None,
             batch: None,
             min_size: 10,
         }
@@ -119,10 +145,24 @@ impl Default for RecentBufferConfig {
 }
 
 impl RecentBufferConfig {
+    /// The selection of the offline batch: `priority`, or the older
+    /// `selection`, or uniform; both keys at once are refused.
+    pub fn priority(&self) -> Result<Priority, Invalid> {
+        match (self.priority, self.selection) {
+            (Some(_), Some(_)) => Err(Invalid::new(
+                "buffer.selection",
+                "is the older spelling of `buffer.priority`, which is given too: keep one \
+                 (`priority` = `uniform` | `reward` (PRT) | `teacher_reward` (PER))",
+            )),
+            (Some(p), None) => Ok(p),
+            (None, s) => Ok(s.map_or(Priority::Uniform, Priority::from)),
+        }
+    }
+
     /// Range checks.
     pub fn check(&self) -> Result<(), Invalid> {
         check_size(Some(self.size))?;
-        if self.priority == Priority::Loss {
+        if self.priority()? == Priority::Loss {
             return Err(Invalid::new(
                 "buffer.priority",
                 "`loss` is not defined for `recent`; allowed: `uniform`, `reward`, `teacher_reward`",

@@ -328,6 +328,19 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// Which layer set the value at the dotted `key` (`None`: no layer did,
+    /// the value is a default): `file`, `--set`, the environment variable
+    /// (`RUNNER_ENV__HORIZON`), or the runner's own origin (`sweep`).
+    pub fn origin(&self, key: &str) -> Option<String> {
+        let md = self.fig.find_metadata(key)?;
+        Some(match layer(md, key) {
+            Layer::File(_) => "file".into(),
+            Layer::Set => "--set".into(),
+            Layer::Env(var) => var,
+            Layer::Other(name) => name,
+        })
+    }
+
     /// The error of `invalid`, naming the file and where its key was set.
     pub fn invalid(&self, invalid: &Invalid) -> ConfigError {
         let src = source_of(&self.fig, &invalid.key);
@@ -424,9 +437,27 @@ pub fn load_file(
     if !wrong.is_empty() {
         return Err(invalid(wrong));
     }
-    let mut exp: Experiment = fig
-        .extract()
-        .map_err(|errs| invalid(errs.into_iter().map(|e| describe(&fig, e)).collect()))?;
+    let mut exp: Experiment = match fig.extract() {
+        Ok(exp) => exp,
+        Err(errs) => {
+            // A kind the environment refuses explains the keys its table
+            // does not know (`behaviour.kind = "gafn"` in a sequence file
+            // with a teacher's `schedule`): its refusal comes first, and the
+            // errors inside that table are left out.
+            let refused = refused_kind(&fig);
+            let table = refused.as_ref().and_then(|r| r.key.split('.').next());
+            let mut messages: Vec<String> = refused
+                .iter()
+                .map(|r| format!("{}{r}", source_of(&fig, &r.key)))
+                .collect();
+            messages.extend(
+                errs.into_iter()
+                    .filter(|e| table.is_none() || e.path.first().map(String::as_str) != table)
+                    .map(|e| describe(&fig, e)),
+            );
+            return Err(invalid(messages));
+        }
+    };
     // A declared task's files and program are found from the experiment
     // file's directory (recorded as an absolute `env.dir`).
     let file_dir = path.parent().unwrap_or(Path::new("."));
@@ -442,21 +473,75 @@ pub fn load_file(
     Ok((exp, sources))
 }
 
+/// The component tables whose `kind` the environment may refuse.
+const REFUSABLE: &[&str] = &["policy", "objective", "behaviour", "buffer", "local_search"];
+
+/// The environment's refusal of a component's kind (`behaviour.kind`:
+/// "gafn is implemented for the grid only"), found by resolving the
+/// experiment with each of [`REFUSABLE`]'s tables cut down to its `kind`;
+/// `None` when that experiment loads and its kinds are accepted, or when it
+/// does not load (the errors are then the table's own).
+fn refused_kind(fig: &Figment) -> Option<Invalid> {
+    let mut dict = fig.extract::<Dict>().ok()?;
+    for table in REFUSABLE {
+        if let Some(Value::Dict(tag, d)) = dict.get(*table) {
+            let kind: Dict = d
+                .iter()
+                .filter(|(k, _)| *k == "kind")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let tag = *tag;
+            dict.insert(table.to_string(), Value::Dict(tag, kind));
+        }
+    }
+    let exp: Experiment = Figment::from(Serialized::defaults(dict)).extract().ok()?;
+    let e = crate::plan::resolve(&exp).err()?;
+    let table = e.key.strip_suffix(".kind")?;
+    REFUSABLE.contains(&table).then_some(e)
+}
+
+/// The layer a value came from.
+enum Layer {
+    /// The experiment file.
+    File(PathBuf),
+    /// A `--set` flag.
+    Set,
+    /// An environment variable, by name.
+    Env(String),
+    /// The runner itself (a sweep's values, the bench's steps), as named.
+    Other(String),
+}
+
+/// The layer of the value at `key` whose metadata is `md`.
+fn layer(md: &Metadata, key: &str) -> Layer {
+    match &md.source {
+        Some(figment::Source::File(p)) => Layer::File(p.clone()),
+        _ if md.name.starts_with("--set") => Layer::Set,
+        _ if md.name.contains("environment") => {
+            let keys: Vec<&str> = key.split('.').collect();
+            Layer::Env(format!("RUNNER_{}", keys.join("__").to_uppercase()))
+        }
+        _ => Layer::Other(match md.name.strip_prefix(SWEEP_ORIGIN) {
+            Some(_) => "sweep".to_string(),
+            None => md.name.to_string(),
+        }),
+    }
+}
+
+/// How messages name a value set by a sweep's expansion (the origin of
+/// its [`SetArg::internal`] values).
+pub const SWEEP_ORIGIN: &str = "the file's [sweep] table";
+
 /// Where a key's value came from, as a prefix: `"file.toml: "`, `"--set x: "`...
 fn source_of(fig: &Figment, key: &str) -> String {
     let mut key = key.to_string();
     // A missing key has no source; name the nearest enclosing table's.
     loop {
         if let Some(md) = fig.find_metadata(&key) {
-            let keys: Vec<String> = key.split('.').map(str::to_string).collect();
-            return match &md.source {
-                Some(figment::Source::File(p)) => format!("{}: ", p.display()),
-                _ if md.name.starts_with("--set") => format!("{}: ", md.name),
-                _ if md.name.contains("environment") => format!(
-                    "environment variable RUNNER_{}: ",
-                    keys.join("__").to_uppercase()
-                ),
-                _ => format!("{}: ", md.name),
+            return match layer(md, &key) {
+                Layer::File(p) => format!("{}: ", p.display()),
+                Layer::Env(var) => format!("environment variable {var}: "),
+                Layer::Set | Layer::Other(_) => format!("{}: ", md.name),
             };
         }
         match key.rsplit_once('.') {

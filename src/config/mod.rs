@@ -10,7 +10,9 @@ pub mod keys;
 mod load;
 mod sweep;
 
-pub use load::{load, load_file, parse_set, ConfigError, ExperimentFile, SetArg, Sources};
+pub use load::{
+    load, load_file, parse_set, ConfigError, ExperimentFile, SetArg, Sources, SWEEP_ORIGIN,
+};
 pub use sweep::{SlurmConfig, SweepConfig};
 
 use schemars::JsonSchema;
@@ -115,7 +117,9 @@ pub struct TrainConfig {
     pub n_evals: usize,
     /// The `loss` column is the mean training loss over this many last steps.
     pub loss_window: usize,
-    /// Show a progress bar on stderr while training (only when stderr is a terminal).
+    /// Show the progress on stderr while training: a bar on a terminal,
+    /// else a plain line at each evaluation and every 30 seconds
+    /// (`RUNNER_PROGRESS_SECS`; docs/cli.md "Progress").
     pub progress: bool,
     /// Write a checkpoint (`checkpoints/` of the run directory: networks,
     /// optimiser moments, RNG streams, buffers) every this many steps

@@ -10,19 +10,25 @@ use serde::{Deserialize, Serialize};
 
 use super::balance::{f32_tensor, Balance};
 use super::{
-    is_default_gamma, is_zero, Objective, ObjectiveKind, ObjectiveSettings, ObjectiveTable, Pieces,
-    Trained,
+    is_default_gamma, is_zero, Objective, ObjectiveDefaults, ObjectiveKind, ObjectiveSettings,
+    ObjectiveTable, Pieces, Trained,
 };
 
 /// Detailed balance with a learned state flow log F(s) (one extra network output).
-/// The teacher, when there is one, is trained with the same settings.
+/// The teacher, when there is one, is trained with the same settings. A key
+/// left unset takes the environment's default, as TB's (the sequence tasks'
+/// task table, elsewhere the grid's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DbConfig {
     /// Adam learning rate of the policy network (which includes log F).
-    pub lr: f64,
-    /// Clip the global gradient norm to this; 0 disables clipping.
-    pub clip_grad_norm: f64,
+    /// Unset: 1e-4 on the sequence tasks, else 1e-3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    /// Clip the global gradient norm to this; 0 disables clipping. Unset: 0
+    /// on the sequence tasks, else 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_grad_norm: Option<f64>,
     /// Coupled L2 weight decay (PyTorch's `Adam(weight_decay=..)`) of every
     /// variable; 0 disables it.
     #[serde(skip_serializing_if = "is_zero")]
@@ -39,8 +45,8 @@ pub struct DbConfig {
 impl Default for DbConfig {
     fn default() -> Self {
         Self {
-            lr: 1e-3,
-            clip_grad_norm: 1.0,
+            lr: None,
+            clip_grad_norm: None,
             weight_decay: 0.0,
             lr_milestones: Vec::new(),
             lr_gamma: 0.1,
@@ -50,15 +56,21 @@ impl Default for DbConfig {
 
 impl ObjectiveTable for DbConfig {
     fn settings(&self) -> ObjectiveSettings {
+        let d = ObjectiveDefaults::GENERIC;
         ObjectiveSettings {
-            lr: self.lr,
+            lr: self.lr.unwrap_or(d.lr),
             log_z: None,
-            clip_grad_norm: self.clip_grad_norm,
+            clip_grad_norm: self.clip_grad_norm.unwrap_or(d.clip_grad_norm),
             weight_decay: self.weight_decay,
             lr_milestones: self.lr_milestones.clone(),
             lr_gamma: self.lr_gamma,
             objective: ObjectiveKind::Db(Db),
         }
+    }
+
+    fn fill(&mut self, d: &ObjectiveDefaults) {
+        self.lr.get_or_insert(d.lr);
+        self.clip_grad_norm.get_or_insert(d.clip_grad_norm);
     }
 }
 

@@ -100,10 +100,11 @@ impl ObjectiveKind {
     }
 }
 
-/// What the plan needs of an `[objective]` table: its checks, and the
-/// sampler's settings with the objective resolved. Each objective's config
-/// implements it next to the objective (the registry dispatches), so an
-/// objective is added in its own module, the registry and [`ObjectiveKind`].
+/// What the plan needs of an `[objective]` table: its checks, the
+/// environment's defaults of the keys left unset, and the sampler's
+/// settings with the objective resolved. Each objective's config implements
+/// it next to the objective (the registry dispatches), so an objective is
+/// added in its own module, the registry and [`ObjectiveKind`].
 pub trait ObjectiveTable {
     /// Range checks of the table's own keys (named `objective.<key>`); the
     /// shared ones are [`ObjectiveSettings::check`].
@@ -111,8 +112,47 @@ pub trait ObjectiveTable {
         Ok(())
     }
 
-    /// The optimiser settings and the objective of the table.
+    /// Give every key left unset its value in `defaults` (the plan does it
+    /// first, with the environment's defaults, and records the values).
+    fn fill(&mut self, defaults: &ObjectiveDefaults);
+
+    /// The optimiser settings and the objective of the table (a key still
+    /// unset reads as [`ObjectiveDefaults::GENERIC`]'s).
     fn settings(&self) -> ObjectiveSettings;
+}
+
+/// The values of the `[objective]` keys whose paper value depends on the
+/// environment, for a table that leaves them unset (each objective reads
+/// those of its keys it has).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ObjectiveDefaults {
+    /// Adam learning rate of the network.
+    pub lr: f64,
+    /// Adam learning rate of log Z.
+    pub log_z_lr: f64,
+    /// Initial log Z.
+    pub log_z_init: f64,
+    /// Clip of the global gradient norm (0: none).
+    pub clip_grad_norm: f64,
+    /// TB's clamp of each squared residual (0: none).
+    pub loss_clamp: f64,
+    /// Clamp of log Z after every step (`None`: none).
+    pub log_z_min: Option<f64>,
+}
+
+impl ObjectiveDefaults {
+    /// The defaults of every environment without a table of its own: the
+    /// gridworld's (docs/grid.md "Policy `mlp`": Adam 1e-3, log Z at 1e-1
+    /// from 0, the global gradient norm clipped at 1, no clamps). The
+    /// sequence tasks' are `plan::sequence::SEQ_OBJECTIVE`.
+    pub const GENERIC: ObjectiveDefaults = ObjectiveDefaults {
+        lr: 1e-3,
+        log_z_lr: 1e-1,
+        log_z_init: 0.0,
+        clip_grad_norm: 1.0,
+        loss_clamp: 0.0,
+        log_z_min: None,
+    };
 }
 
 /// The learned scalar log Z (TB, SubTB).

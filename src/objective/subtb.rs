@@ -25,14 +25,16 @@ use serde::{Deserialize, Serialize};
 
 use super::balance::{f32_tensor, Balance};
 use super::{
-    is_default_gamma, is_zero, LogZPlan, Objective, ObjectiveKind, ObjectiveSettings,
-    ObjectiveTable, Pieces, Trained,
+    is_default_gamma, is_zero, LogZPlan, Objective, ObjectiveDefaults, ObjectiveKind,
+    ObjectiveSettings, ObjectiveTable, Pieces, Trained,
 };
 use crate::check::Invalid;
 
 /// Sub-trajectory balance with a learned log Z (the flow of s_0) and a
 /// learned state flow log F(s) (one extra network output). The teacher,
-/// when there is one, is trained with the same settings.
+/// when there is one, is trained with the same settings. A key left unset
+/// takes the environment's default, as TB's (the sequence tasks' task
+/// table, elsewhere the grid's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SubTbConfig {
@@ -41,14 +43,21 @@ pub struct SubTbConfig {
     /// favour long pieces (TB-like), small ones short pieces (DB-like).
     pub lambda: f64,
     /// Adam learning rate of the policy network (which includes log F).
-    pub lr: f64,
-    /// Adam learning rate of log Z.
-    pub log_z_lr: f64,
-    /// Initial value of log Z.
-    pub log_z_init: f64,
-    /// Clip the global gradient norm (network and log Z together) to this; 0 disables clipping.
-    pub clip_grad_norm: f64,
-    /// Clamp log Z to at least this after every optimiser step. Unset: no clamp.
+    /// Unset: 1e-4 on the sequence tasks, else 1e-3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    /// Adam learning rate of log Z. Unset: 1e-2 on the sequence tasks, else 1e-1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_z_lr: Option<f64>,
+    /// Initial value of log Z. Unset: 5 on the sequence tasks, else 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_z_init: Option<f64>,
+    /// Clip the global gradient norm (network and log Z together) to this; 0
+    /// disables clipping. Unset: 0 on the sequence tasks, else 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_grad_norm: Option<f64>,
+    /// Clamp log Z to at least this after every optimiser step. Unset: 0 on
+    /// the sequence tasks, else no clamp.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_z_min: Option<f64>,
     /// Coupled L2 weight decay (PyTorch's `Adam(weight_decay=..)`) of every
@@ -68,10 +77,10 @@ impl Default for SubTbConfig {
     fn default() -> Self {
         Self {
             lambda: 0.9,
-            lr: 1e-3,
-            log_z_lr: 1e-1,
-            log_z_init: 0.0,
-            clip_grad_norm: 1.0,
+            lr: None,
+            log_z_lr: None,
+            log_z_init: None,
+            clip_grad_norm: None,
             log_z_min: None,
             weight_decay: 0.0,
             lr_milestones: Vec::new(),
@@ -82,14 +91,15 @@ impl Default for SubTbConfig {
 
 impl ObjectiveTable for SubTbConfig {
     fn settings(&self) -> ObjectiveSettings {
+        let d = ObjectiveDefaults::GENERIC;
         ObjectiveSettings {
-            lr: self.lr,
+            lr: self.lr.unwrap_or(d.lr),
             log_z: Some(LogZPlan {
-                init: self.log_z_init,
-                lr: self.log_z_lr,
-                min: self.log_z_min,
+                init: self.log_z_init.unwrap_or(d.log_z_init),
+                lr: self.log_z_lr.unwrap_or(d.log_z_lr),
+                min: self.log_z_min.or(d.log_z_min),
             }),
-            clip_grad_norm: self.clip_grad_norm,
+            clip_grad_norm: self.clip_grad_norm.unwrap_or(d.clip_grad_norm),
             weight_decay: self.weight_decay,
             lr_milestones: self.lr_milestones.clone(),
             lr_gamma: self.lr_gamma,
@@ -97,6 +107,14 @@ impl ObjectiveTable for SubTbConfig {
                 lambda: self.lambda,
             }),
         }
+    }
+
+    fn fill(&mut self, d: &ObjectiveDefaults) {
+        self.lr.get_or_insert(d.lr);
+        self.log_z_lr.get_or_insert(d.log_z_lr);
+        self.log_z_init.get_or_insert(d.log_z_init);
+        self.clip_grad_norm.get_or_insert(d.clip_grad_norm);
+        self.log_z_min = self.log_z_min.or(d.log_z_min);
     }
 
     fn check(&self) -> std::result::Result<(), Invalid> {

@@ -7,29 +7,42 @@ use serde::{Deserialize, Serialize};
 
 use super::balance::{f32_tensor, Balance};
 use super::{
-    is_default_gamma, is_zero, LogZPlan, Objective, ObjectiveKind, ObjectiveSettings,
-    ObjectiveTable, Pieces, Trained,
+    is_default_gamma, is_zero, LogZPlan, Objective, ObjectiveDefaults, ObjectiveKind,
+    ObjectiveSettings, ObjectiveTable, Pieces, Trained,
 };
 use crate::check::Invalid;
 
 /// Trajectory balance with its own learning rate for log Z (docs/grid.md "Policy `mlp`").
-/// The teacher, when there is one, is trained with the same settings.
+/// The teacher, when there is one, is trained with the same settings. A
+/// key left unset takes the environment's default: the sequence tasks'
+/// from their task table (docs/discovery.md "Policy", "Student objective:
+/// TB"), elsewhere the grid's (docs/grid.md); the resolved `config.toml`
+/// records the value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TbConfig {
-    /// Adam learning rate of the policy network.
-    pub lr: f64,
-    /// Adam learning rate of log Z.
-    pub log_z_lr: f64,
-    /// Initial value of log Z.
-    pub log_z_init: f64,
-    /// Clip the global gradient norm (network and log Z together) to this; 0 disables clipping.
-    pub clip_grad_norm: f64,
+    /// Adam learning rate of the policy network. Unset: 1e-4 on the
+    /// sequence tasks, else 1e-3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    /// Adam learning rate of log Z. Unset: 1e-2 on the sequence tasks, else 1e-1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_z_lr: Option<f64>,
+    /// Initial value of log Z. Unset: 5 on the sequence tasks, else 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_z_init: Option<f64>,
+    /// Clip the global gradient norm (network and log Z together) to this; 0
+    /// disables clipping. Unset: 0 on the sequence tasks (the paper's
+    /// effective setting), else 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_grad_norm: Option<f64>,
     /// Clamp each trajectory's squared residual to at most this (no gradient
     /// beyond it), as the discovery reference does with 5000; 0 disables it.
-    pub loss_clamp: f64,
+    /// Unset: 5000 on the sequence tasks, else 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_clamp: Option<f64>,
     /// Clamp log Z to at least this after every optimiser step (the discovery
-    /// reference clamps at 0). Unset: no clamp.
+    /// reference clamps at 0). Unset: 0 on the sequence tasks, else no clamp.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_z_min: Option<f64>,
     /// Coupled L2 weight decay (PyTorch's `Adam(weight_decay=..)`, not
@@ -50,11 +63,11 @@ pub struct TbConfig {
 impl Default for TbConfig {
     fn default() -> Self {
         Self {
-            lr: 1e-3,
-            log_z_lr: 1e-1,
-            log_z_init: 0.0,
-            clip_grad_norm: 1.0,
-            loss_clamp: 0.0,
+            lr: None,
+            log_z_lr: None,
+            log_z_init: None,
+            clip_grad_norm: None,
+            loss_clamp: None,
             log_z_min: None,
             weight_decay: 0.0,
             lr_milestones: Vec::new(),
@@ -65,25 +78,36 @@ impl Default for TbConfig {
 
 impl ObjectiveTable for TbConfig {
     fn settings(&self) -> ObjectiveSettings {
+        let d = ObjectiveDefaults::GENERIC;
         ObjectiveSettings {
-            lr: self.lr,
+            lr: self.lr.unwrap_or(d.lr),
             log_z: Some(LogZPlan {
-                init: self.log_z_init,
-                lr: self.log_z_lr,
-                min: self.log_z_min,
+                init: self.log_z_init.unwrap_or(d.log_z_init),
+                lr: self.log_z_lr.unwrap_or(d.log_z_lr),
+                min: self.log_z_min.or(d.log_z_min),
             }),
-            clip_grad_norm: self.clip_grad_norm,
+            clip_grad_norm: self.clip_grad_norm.unwrap_or(d.clip_grad_norm),
             weight_decay: self.weight_decay,
             lr_milestones: self.lr_milestones.clone(),
             lr_gamma: self.lr_gamma,
             objective: ObjectiveKind::Tb(Tb {
-                loss_clamp: self.loss_clamp,
+                loss_clamp: self.loss_clamp.unwrap_or(d.loss_clamp),
             }),
         }
     }
 
+    fn fill(&mut self, d: &ObjectiveDefaults) {
+        self.lr.get_or_insert(d.lr);
+        self.log_z_lr.get_or_insert(d.log_z_lr);
+        self.log_z_init.get_or_insert(d.log_z_init);
+        self.clip_grad_norm.get_or_insert(d.clip_grad_norm);
+        self.loss_clamp.get_or_insert(d.loss_clamp);
+        self.log_z_min = self.log_z_min.or(d.log_z_min);
+    }
+
     fn check(&self) -> std::result::Result<(), Invalid> {
-        if !(self.loss_clamp.is_finite() && self.loss_clamp >= 0.0) {
+        let clamp = self.settings().objective.loss_clamp();
+        if !(clamp.is_finite() && clamp >= 0.0) {
             return Err(Invalid::new(
                 "objective.loss_clamp",
                 "must be >= 0 (0 disables the clamp)",

@@ -4,8 +4,11 @@
 
 pub mod curves;
 pub mod plot;
+pub mod progress;
 pub mod scatter;
 pub mod tensorboard;
+
+pub use progress::Progress;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -255,25 +258,6 @@ pub fn fmt_f64(x: f64) -> String {
     } else {
         format!("{x}")
     }
-}
-
-/// A progress bar on stderr (hidden when stderr is not a terminal or `enabled` is false).
-pub fn progress_bar(len: u64, enabled: bool, label: &str) -> indicatif::ProgressBar {
-    if !enabled {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(len),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}",
-        )
-        .expect("valid template"),
-    );
-    bar.set_prefix(label.to_string());
-    bar
 }
 
 #[cfg(test)]

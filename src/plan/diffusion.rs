@@ -92,8 +92,8 @@ pub(crate) fn resolve(
         ));
     }
     let (teacher, epsilon) = match &exp.behaviour {
-        BehaviourConfig::OnPolicy(b) => (false, b.epsilon),
-        BehaviourConfig::Teacher(t) => (true, t.epsilon),
+        BehaviourConfig::OnPolicy(b) => (false, b.epsilon()),
+        BehaviourConfig::Teacher(t) => (true, t.epsilon()),
         BehaviourConfig::Gafn(_) => {
             return err(
                 "behaviour.kind",

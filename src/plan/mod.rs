@@ -22,7 +22,7 @@ use crate::behaviour::teacher::{RewardForm, TeacherReward};
 use crate::behaviour::{Source, Step, TeacherConfig};
 use crate::check::{self, Invalid};
 use crate::config::{self, ConfigError, DeviceKind, Experiment, SetArg};
-use crate::objective::ObjectiveKind;
+use crate::objective::{ObjectiveDefaults, ObjectiveKind};
 use crate::optim::ClipScope;
 use crate::registry::{
     BehaviourConfig, BufferConfig, EnvFamily, LocalSearchConfig, ObjectiveConfig, PolicyConfig,
@@ -59,7 +59,7 @@ pub struct Plan {
     pub eval: EvalPlan,
     /// The `loss` columns average this many last batches.
     pub loss_window: usize,
-    /// Show a progress bar (when stderr is a terminal).
+    /// Show the progress on stderr (a bar on a terminal, else lines).
     pub progress: bool,
     /// Checkpoint every this many steps (0: only at the end and when
     /// interrupted); `train.checkpoint_every`, by default the evaluation
@@ -76,6 +76,9 @@ pub struct Plan {
     /// advice of a loss that overflows ([`MAGNITUDE_KEYS`] present in the
     /// resolved experiment).
     pub magnitudes: Vec<(String, f64)>,
+    /// What is legal but likely a mistake (a `[buffer]` the schedule never
+    /// reads); the command line prints them.
+    pub warnings: Vec<Warning>,
     /// What is particular to the environment's family.
     pub family: FamilyPlan,
 }
@@ -123,6 +126,29 @@ pub enum FamilyPlan {
     Sequence(sequence::SequencePlan),
     /// A diffusion sampler on a continuous energy.
     Diffusion(diffusion::DiffusionPlan),
+}
+
+impl FamilyPlan {
+    /// What a training step of the family is called, in the plural: a
+    /// round (an online and an offline batch) on the sequence tasks, an
+    /// iteration on the diffusion energies.
+    pub fn unit(&self) -> &'static str {
+        match self {
+            FamilyPlan::Grid(_) => "steps",
+            FamilyPlan::Sequence(_) => "rounds",
+            FamilyPlan::Diffusion(_) => "iterations",
+        }
+    }
+
+    /// Where the defaults this family fills in come from, as `runner show`
+    /// names them.
+    pub fn defaults_origin(&self) -> String {
+        match self {
+            FamilyPlan::Grid(_) => "grid default (docs/grid.md)".into(),
+            FamilyPlan::Sequence(s) => format!("task table ({})", s.task.name()),
+            FamilyPlan::Diffusion(_) => "diffusion default (docs/diffusion.md)".into(),
+        }
+    }
 }
 
 /// Step-wise learning-rate decay (PyTorch's `MultiStepLR`): at iteration i
@@ -213,8 +239,17 @@ pub const WIDE_SSR: usize = 512;
 /// multithreaded gemm to pay). Decided on the experiment as written, before
 /// it is resolved (and before any thread starts).
 pub fn large_products(exp: &Experiment) -> bool {
-    matches!(&exp.policy, PolicyConfig::Diffusion(_))
-        || matches!(&exp.policy, PolicyConfig::Ssr(p) if p.hidden >= WIDE_SSR)
+    match &exp.policy {
+        PolicyConfig::Diffusion(_) => true,
+        PolicyConfig::Ssr(p) => p
+            .hidden
+            .or_else(|| match exp.env.family() {
+                Ok(EnvFamily::Sequence(task, _)) => Some(task.spec().hidden),
+                _ => None,
+            })
+            .is_some_and(|h| h >= WIDE_SSR),
+        PolicyConfig::Mlp(_) => false,
+    }
 }
 
 /// Load `path` (with `sets` on top) and resolve it: the checked plan of one run.
@@ -229,18 +264,24 @@ pub fn load_file(file: &config::ExperimentFile, sets: &[SetArg]) -> Result<Plan,
 }
 
 /// Check `exp` and resolve it into a [`Plan`] (see the module documentation).
-pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
+pub fn resolve(written: &Experiment) -> Result<Plan, Invalid> {
+    check_finite(written)?;
+    crate::check::path_component("name", &written.name)?;
+    written.env.check()?;
+    // The one place where the environment kind selects a family.
+    let env = written.env.family()?;
+    let exp = &with_defaults(written, &env);
     check_components(exp)?;
     check_settings(exp)?;
     let exp = &*explicit_steps_scaled(exp);
     let mut resolved = exp.clone();
-    // The one place where the environment kind selects a family.
-    let (family, defaults) = match exp.env.family()? {
+    let (family, defaults) = match env {
         EnvFamily::Grid(g) => grid::resolve(exp, g, &mut resolved)?,
         EnvFamily::Sequence(task, c) => sequence::resolve(exp, task, &c, &mut resolved)?,
         EnvFamily::Diffusion(target, c) => diffusion::resolve(exp, target, &c, &mut resolved)?,
     };
     check_schedule(exp, &defaults.schedule)?;
+    let warnings = unread_buffer(exp, &defaults.schedule).into_iter().collect();
     if exp.eval.method.is_some() && !matches!(family, FamilyPlan::Grid(_)) {
         return Err(Invalid::new(
             "eval.method",
@@ -256,14 +297,14 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
     }
     let student = sampler_plan(&exp.objective, None, defaults.loss_scale);
     let (epsilon, teacher, teacher_cfg) = match &exp.behaviour {
-        BehaviourConfig::OnPolicy(b) => (b.epsilon, None, TeacherConfig::default()),
+        BehaviourConfig::OnPolicy(b) => (b.epsilon(), None, TeacherConfig::default()),
         BehaviourConfig::Teacher(t) => {
             let mut plan = sampler_plan(&exp.objective, t.lr, defaults.loss_scale);
             if let Some(c) = t.clip_grad_norm {
                 plan.clip = (c > 0.0).then_some(c);
             }
             plan.clip_scope = t.clip_scope.unwrap_or(defaults.clip_scope);
-            (t.epsilon, Some(plan), t.clone())
+            (t.epsilon(), Some(plan), t.clone())
         }
         BehaviourConfig::Gafn(g) => (g.epsilon, None, TeacherConfig::default()),
     };
@@ -302,8 +343,111 @@ pub fn resolve(exp: &Experiment) -> Result<Plan, Invalid> {
         short_buffer: defaults.short_buffer,
         lr_keys: exp.objective.table().settings().lr_keys(),
         magnitudes: magnitudes(&resolved),
+        warnings,
         family,
         resolved,
+    })
+}
+
+/// What differs between the environments' defaults of the components' keys
+/// (the sequence tasks' come from their task table, `sequence::defaults`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ComponentDefaults {
+    /// The `[objective]` keys.
+    pub objective: ObjectiveDefaults,
+    /// The teacher's own learning rate (`None`: the objective's).
+    pub teacher_lr: Option<f64>,
+    /// The exponent of R in the teacher reward (`behaviour.alpha`).
+    pub teacher_alpha: f64,
+    /// The exploration of training rollouts (`behaviour.epsilon`).
+    pub epsilon: f64,
+    /// The `ssr` policy's width (`policy.hidden`), where the family has one.
+    pub hidden: Option<usize>,
+}
+
+impl ComponentDefaults {
+    /// The defaults of the grid and the diffusion energies (docs/grid.md).
+    pub const GENERIC: ComponentDefaults = ComponentDefaults {
+        objective: ObjectiveDefaults::GENERIC,
+        teacher_lr: None,
+        teacher_alpha: 0.0,
+        epsilon: 0.0,
+        hidden: None,
+    };
+}
+
+/// `exp` with every key whose default depends on the environment filled in
+/// ([`ComponentDefaults`]: the objective's optimiser settings, the
+/// teacher's learning rate and alpha, the exploration, the `ssr` width), so
+/// that a file that leaves them unset gets the environment's paper values
+/// and the resolved config records them.
+fn with_defaults(exp: &Experiment, env: &EnvFamily) -> Experiment {
+    let d = match env {
+        EnvFamily::Sequence(task, _) => sequence::defaults(*task),
+        EnvFamily::Grid(_) | EnvFamily::Diffusion(..) => ComponentDefaults::GENERIC,
+    };
+    let mut exp = exp.clone();
+    exp.objective.table_mut().fill(&d.objective);
+    match &mut exp.behaviour {
+        BehaviourConfig::OnPolicy(b) => {
+            b.epsilon.get_or_insert(d.epsilon);
+        }
+        BehaviourConfig::Teacher(t) => {
+            t.epsilon.get_or_insert(d.epsilon);
+            t.alpha.get_or_insert(d.teacher_alpha);
+            t.lr = t.lr.or(d.teacher_lr);
+        }
+        BehaviourConfig::Gafn(_) => {}
+    }
+    if let PolicyConfig::Ssr(p) = &mut exp.policy {
+        p.hidden = p.hidden.or(d.hidden);
+    }
+    exp
+}
+
+/// Something legal but likely a mistake, found while resolving.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warning {
+    /// The key it is about (warnings about the same key are the same warning).
+    pub key: &'static str,
+    /// What is wrong, naming the keys.
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The warning of a `[buffer]` that no step of `schedule` reads: no
+/// `buffer` source, and no MALA local search (which refines buffer
+/// samples), so the buffer is filled and never replayed. A warning, not an
+/// error: a sweep may share one `[buffer]` table between methods that
+/// replay and methods that do not (experiments/paper_grid_d4_h32.toml), and
+/// no `--set` can remove a table from a file.
+fn unread_buffer(exp: &Experiment, schedule: &[Step]) -> Option<Warning> {
+    let buffer = exp.buffer.as_ref()?;
+    let mala = matches!(exp.local_search, Some(LocalSearchConfig::Mala(_)));
+    let reads = schedule
+        .iter()
+        .flat_map(Step::sources)
+        .any(|s| *s == Source::Buffer || (mala && s.local_search()));
+    if reads {
+        return None;
+    }
+    let written = toml::Value::try_from(schedule)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    Some(Warning {
+        key: "buffer",
+        message: format!(
+            "`[buffer]` (`buffer.kind = \"{}\"`) is never read: `behaviour.schedule` = {} has \
+             no `buffer` source, so the buffer is filled but never replayed; add `buffer` to \
+             the schedule or remove the `[buffer]` table",
+            buffer.kind(),
+            crate::check::excerpt(&written)
+        ),
     })
 }
 
@@ -323,11 +467,7 @@ fn size_keys(family: &FamilyPlan) -> Vec<(&'static str, f64, f64)> {
                 f(crate::policy::mlp::MlpConfig::default().hidden),
             ),
         ],
-        FamilyPlan::Sequence(s) => vec![(
-            "policy.hidden",
-            f(s.hidden),
-            f(crate::policy::ssr::SsrConfig::default().hidden),
-        )],
+        FamilyPlan::Sequence(s) => vec![("policy.hidden", f(s.hidden), f(s.task.spec().hidden))],
         FamilyPlan::Diffusion(d) => vec![
             (
                 "env.steps",
@@ -693,14 +833,12 @@ fn check_finite(exp: &Experiment) -> Result<(), Invalid> {
     }
 }
 
-/// Every component's own range checks.
+/// Every component's own range checks (the environment's come first, in
+/// [`resolve`]).
 fn check_components(exp: &Experiment) -> Result<(), Invalid> {
-    check_finite(exp)?;
-    crate::check::path_component("name", &exp.name)?;
     if let Some(slurm) = &exp.slurm {
         slurm.check()?;
     }
-    exp.env.check()?;
     match &exp.policy {
         PolicyConfig::Mlp(p) => p.check()?,
         PolicyConfig::Ssr(p) => p.check()?,
@@ -1025,6 +1163,136 @@ mod tests {
         let mut exp = grid_exp("");
         exp.behaviour = toml::from_str("kind = \"gafn\"\nrnd_lr = 1e3").unwrap();
         assert_eq!(resolve(&exp).unwrap_err().key, "behaviour.rnd_lr");
+    }
+
+    fn seq_exp(env: &str, objective: &str, behaviour: &str) -> Experiment {
+        toml::from_str(&format!(
+            "name = \"t\"\n[env]\nkind = \"{env}\"\n[policy]\nkind = \"ssr\"\n\
+             [objective]\nkind = \"{objective}\"\n[behaviour]\nkind = \"{behaviour}\""
+        ))
+        .unwrap()
+    }
+
+    /// A sequence file that leaves the optimiser, teacher, exploration and
+    /// width unset gets the task table's values (docs/discovery.md), for
+    /// every objective, recorded in the resolved config; the grid keeps its
+    /// own defaults.
+    #[test]
+    fn sequence_defaults_come_from_the_task_table() {
+        for objective in ["tb", "db", "subtb"] {
+            let plan = resolve(&seq_exp("tfbind8", objective, "teacher")).unwrap();
+            for (name, s) in [
+                ("student", plan.student),
+                ("teacher", plan.teacher.unwrap()),
+            ] {
+                assert_eq!(s.clip, None, "{objective} {name}");
+                if objective != "db" {
+                    let z = s.log_z.unwrap();
+                    assert_eq!((z.init, z.lr, z.min), (5.0, 1e-2, Some(0.0)), "{objective}");
+                }
+            }
+            assert_eq!(plan.student.lr, 1e-4, "{objective}");
+            assert_eq!(plan.teacher.unwrap().lr, 5e-4, "{objective}");
+            assert_eq!(plan.teacher_reward.alpha, 0.5);
+            assert_eq!(plan.epsilon, 0.01);
+            assert_eq!(
+                plan.student.loss_clamp(),
+                if objective == "tb" { 5000.0 } else { 0.0 }
+            );
+            let FamilyPlan::Sequence(s) = &plan.family else {
+                unreachable!()
+            };
+            assert_eq!(s.hidden, 128);
+            let recorded = toml::to_string(&plan.resolved).unwrap();
+            for line in ["lr = 0.0001\n", "clip_grad_norm = 0.0\n", "lr = 0.0005\n"] {
+                assert!(recorded.contains(line), "{line} in {recorded}");
+            }
+        }
+        let plan = resolve(&seq_exp("sehstr", "tb", "on_policy")).unwrap();
+        assert_eq!(plan.epsilon, 0.05);
+        let FamilyPlan::Sequence(s) = &plan.family else {
+            unreachable!()
+        };
+        assert_eq!(s.hidden, 1024);
+        // An explicit value stays.
+        let mut exp = seq_exp("tfbind8", "tb", "teacher");
+        exp.objective = toml::from_str("kind = \"tb\"\nlr = 3e-4\nlog_z_min = -5.0").unwrap();
+        let plan = resolve(&exp).unwrap();
+        assert_eq!(plan.student.lr, 3e-4);
+        assert_eq!(plan.student.log_z.unwrap().min, Some(-5.0));
+        // The grid: Adam 1e-3, log Z from 0 at 1e-1, clip 1, no clamps.
+        let plan = resolve(&grid_exp("")).unwrap();
+        let z = plan.student.log_z.unwrap();
+        assert_eq!((plan.student.lr, plan.student.clip), (1e-3, Some(1.0)));
+        assert_eq!((z.init, z.lr, z.min), (0.0, 1e-1, None));
+        assert_eq!((plan.epsilon, plan.teacher_reward.alpha), (0.0, 0.0));
+        assert_eq!(plan.teacher.unwrap().lr, 1e-3);
+    }
+
+    /// The paper's sequence files give the task table's values explicitly:
+    /// without those keys they resolve to the same config.
+    #[test]
+    fn the_paper_files_set_the_task_tables_values() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for name in ["tfbind8_teacher_prt", "qm9_subtb_teacher_prt", "seh_tb_per"] {
+            let text =
+                std::fs::read_to_string(root.join(format!("experiments/{name}.toml"))).unwrap();
+            let stripped: String = text
+                .lines()
+                .filter(|l| {
+                    let key = l.split('=').next().unwrap_or("").trim();
+                    !matches!(
+                        key,
+                        "lr" | "log_z_lr"
+                            | "log_z_init"
+                            | "log_z_min"
+                            | "loss_clamp"
+                            | "clip_grad_norm"
+                            | "epsilon"
+                            | "alpha"
+                            | "hidden"
+                    )
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            assert_ne!(stripped, text);
+            let full = resolve(&toml::from_str(&text).unwrap()).unwrap();
+            let bare = resolve(&toml::from_str(&stripped).unwrap()).unwrap();
+            assert_eq!(
+                toml::to_string(&full.resolved).unwrap(),
+                toml::to_string(&bare.resolved).unwrap(),
+                "{name}"
+            );
+        }
+    }
+
+    /// A `[buffer]` no step reads is a warning naming the keys; a `buffer`
+    /// source, or MALA (which refines buffer samples), reads it.
+    #[test]
+    fn unread_buffers_are_warned_about() {
+        let exp = grid_exp("schedule = [\"student\", \"teacher\"]\n[buffer]\nkind = \"terminal\"");
+        let w = resolve(&exp).unwrap().warnings;
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].key, "buffer");
+        assert!(
+            w[0].message
+                .contains("`behaviour.schedule` = [\"student\", \"teacher\"]")
+                && w[0].message.contains("`[buffer]`"),
+            "{}",
+            w[0]
+        );
+        assert!(resolve(&grid_exp("[buffer]\nkind = \"terminal\""))
+            .unwrap()
+            .warnings
+            .is_empty());
+        let mala: Experiment = toml::from_str(
+            "name = \"t\"\n[env]\nkind = \"gmm25\"\n[policy]\nkind = \"diffusion\"\n\
+             [objective]\nkind = \"tb\"\n[behaviour]\nkind = \"on_policy\"\n\
+             schedule = [\"student\", \"student+ls\"]\n\
+             [buffer]\nkind = \"terminal\"\n[local_search]\nkind = \"mala\"",
+        )
+        .unwrap();
+        assert!(resolve(&mala).unwrap().warnings.is_empty());
     }
 
     /// The values that set a loss's magnitude are recorded for the advice

@@ -2,8 +2,8 @@
 //! defaults of the task table (docs/discovery.md "Tasks", "Training loop").
 
 use super::{
-    back_and_forth, explicit_schedule, objective_kind, scaled_steps, EvalPlan, FamilyDefaults,
-    FamilyPlan, ShortBuffer,
+    back_and_forth, explicit_schedule, objective_kind, scaled_steps, ComponentDefaults, EvalPlan,
+    FamilyDefaults, FamilyPlan, ShortBuffer,
 };
 use crate::behaviour::discovery_schedule;
 use crate::behaviour::teacher::RewardForm;
@@ -13,6 +13,7 @@ use crate::config::Experiment;
 use crate::envs::sequence::mdp::SeqMdpKind;
 use crate::envs::sequence::oracle::Task;
 use crate::envs::sequence::task::SeqEnvConfig;
+use crate::objective::ObjectiveDefaults;
 use crate::optim::ClipScope;
 use crate::registry::{BehaviourConfig, BufferConfig, LocalSearchConfig, PolicyConfig};
 use crate::search::BackAndForth;
@@ -23,6 +24,39 @@ pub const SEQ_BATCH: usize = 32;
 pub const SEQ_EVAL_SAMPLES: usize = 2048;
 /// Rollouts per network call at evaluation when unset.
 pub const SEQ_EVAL_CHUNK: usize = 256;
+
+/// The discovery reference's optimiser, the default of every `[objective]`
+/// key a file leaves unset on a sequence task (docs/discovery.md "Policy",
+/// "Student objective: TB"): Adam 1e-4, log Z at 1e-2 from 5.0 and clamped
+/// at 0 after every step, no gradient clipping (the paper's effective
+/// setting), squared residuals clamped at 5000.
+pub const SEQ_OBJECTIVE: ObjectiveDefaults = ObjectiveDefaults {
+    lr: 1e-4,
+    log_z_lr: 1e-2,
+    log_z_init: 5.0,
+    clip_grad_norm: 0.0,
+    loss_clamp: 5000.0,
+    log_z_min: Some(0.0),
+};
+
+/// The teacher's own learning rate on the sequence tasks (docs/discovery.md "Teacher").
+pub const SEQ_TEACHER_LR: f64 = 5e-4;
+
+/// The exponent of R in the teacher's target on the sequence tasks
+/// (docs/discovery.md "Teacher").
+pub const SEQ_TEACHER_ALPHA: f64 = 0.5;
+
+/// The defaults of the components on `task`: the reference's optimiser and
+/// teacher, the task table's eps and width.
+pub(crate) fn defaults(task: Task) -> ComponentDefaults {
+    ComponentDefaults {
+        objective: SEQ_OBJECTIVE,
+        teacher_lr: Some(SEQ_TEACHER_LR),
+        teacher_alpha: SEQ_TEACHER_ALPHA,
+        epsilon: task.spec().epsilon,
+        hidden: Some(task.spec().hidden),
+    }
+}
 
 /// A sequence-task run.
 #[derive(Debug, Clone)]
@@ -85,7 +119,7 @@ pub(crate) fn resolve(
             None => None,
             Some(BufferConfig::Recent(b)) => Some(RecentPlan {
                 size: b.size,
-                priority: b.priority,
+                priority: b.priority()?,
                 batch: b.batch.unwrap_or(batch_size),
                 min_size: b.min_size,
             }),
@@ -118,7 +152,7 @@ pub(crate) fn resolve(
         task,
         beta: env.beta.unwrap_or(spec.beta),
         mdp: env.mdp,
-        hidden: net.hidden,
+        hidden: net.hidden.unwrap_or(spec.hidden),
         flow_head: objective_kind(exp).needs_flow(),
         buffer,
         local_search,
@@ -153,6 +187,9 @@ fn record(
     resolved.env.record_beta(plan.beta);
     if let (Some(BufferConfig::Recent(b)), Some(r)) = (&mut resolved.buffer, &plan.buffer) {
         b.batch = Some(r.batch);
+        // The older spelling (`selection = "prt"`) is recorded as `priority`.
+        b.priority = Some(r.priority);
+        b.selection = None;
     }
     if let (Some(LocalSearchConfig::BackAndForth(l)), Some(ls)) =
         (&mut resolved.local_search, &plan.local_search)

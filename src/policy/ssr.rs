@@ -55,24 +55,20 @@ use crate::rng::Rng;
 pub const SCORE_CLIP: f64 = 50.0;
 
 /// Configuration of the SSR policy (docs/discovery.md "Policy").
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SsrConfig {
     /// Width H = E of the encoder's hidden layer and embedding and of the
-    /// scorer's hidden layer.
-    pub hidden: usize,
-}
-
-impl Default for SsrConfig {
-    fn default() -> Self {
-        Self { hidden: 1024 }
-    }
+    /// scorer's hidden layer. Unset: the task table's (qm9str and sehstr
+    /// 1024; tfbind8, rna and bitseq 128; a declared task 1024).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<usize>,
 }
 
 impl SsrConfig {
     /// Range checks.
     pub fn check(&self) -> std::result::Result<(), Invalid> {
-        crate::check::nonzero("policy.hidden", Some(self.hidden))
+        crate::check::nonzero("policy.hidden", self.hidden)
     }
 }
 
@@ -764,8 +760,8 @@ mod tests {
         assert_eq!(n.log_pf_all(&m, &[], &[]).unwrap().dims(), &[0, 0]);
         assert_eq!(n.log_pf_chosen(&m, &[], &[], &[]).unwrap().dims(), &[0]);
         // Config defaults and checks.
-        assert_eq!(SsrConfig::default().hidden, 1024);
-        assert!(SsrConfig { hidden: 0 }.check().is_err());
+        assert_eq!(SsrConfig::default().hidden, None);
+        assert!(SsrConfig { hidden: Some(0) }.check().is_err());
         assert!(serde_json::from_str::<SsrConfig>(r#"{"hiden": 3}"#).is_err());
     }
 }

@@ -32,8 +32,7 @@ pub use tables::{
 
 use std::collections::HashMap;
 
-/// How messages name a value set by the sweep expansion.
-const SWEEP_ORIGIN: &str = "the file's [sweep] table";
+use crate::config::SWEEP_ORIGIN;
 
 /// One run of a sweep.
 #[derive(Debug, Clone)]
@@ -293,8 +292,28 @@ impl Expansion {
             .collect()
     }
 
+    /// The keys the runs vary (seed last).
+    pub fn varied_keys(&self) -> Vec<String> {
+        self.varied(0).into_iter().map(|(k, _)| k).collect()
+    }
+
     /// Run `k`, loaded and resolved like a file of its own.
     fn spec(&self, k: usize) -> Result<RunSpec, ConfigError> {
+        let mut plan = plan::load_file(&self.source, &self.sets_of(k)?)?;
+        plan.resolved.sweep = None;
+        let (id, legacy_id) = self.ids(k);
+        Ok(RunSpec {
+            index: k,
+            id,
+            legacy_id,
+            varied: self.varied(k),
+            plan,
+        })
+    }
+
+    /// The overrides of run `k`: the command's, then the run's values as
+    /// `--set`s named [`SWEEP_ORIGIN`].
+    pub fn sets_of(&self, k: usize) -> Result<Vec<SetArg>, ConfigError> {
         let (combo, seed) = self.combo(k);
         let mut all_sets = self.sets.clone();
         for (key, value) in &combo {
@@ -310,16 +329,7 @@ impl Expansion {
             toml::Value::Integer(seed as i64),
             SWEEP_ORIGIN,
         ));
-        let mut plan = plan::load_file(&self.source, &all_sets)?;
-        plan.resolved.sweep = None;
-        let (id, legacy_id) = self.ids(k);
-        Ok(RunSpec {
-            index: k,
-            id,
-            legacy_id,
-            varied: self.varied(k),
-            plan,
-        })
+        Ok(all_sets)
     }
 
     /// Refuse two runs with one id (the first repeated id in expansion order).
@@ -467,6 +477,30 @@ fn legacy_run_id(varied: &[(String, String)]) -> String {
 /// Longest run id (bytes); see [`id_of`].
 pub const MAX_RUN_ID: usize = 200;
 
+/// The plans' warnings that hold for every run of `specs`, each once
+/// (with how many runs it concerns). A warning of some runs only is the
+/// sweep's design: a `[buffer]` shared between methods that replay and
+/// methods that do not is read by the former.
+pub fn warnings(specs: &[RunSpec]) -> Vec<String> {
+    let Some(first) = specs.first() else {
+        return Vec::new();
+    };
+    first
+        .plan
+        .warnings
+        .iter()
+        .filter(|w| {
+            specs[1..]
+                .iter()
+                .all(|s| s.plan.warnings.iter().any(|o| o.key == w.key))
+        })
+        .map(|w| match specs.len() {
+            1 => w.to_string(),
+            n => format!("{w} (in all {n} runs)"),
+        })
+        .collect()
+}
+
 /// The keys that vary across `specs` (seed included when several seeds run).
 pub fn varied_keys(specs: &[RunSpec]) -> Vec<String> {
     specs
@@ -604,7 +638,25 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
         return Err(SweepError::Changed { dirs: changed });
     }
     let single = specs.len() == 1;
-    let bar = crate::output::progress_bar(todo.len() as u64, !single, "runs");
+    let name = specs
+        .first()
+        .map(|s| s.plan.resolved.name.as_str())
+        .unwrap_or("sweep");
+    // Where the results go, before anything runs (the last line says it again).
+    if let (true, Some(spec)) = (single && !todo.is_empty(), specs.first()) {
+        crate::console::errln(format_args!(
+            "{name}: writing to {}",
+            run_dir(&opts.out, spec).display()
+        ));
+    } else if !todo.is_empty() {
+        crate::console::errln(format_args!(
+            "{name}: {} of {} runs to run ({skipped} complete), writing to {}",
+            todo.len(),
+            specs.len(),
+            opts.out.join(name).display()
+        ));
+    }
+    let mut bar = crate::output::Progress::new(todo.len() as u64, !single, name, "runs");
     let failures: Mutex<Vec<(usize, String, String)>> = Mutex::new(Vec::new());
     let not_run: Mutex<Vec<(usize, &RunSpec, String)>> = Mutex::new(Vec::new());
     let stop = AtomicBool::new(false);
@@ -612,6 +664,14 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
     let ran = AtomicUsize::new(0);
     let not_started = AtomicUsize::new(0);
     let interrupted = AtomicUsize::new(0);
+    // The words after the bar's counts, also once runs have ended.
+    let status = || {
+        format!(
+            "{} running, {} failed",
+            running.load(Ordering::SeqCst),
+            failures.lock().map(|f| f.len()).unwrap_or(0)
+        )
+    };
     // Several jobs start the longest runs first (`Plan::relative_cost`;
     // stable, so equal runs keep their expansion order): the last runs to
     // finish are short ones, and the workers finish at about the same time.
@@ -631,11 +691,8 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
                 not_started.fetch_add(1, Ordering::SeqCst);
                 continue;
             }
-            let n = running.fetch_add(1, Ordering::SeqCst) + 1;
-            bar.set_message(format!(
-                "{n} running, {} failed",
-                failures.lock().map(|f| f.len()).unwrap_or(0)
-            ));
+            running.fetch_add(1, Ordering::SeqCst);
+            bar.set_message(status());
             let result = execute(spec, opts, single);
             running.fetch_sub(1, Ordering::SeqCst);
             match result {
@@ -663,6 +720,7 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
                 }
             }
             bar.inc(1);
+            bar.event(status());
         }
     };
     std::thread::scope(|scope| {
@@ -674,7 +732,7 @@ pub fn run_sweep(specs: &[RunSpec], opts: &SweepOptions) -> Result<SweepReport, 
         }
         Ok::<(), SweepError>(())
     })?;
-    bar.finish_and_clear();
+    bar.finish();
     let dir = opts.out.join(
         specs
             .first()

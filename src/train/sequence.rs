@@ -202,7 +202,8 @@ struct SequenceState {
 }
 
 impl DrawSamples for SequenceFamily {
-    /// Columns `x` (the string), `reward` (the oracle's raw r(x), as
+    /// Columns `x` (the string, in the task's letters:
+    /// docs/tasks-alphabets.md), `reward` (the oracle's raw r(x), as
     /// `runner score` prints it), `log_reward` (the training log R(x), after
     /// exponent and scale), and `log_pf` (the sampled trajectory's log P_F;
     /// the string's own probability sums over its trajectories).
@@ -225,7 +226,7 @@ impl DrawSamples for SequenceFamily {
             let raw = env.raw_many(trajs.iter().map(SeqTraj::x))?;
             for (t, r) in trajs.iter().zip(raw) {
                 let mut row = vec![
-                    env.task.decode(t.x()),
+                    env.task.to_letters(t.x()),
                     fmt_f64(r),
                     fmt_f64(env.log_reward_of_raw(r)),
                 ];
@@ -539,7 +540,7 @@ mod tests {
                 "{delta:?} vs {expected}"
             );
             let t = TeacherConfig {
-                alpha: 0.5,
+                alpha: Some(0.5),
                 ..TeacherConfig::default()
             }
             .reward(RewardForm::LogSpace, 5000.0);

@@ -36,7 +36,7 @@ use crate::behaviour::Source;
 use crate::metrics::{tail_mean, Metric, MetricSink};
 use crate::objective::Trained;
 use crate::output::tensorboard::{self, TensorBoardSink};
-use crate::output::{progress_bar, CsvSink};
+use crate::output::{CsvSink, Progress};
 use crate::plan::{Plan, ShortBuffer};
 use crate::rng::{self, Stream};
 
@@ -376,10 +376,11 @@ impl<F: Trainable> Trainer<'_, F> {
             self.evaluate(0, &mut sinks, wall())
                 .map_err(|e| interrupted_at(e, 0))?;
         }
-        let bar = progress_bar(
+        let mut bar = Progress::new(
             plan.steps,
             plan.progress && opts.progress && !opts.train_only,
             &plan.resolved.name,
+            plan.family.unit(),
         );
         bar.set_position(first);
         let mut saved = first;
@@ -409,9 +410,9 @@ impl<F: Trainable> Trainer<'_, F> {
                 continue;
             }
             if done % plan.eval.every == 0 || done == plan.steps {
-                bar.set_message(self.family.progress());
                 self.evaluate(done, &mut sinks, wall())
                     .map_err(|e| interrupted_at(e, done))?;
+                bar.event(self.family.progress());
             }
             let every = plan.checkpoint_every;
             if done == plan.steps || (every > 0 && done % every == 0) {
@@ -419,7 +420,7 @@ impl<F: Trainable> Trainer<'_, F> {
                 saved = done;
             }
         }
-        bar.finish_and_clear();
+        bar.finish();
         Ok(RunSummary {
             dir: opts.dir.clone(),
             steps: plan.steps,

@@ -187,6 +187,7 @@ impl BitSeqConfig {
         Task::declare(TaskSpec {
             name: "bitseq",
             alphabet: &LETTERS[..1 << self.k],
+            letters: crate::envs::sequence::oracle::letters_for(&LETTERS[..1 << self.k]),
             length: self.n / self.k,
             beta: self.n as f64 / self.temperature,
             r_max: 1.0,
@@ -199,6 +200,8 @@ impl BitSeqConfig {
             rounds: 2000,
             eval_every: 50,
             ls_k: 3,
+            epsilon: 0.01,
+            hidden: 128,
         })
     }
 }

@@ -293,9 +293,11 @@ impl DeclaredSeqConfig {
             ),
         };
         let length = self.length;
+        let alphabet = leak(self.alphabet.clone());
         Task::declare(TaskSpec {
             name: leak(self.name.clone()),
-            alphabet: leak(self.alphabet.clone()),
+            alphabet,
+            letters: super::oracle::letters_for(alphabet),
             length,
             beta: 1.0,
             r_max: self.r_max.unwrap_or(DEFAULT_R_MAX),
@@ -311,6 +313,8 @@ impl DeclaredSeqConfig {
             rounds: 2000,
             eval_every: 50,
             ls_k: 3.min(length.saturating_sub(1)).max(1),
+            epsilon: 0.01,
+            hidden: 1024,
         })
     }
 }

@@ -61,8 +61,13 @@ impl std::fmt::Debug for Task {
 pub struct TaskSpec {
     /// Name used in data paths, files and the `[env] kind`.
     pub name: &'static str,
-    /// The alphabet in action order: symbol i is the i-th character.
+    /// The alphabet in action order: symbol i is the i-th character (the
+    /// form of the data files).
     pub alphabet: &'static str,
+    /// The letters of the strings users read and write (sample files,
+    /// `runner score`), in action order: no digit, so that CSV readers keep
+    /// a string as text (docs/tasks-alphabets.md; [`letters_for`]).
+    pub letters: &'static str,
     /// Length L of a complete string.
     pub length: usize,
     /// The paper's reward exponent beta.
@@ -89,6 +94,28 @@ pub struct TaskSpec {
     pub eval_every: u64,
     /// Local search: steps walked back and rebuilt (k).
     pub ls_k: usize,
+    /// The paper's uniform exploration of training rollouts (eps): the
+    /// default of `behaviour.epsilon`.
+    pub epsilon: f64,
+    /// The paper's network width H = E: the default of `policy.hidden`.
+    pub hidden: usize,
+}
+
+/// Letters standing for symbols 0, 1, ... of an alphabet that has digits
+/// ([`letters_for`]): upper case, lower case, then signs that no CSV reader
+/// or spreadsheet takes for part of a number or a formula.
+const LETTERS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!$%&*:;?^_~.";
+
+/// The letters users read and write for `alphabet` (a task's
+/// [`TaskSpec::letters`]): the alphabet itself when it has no ASCII digit,
+/// else symbol i is the i-th of `A`..`Z`, `a`..`z`, then `!$%&*:;?^_~.` (at
+/// most 64 symbols), so that no string reads as a number.
+pub fn letters_for(alphabet: &'static str) -> &'static str {
+    if alphabet.bytes().any(|b| b.is_ascii_digit()) {
+        &LETTERS[..alphabet.len().min(LETTERS.len())]
+    } else {
+        alphabet
+    }
 }
 
 /// The floor the reference puts on R(x) (in log space here).
@@ -184,6 +211,7 @@ const fn rna(
     TaskSpec {
         name,
         alphabet: "UCGA",
+        letters: "UCGA",
         length: 14,
         beta: 40.0,
         r_max: 10.0,
@@ -196,6 +224,8 @@ const fn rna(
         rounds: 2000,
         eval_every: 50,
         ls_k: 7,
+        epsilon: 0.01,
+        hidden: 128,
     }
 }
 
@@ -204,6 +234,7 @@ pub static TASKS: [TaskSpec; 6] = [
     TaskSpec {
         name: "qm9str",
         alphabet: "0123456789a",
+        letters: "ABCDEFGHIJK",
         length: 5,
         beta: 20.0,
         r_max: 100.0,
@@ -216,10 +247,13 @@ pub static TASKS: [TaskSpec; 6] = [
         rounds: 1000,
         eval_every: 20,
         ls_k: 3,
+        epsilon: 0.01,
+        hidden: 1024,
     },
     TaskSpec {
         name: "sehstr",
         alphabet: "0123456789abcdefgh",
+        letters: "ABCDEFGHIJKLMNOPQR",
         length: 6,
         beta: 6.0,
         r_max: 10.0,
@@ -235,10 +269,13 @@ pub static TASKS: [TaskSpec; 6] = [
         rounds: 2000,
         eval_every: 50,
         ls_k: 3,
+        epsilon: 0.05,
+        hidden: 1024,
     },
     TaskSpec {
         name: "tfbind8",
         alphabet: "0123",
+        letters: "ACGT",
         length: 8,
         beta: 20.0,
         r_max: 10.0,
@@ -251,6 +288,8 @@ pub static TASKS: [TaskSpec; 6] = [
         rounds: 2000,
         eval_every: 50,
         ls_k: 3,
+        epsilon: 0.01,
+        hidden: 128,
     },
     rna(
         "L14_RNA1",
@@ -352,21 +391,26 @@ impl Task {
         (self.k() as u64).pow(self.length() as u32)
     }
 
-    /// Symbol indices of `text`; [`DataError::BadString`] for a wrong length or
-    /// a character outside the alphabet.
+    /// Symbol indices of `text` in the alphabet of the data files;
+    /// [`DataError::BadString`] for a wrong length or a character outside
+    /// the alphabet.
     pub fn encode(self, text: &str) -> Result<Vec<u8>, DataError> {
-        let alphabet = self.alphabet();
+        self.encode_in(self.alphabet(), text, "alphabet")
+    }
+
+    /// Symbol indices of `text` over `symbols` (named `what` in errors).
+    fn encode_in(self, symbols: &str, text: &str, what: &str) -> Result<Vec<u8>, DataError> {
         let bad = |message: String| DataError::BadString {
             text: text.to_string(),
             message,
         };
         let mut x = Vec::with_capacity(self.length());
         for (pos, ch) in text.chars().enumerate() {
-            match alphabet.find(ch) {
+            match symbols.find(ch) {
                 Some(i) if ch.is_ascii() => x.push(i as u8),
                 _ => {
                     return Err(bad(format!(
-                        "unknown character {ch:?} at position {pos} (alphabet of {}: {alphabet:?})",
+                        "unknown character {ch:?} at position {pos} ({what} of {}: {symbols:?})",
                         self.name()
                     )))
                 }
@@ -383,9 +427,45 @@ impl Task {
         Ok(x)
     }
 
-    /// The text of symbol indices `x` (a symbol outside the alphabet shows as `?`).
+    /// The text of symbol indices `x` in the alphabet of the data files (a
+    /// symbol outside the alphabet shows as `?`).
     pub fn decode(self, x: &[u8]) -> String {
-        let a = self.alphabet().as_bytes();
+        Self::spell(self.alphabet(), x)
+    }
+
+    /// The letters of the strings users read and write ([`TaskSpec::letters`]).
+    pub fn letters(self) -> &'static str {
+        self.spec().letters
+    }
+
+    /// The text of `x` as users read it, in the task's letters (sample
+    /// files, `runner score`; a symbol outside the alphabet shows as `?`).
+    pub fn to_letters(self, x: &[u8]) -> String {
+        Self::spell(self.letters(), x)
+    }
+
+    /// Symbol indices of a string a user wrote: in the task's letters, or
+    /// in the alphabet of its data files when no character of that alphabet
+    /// is one of the letters (qm9str's `0123a`, tfbind8's `0123`: the older
+    /// form of the sample files), so that neither form can be misread.
+    pub fn parse(self, text: &str) -> Result<Vec<u8>, DataError> {
+        let (letters, alphabet) = (self.letters(), self.alphabet());
+        let apart = !alphabet.chars().any(|c| letters.contains(c));
+        if apart && !text.is_empty() && text.chars().all(|c| alphabet.contains(c)) {
+            return self.encode(text);
+        }
+        self.encode_in(letters, text, "letters")
+            .map_err(|e| match e {
+                DataError::BadString { text, message } if apart => DataError::BadString {
+                    text,
+                    message: format!("{message}, or the data files' {alphabet:?}"),
+                },
+                e => e,
+            })
+    }
+
+    fn spell(symbols: &str, x: &[u8]) -> String {
+        let a = symbols.as_bytes();
         x.iter()
             .map(|&s| a.get(s as usize).map_or('?', |&c| c as char))
             .collect()
@@ -1565,6 +1645,57 @@ mod tests {
         assert!(e.contains("unknown character 'z' at position 3"), "{e}");
         assert!(t.encode("a05").is_err());
         assert!(t.index(&[0, 0, 0, 0, 0, 18]).is_none());
+    }
+
+    /// Users read and write letters (docs/tasks-alphabets.md): every task's
+    /// have no digit and as many symbols as its alphabet; strings read back
+    /// from either form where the two forms share no character, and only
+    /// from the letters where they do.
+    #[test]
+    fn strings_users_read_are_letters() {
+        let want = [
+            "ABCDEFGHIJK",
+            "ABCDEFGHIJKLMNOPQR",
+            "ACGT",
+            "UCGA",
+            "UCGA",
+            "UCGA",
+        ];
+        for (t, w) in Task::ALL.into_iter().zip(want) {
+            assert_eq!(t.letters(), w, "{}", t.name());
+            assert_eq!(t.letters().len(), t.k());
+        }
+        let t = Task::TfBind8;
+        let x = t.encode("00303332").unwrap();
+        assert_eq!(t.to_letters(&x), "AATATTTG");
+        assert_eq!(t.parse("AATATTTG").unwrap(), x);
+        assert_eq!(t.parse("00303332").unwrap(), x);
+        let e = t.parse("AATA0332").unwrap_err().to_string();
+        assert!(
+            e.contains("'0' at position 4") && e.contains("\"ACGT\""),
+            "{e}"
+        );
+        assert!(t
+            .parse("AATA")
+            .unwrap_err()
+            .to_string()
+            .contains("length 4"));
+        assert!(t
+            .parse("0033")
+            .unwrap_err()
+            .to_string()
+            .contains("length 4"));
+        assert_eq!(
+            Task::Rna1.parse("UCGAUCGAUCGAUC").unwrap()[..4],
+            [0, 1, 2, 3]
+        );
+        // An alphabet with digits gets letters; 64 symbols stay free of digits.
+        let all = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_";
+        let letters = letters_for(all);
+        assert_eq!(letters.len(), 64);
+        assert!(!letters.bytes().any(|b| b.is_ascii_digit() || b == b','));
+        assert_eq!(letters_for("ACGT"), "ACGT");
+        assert_eq!(letters_for("0123"), "ABCD");
     }
 
     #[test]

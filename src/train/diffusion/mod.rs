@@ -772,7 +772,7 @@ mod tests {
         let mut f = family(2, Arc::new(crate::envs::diffusion::gmm25::Gmm25));
         f.tau = Some(-4.0);
         let reward = TeacherConfig {
-            alpha: 0.5,
+            alpha: Some(0.5),
             ..TeacherConfig::default()
         }
         .reward(RewardForm::LogSpace, 0.0)
