@@ -256,7 +256,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// [`plan::large_products`]; invalid files count as not: their errors
 /// come later, from the command itself).
 fn has_large_products(file: &ExperimentFile) -> bool {
-    config::load_file(file, &[]).is_ok_and(|(exp, _)| plan::large_products(&exp))
+    plan::load_experiment(file, &[]).is_ok_and(|(exp, _)| plan::large_products(&exp))
 }
 
 impl Cli {
@@ -779,7 +779,7 @@ fn slurm(
     let source = source?;
     let file = source.path.as_path();
     let sets = parse_sets(&common.sets)?;
-    let (base, _) = config::load_file(&source, &sets)?;
+    let (base, _) = plan::load_experiment(&source, &sets)?;
     let specs = sweep::expand_file(&source, &sets)?;
     let mut cfg = base.slurm.clone().unwrap_or_default();
     if o.partition.is_some() {

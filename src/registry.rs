@@ -8,7 +8,7 @@
 //!
 //! Serde loses the key path of errors inside internally tagged enums (it
 //! buffers the table first), so each enum also gets `check_table`, which
-//! deserializes the selected variant's struct on its own; `config::load` uses
+//! deserializes the selected variant's struct on its own; `config::load_file` uses
 //! it to report `env.horizon`-precise errors.
 
 use std::sync::Arc;

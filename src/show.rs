@@ -16,7 +16,7 @@
 
 use std::path::Path;
 
-use crate::config::{self, ConfigError, ExperimentFile, SetArg, Sources};
+use crate::config::{ConfigError, ExperimentFile, SetArg, Sources};
 use crate::plan::{self, Plan};
 use crate::sweep::Expansion;
 
@@ -60,7 +60,7 @@ pub fn show(
         }
         None => (sets.to_vec(), Some(expansion.one(0)?.id)),
     };
-    let (exp, sources) = config::load_file(source, &run_sets)?;
+    let (exp, sources) = plan::load_experiment(source, &run_sets)?;
     let mut plan = plan::resolve(&exp).map_err(|e| {
         let e = sources.invalid(&e);
         match (index, e) {

@@ -386,17 +386,18 @@ impl Provider for ExperimentFile {
     }
 }
 
-/// Read `path` and load it ([`load_file`]).
-pub fn load(path: &Path, sets: &[SetArg]) -> Result<(Experiment, Sources), ConfigError> {
-    load_file(&ExperimentFile::read(path)?, sets)
-}
-
 /// Load and layer an experiment file: what the user wrote, with serde's
 /// defaults; types, unknown keys and unknown kinds are checked here, values
 /// and combinations by the plan (`crate::plan::load`).
+///
+/// `kinds` judges the component kinds of the experiment with its component
+/// tables cut down to their `kind`: when loading fails, a kind it refuses is
+/// reported first (the plan passes its resolution; config does not know
+/// which environment takes which kinds).
 pub fn load_file(
     file: &ExperimentFile,
     sets: &[SetArg],
+    kinds: KindCheck,
 ) -> Result<(Experiment, Sources), ConfigError> {
     let path = file.path.as_path();
     if let Err(e) = toml::from_str::<toml::Table>(&file.text) {
@@ -444,7 +445,7 @@ pub fn load_file(
             // does not know (`behaviour.kind = "gafn"` in a sequence file
             // with a teacher's `schedule`): its refusal comes first, and the
             // errors inside that table are left out.
-            let refused = refused_kind(&fig);
+            let refused = refused_kind(&fig, kinds);
             let table = refused.as_ref().and_then(|r| r.key.split('.').next());
             let mut messages: Vec<String> = refused
                 .iter()
@@ -473,6 +474,10 @@ pub fn load_file(
     Ok((exp, sources))
 }
 
+/// A judge of an experiment's component kinds (see [`load_file`]): the
+/// refusal, if any.
+pub type KindCheck = fn(&Experiment) -> Option<Invalid>;
+
 /// The component tables whose `kind` the environment may refuse.
 const REFUSABLE: &[&str] = &["policy", "objective", "behaviour", "buffer", "local_search"];
 
@@ -481,7 +486,7 @@ const REFUSABLE: &[&str] = &["policy", "objective", "behaviour", "buffer", "loca
 /// experiment with each of [`REFUSABLE`]'s tables cut down to its `kind`;
 /// `None` when that experiment loads and its kinds are accepted, or when it
 /// does not load (the errors are then the table's own).
-fn refused_kind(fig: &Figment) -> Option<Invalid> {
+fn refused_kind(fig: &Figment, kinds: KindCheck) -> Option<Invalid> {
     let mut dict = fig.extract::<Dict>().ok()?;
     for table in REFUSABLE {
         if let Some(Value::Dict(tag, d)) = dict.get(*table) {
@@ -495,7 +500,7 @@ fn refused_kind(fig: &Figment) -> Option<Invalid> {
         }
     }
     let exp: Experiment = Figment::from(Serialized::defaults(dict)).extract().ok()?;
-    let e = crate::plan::resolve(&exp).err()?;
+    let e = kinds(&exp)?;
     let table = e.key.strip_suffix(".kind")?;
     REFUSABLE.contains(&table).then_some(e)
 }
@@ -887,7 +892,7 @@ mod tests {
                    [behaviour]\nkind = \"on_policy\"\nepsilon = 3.0\n"
                 .into(),
         };
-        let (exp, sources) = load_file(&file, &[]).unwrap();
+        let (exp, sources) = load_file(&file, &[], |_| None).unwrap();
         assert_eq!(exp.name, "x");
         // Messages still name the path.
         let e = sources.invalid(&Invalid::new("behaviour.epsilon", "must be in [0, 1]"));

@@ -11,7 +11,7 @@ mod load;
 mod sweep;
 
 pub use load::{
-    load, load_file, parse_set, ConfigError, ExperimentFile, SetArg, Sources, SWEEP_ORIGIN,
+    load_file, parse_set, ConfigError, ExperimentFile, KindCheck, SetArg, Sources, SWEEP_ORIGIN,
 };
 pub use sweep::{SlurmConfig, SweepConfig};
 

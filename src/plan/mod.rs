@@ -259,8 +259,18 @@ pub fn load(path: &Path, sets: &[SetArg]) -> Result<Plan, ConfigError> {
 
 /// [`load`] of a file already read.
 pub fn load_file(file: &config::ExperimentFile, sets: &[SetArg]) -> Result<Plan, ConfigError> {
-    let (exp, sources) = config::load_file(file, sets)?;
+    let (exp, sources) = load_experiment(file, sets)?;
     resolve(&exp).map_err(|e| sources.invalid(&e))
+}
+
+/// The experiment of `file` with `sets`, loaded but not resolved; when it
+/// does not load, a component kind its environment refuses is reported
+/// before the keys of that component's table.
+pub fn load_experiment(
+    file: &config::ExperimentFile,
+    sets: &[SetArg],
+) -> Result<(Experiment, config::Sources), ConfigError> {
+    config::load_file(file, sets, |exp| resolve(exp).err())
 }
 
 /// Check `exp` and resolve it into a [`Plan`] (see the module documentation).

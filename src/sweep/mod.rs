@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::config::{self, ConfigError, ExperimentFile, SetArg};
+use crate::config::{ConfigError, ExperimentFile, SetArg};
 use crate::output::write_atomic;
 use crate::plan::{self, Plan};
 use crate::train::{self, RunOptions};
@@ -121,7 +121,7 @@ impl Expansion {
     /// Load `source` with `sets` and check its `[sweep]` table.
     pub fn new(source: &ExperimentFile, sets: &[SetArg]) -> Result<Self, ConfigError> {
         let file = source.path.as_path();
-        let (base, _) = config::load_file(source, sets)?;
+        let (base, _) = plan::load_experiment(source, sets)?;
         let sweep = base.sweep.clone().unwrap_or_default();
         let invalid = |msg: String| ConfigError::Invalid {
             path: file.to_path_buf(),
