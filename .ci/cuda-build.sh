@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI's CUDA step (README, "CUDA"): build the `cuda` feature (the runner and
+# CI's CUDA step (docs/cuda.md): build the `cuda` feature (the runner and
 # tests/cuda.rs) so that the CUDA path cannot rot on machines without a GPU,
 # and run the CUDA tests. Without a GPU they check that the CUDA build's CPU
 # path gives the golden metrics and that `device = "cuda"` fails clearly; the

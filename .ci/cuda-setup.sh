@@ -6,7 +6,7 @@
 #     eval "$(bash .ci/cuda-setup.sh)"
 #     cargo build --release --features cuda
 #
-# What it does, and why (README, "CUDA"):
+# What it does, and why (docs/cuda.md):
 # - installs the toolkit's wheels pinned below into a virtual environment
 #   under $RUNNER_CUDA_HOME (default: ~/.cache/runner-cuda/<version>), once; a
 #   second call reuses it. 13.0 is pinned because the GPU machines we run on have a

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check (README, "CUDA"): on a machine with an NVIDIA GPU, run the
+# The GPU check (docs/cuda.md): on a machine with an NVIDIA GPU, run the
 # CUDA tests (CUDA against CPU on every family) and `runner bench` on CUDA and
 # on CPU for the paper's flagship files at their own (the paper's) batch
 # sizes, and write one table.

@@ -25,11 +25,19 @@ macro_rules! errln {
 /// Experiment runner for amortized samplers trained as GFlowNets.
 ///
 /// `runner FILE` trains the experiment in FILE and writes its results under
-/// `<out>/<name>/<run_id>/` (config.toml and metrics.csv); `runner show FILE`
-/// prints the resolved experiment first, every default filled in, with
-/// where each value comes from. Progress goes to stderr: a bar on a
-/// terminal, else a line every 30 s ($RUNNER_PROGRESS_SECS) and at each
-/// evaluation.
+/// `<out>/<name>/<run_id>/`: config.toml (the resolved experiment),
+/// metrics.csv (a row at step 0 and after every evaluation),
+/// events.out.tfevents.<start>.runner (the same rows for TensorBoard),
+/// checkpoints/ (the latest step-N.safetensors), plots/ (grid density
+/// heatmaps, diffusion sample pictures), oracle_stderr.log (a reward or
+/// energy program's standard error), status.toml (written when the run
+/// ends), report/ (after `runner report` on the run) and .lock (while a
+/// runner executes it). Beside the runs, `<out>/<name>/` holds runs.csv,
+/// summary.csv, a sweep's report/ and `runner slurm`'s slurm.sbatch and
+/// slurm/ logs (docs/results.md). `runner show FILE` prints the resolved
+/// experiment first, every default filled in, with where each value comes
+/// from. Progress goes to stderr: a bar on a terminal, else a line every
+/// 30 s ($RUNNER_PROGRESS_SECS) and at each evaluation.
 #[derive(Parser)]
 #[command(name = "runner", version, args_conflicts_with_subcommands = true)]
 struct Cli {

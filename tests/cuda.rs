@@ -1,5 +1,5 @@
 //! The CUDA engine against the CPU engine (built only with `--features cuda`;
-//! README, "CUDA"). Every family runs a few steps with `device = "cuda"` and
+//! docs/cuda.md). Every family runs a few steps with `device = "cuda"` and
 //! with `device = "cpu"`, and the two `metrics.csv` agree column by column.
 //!
 //! Without a usable GPU (no driver, or the link-time stub driver of
