@@ -2,9 +2,10 @@
 //! achieved GFLOP/s of `runner bench`.
 //!
 //! Every matrix product of a policy or an objective goes through [`matmul`],
-//! which adds 2 m k n (per batch element) to a process-wide counter: the
-//! training counter while the calling thread is inside [`training`] (the
-//! student's and the teacher's loss), else the inference counter (rollouts,
+//! which computes it in a fixed reduction order ([`crate::ordered`]) and
+//! adds 2 m k n (per batch element) to a process-wide counter: the training
+//! counter while the calling thread is inside [`training`] (the student's
+//! and the teacher's loss), else the inference counter (rollouts,
 //! evaluation, signals). A training product is followed by its backward
 //! pass, two products of the same size (the gradients of both operands), so
 //! the work of a run is `inference + 3 x training`. Elementwise operations,
@@ -23,9 +24,10 @@ thread_local! {
     static IN_TRAINING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// `a.matmul(b)`, counted.
+/// `a.matmul(b)` in a fixed reduction order ([`crate::ordered::matmul`]),
+/// counted.
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let out = a.matmul(b)?;
+    let out = crate::ordered::matmul(a, b)?;
     let dims = a.dims();
     if let ([.., m, k], Some(&n)) = (dims, b.dims().last()) {
         let batch: usize = dims[..dims.len() - 2].iter().product();

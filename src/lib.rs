@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod objective;
 pub mod ops;
 pub mod optim;
+pub mod ordered;
 pub mod output;
 pub mod plan;
 pub mod policy;

@@ -499,12 +499,12 @@ fn phi_cdf(x: f32) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
     /// The bit patterns of a tensor's f32 values (for bit-for-bit checks).
-    fn bits(t: &Tensor) -> Vec<u32> {
+    pub(crate) fn bits(t: &Tensor) -> Vec<u32> {
         t.flatten_all()
             .unwrap()
             .to_vec1::<f32>()
